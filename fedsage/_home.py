@@ -1,0 +1,184 @@
+"""fedsage's home folder: where local state lives, atomic writes, and the registry.
+
+Everything that must outlive a process (jobs, endpoints, Kyma deployments, the local
+object store, runtimes) lives under one folder, ``FEDSAGE_HOME`` (default: the
+platform's user data folder).  Records are kept in a small SQLite database that two
+processes may use at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from .errors import ConfigurationError
+
+__all__ = ["Registry", "atomic_write", "fedsage_home", "registry"]
+
+HOME_ENV = "FEDSAGE_HOME"
+
+
+def fedsage_home() -> Path:
+    """Return the home folder (created if missing).
+
+    ``FEDSAGE_HOME`` wins; otherwise the platform's user data folder for ``fedsage``.
+    """
+    raw = os.environ.get(HOME_ENV)
+    home = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir("fedsage"))
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot create fedsage's home folder {home}: {exc.strerror}; "
+            f"set {HOME_ENV} to a writable folder"
+        ) from exc
+    return home.resolve()
+
+
+@contextlib.contextmanager
+def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path`` and move it into place on success.
+
+    On any exception the temporary file is removed and ``path`` is left untouched,
+    so a reader never sees a half-written file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` atomically."""
+    with atomic_write(path, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, default=str)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, name)
+)
+"""
+
+
+class Registry:
+    """A small key-value registry of JSON records, safe for several processes.
+
+    Records are grouped by ``kind`` (``job``, ``endpoint``, ``kyma`` ...) and named
+    uniquely within a kind.  Each call opens its own connection, so a registry object
+    may be shared freely; writes take SQLite's write lock (``BEGIN IMMEDIATE``), so a
+    read-modify-write in :meth:`update` is never lost to a concurrent writer.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The SQLite file; created with its table on first use.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"Registry({str(self.path)!r})"
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=30000")
+            yield conn
+        finally:
+            conn.close()
+
+    def add(self, kind: str, name: str, data: dict[str, Any]) -> None:
+        """Insert a new record; raise :class:`KeyError` if the name is taken."""
+        now = time.time()
+        with self._connect() as conn:
+            try:
+                conn.execute(
+                    "INSERT INTO records (kind, name, data, created, updated) VALUES (?, ?, ?, ?, ?)",
+                    (kind, name, json.dumps(data, default=str), now, now),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise KeyError(f"a {kind} named {name!r} already exists") from exc
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        """Return the record, or ``None`` when there is none."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT data FROM records WHERE kind = ? AND name = ?", (kind, name)
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def update(self, kind: str, name: str, **changes: Any) -> dict[str, Any]:
+        """Merge ``changes`` into an existing record and return the new record.
+
+        Raises
+        ------
+        KeyError
+            If there is no such record.
+        """
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT data FROM records WHERE kind = ? AND name = ?", (kind, name)
+                ).fetchone()
+                if row is None:
+                    raise KeyError(f"no {kind} named {name!r}")
+                data = json.loads(row[0])
+                data.update(changes)
+                conn.execute(
+                    "UPDATE records SET data = ?, updated = ? WHERE kind = ? AND name = ?",
+                    (json.dumps(data, default=str), time.time(), kind, name),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return data
+
+    def list(self, kind: str) -> list[dict[str, Any]]:
+        """Return every record of ``kind``, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT data FROM records WHERE kind = ? ORDER BY created, name", (kind,)
+            ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def delete(self, kind: str, name: str) -> bool:
+        """Remove a record; return whether it existed."""
+        with self._connect() as conn:
+            cursor = conn.execute("DELETE FROM records WHERE kind = ? AND name = ?", (kind, name))
+        return cursor.rowcount > 0
+
+
+def registry() -> Registry:
+    """Return the registry under the current home folder."""
+    return Registry(fedsage_home() / "registry.sqlite3")

@@ -1,0 +1,114 @@
+"""The whole fedsage exception tree.
+
+::
+
+    FedsageError
+    ├── ConfigurationError (ValueError)     bad arguments, missing extras, missing credentials
+    │   └── MissingExtraError (ImportError)  an optional extra is not installed
+    ├── DataError                           reading or writing data, database errors
+    ├── StorageError                        the object store (local folder tree or S3)
+    ├── TrainingError                       a training job failed or was stopped
+    ├── RuntimeBuildError                   a framework runtime could not be built
+    ├── EndpointError                       an endpoint could not be created, found or reached
+    │   └── InvocationError                 the model answered with an error status (ModelError)
+    └── DeploymentError                     building, pushing or applying a Kyma deployment
+
+Every message says what was wrong and what to do about it.  Errors that wrap a foreign
+exception keep it as ``__cause__`` (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "DataError",
+    "DeploymentError",
+    "EndpointError",
+    "FedsageError",
+    "InvocationError",
+    "MissingExtraError",
+    "RuntimeBuildError",
+    "StorageError",
+    "TrainingError",
+]
+
+
+class FedsageError(Exception):
+    """Base class of every error fedsage raises on purpose."""
+
+
+class ConfigurationError(FedsageError, ValueError):
+    """A parameter, setting or environment variable has a value fedsage cannot use."""
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """An optional dependency group is needed but not installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"this feature needs the optional module {module!r}, which is not installed; "
+            f"install it with: pip install 'fedsage[{extra}]'"
+        )
+
+
+class DataError(FedsageError):
+    """Reading from or writing to a database or a data file failed."""
+
+
+class StorageError(FedsageError):
+    """An object-store operation failed (missing key, bad URI, write error)."""
+
+
+class TrainingError(FedsageError):
+    """A training job failed or was stopped.
+
+    Attributes
+    ----------
+    job_name : str
+        The training job's name.
+    status : str
+        ``Failed`` or ``Stopped``.
+    reason : str
+        The job's ``FailureReason``.
+    """
+
+    def __init__(self, job_name: str, status: str, reason: str) -> None:
+        self.job_name = job_name
+        self.status = status
+        self.reason = reason
+        super().__init__(
+            f"Error for Training job {job_name}: {status}. Reason: {reason}. "
+            f"See the whole log with: fedsage jobs logs {job_name}"
+        )
+
+
+class RuntimeBuildError(FedsageError):
+    """A framework runtime could not be found or built."""
+
+
+class EndpointError(FedsageError):
+    """An endpoint could not be created, found or reached."""
+
+
+class InvocationError(EndpointError):
+    """The model behind an endpoint answered with an error status.
+
+    Mirrors SageMaker runtime's ``ModelError``: ``status_code`` is the container's
+    status (``OriginalStatusCode``) and ``body`` its response body (``OriginalMessage``).
+    """
+
+    def __init__(self, endpoint_name: str, status_code: int, body: str) -> None:
+        self.endpoint_name = endpoint_name
+        self.status_code = status_code
+        self.body = body
+        kind = "client" if 400 <= status_code < 500 else "server"
+        super().__init__(
+            f"Received {kind} error ({status_code}) from model with message {body!r}. "
+            f"See the endpoint's log with: fedsage endpoints logs {endpoint_name}"
+        )
+
+
+class DeploymentError(FedsageError):
+    """Building, pushing or applying a (Kyma) deployment failed."""

@@ -1,0 +1,83 @@
+"""What a runtime is: an interpreter, its environment, and the versions it really has."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HOST", "Runtime", "host_runtime"]
+
+HOST = "host"
+
+# What a SageMaker scikit-learn image sets in every process (reference note e).
+IMAGE_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "PYTHONIOENCODING": "UTF-8",
+    "LANG": "C.UTF-8",
+    "LC_ALL": "C.UTF-8",
+    "SAGEMAKER_TRAINING_MODULE": "sagemaker_sklearn_container.training:main",
+    "SAGEMAKER_SERVING_MODULE": "sagemaker_sklearn_container.serving:main",
+}
+
+_REPORTED = ("scikit-learn", "numpy", "pandas", "scipy", "joblib")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An interpreter that jobs and model workers run under.
+
+    Attributes
+    ----------
+    framework_version : str
+        The SageMaker ``framework_version`` it stands for, or ``"host"`` for fedsage's
+        own environment.
+    python : pathlib.Path
+        The interpreter to start.
+    python_version : str
+        Its ``X.Y.Z`` version.
+    packages : dict
+        Installed versions of the libraries a script sees (``scikit-learn``, ``numpy`` ...).
+    env : dict
+        Environment variables every process of this runtime gets.
+    approximate : bool
+        True when the exact interpreter or library line was not available and a near
+        one stands in (see ``docs/runtimes.md``).
+    """
+
+    framework_version: str
+    python: Path
+    python_version: str
+    packages: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    approximate: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-ready summary recorded with every job and endpoint."""
+        return {
+            "FrameworkVersion": self.framework_version,
+            "Python": str(self.python),
+            "PythonVersion": self.python_version,
+            "Packages": dict(self.packages),
+            "Approximate": self.approximate,
+        }
+
+
+def host_runtime() -> Runtime:
+    """fedsage's own interpreter and libraries (``framework_version='host'``)."""
+    packages = {}
+    for name in _REPORTED:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return Runtime(
+        framework_version=HOST,
+        python=Path(sys.executable),
+        python_version=".".join(map(str, sys.version_info[:3])),
+        packages=packages,
+        env=dict(IMAGE_ENV),
+    )

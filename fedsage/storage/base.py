@@ -1,0 +1,48 @@
+"""The object-store interface: a bucket of keys, as S3 has, and nothing about SageMaker."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["ObjectStore"]
+
+
+class ObjectStore(ABC):
+    """One bucket of an object store.
+
+    Implementations: :class:`~fedsage.storage.local.LocalStore` (a folder tree) and
+    :class:`~fedsage.storage.s3.S3Store` (Amazon S3).  Writes are atomic: a reader sees
+    either the previous object or the whole new one.
+    """
+
+    bucket: str
+
+    def uri(self, key: str) -> str:
+        """Return the ``s3://bucket/key`` URI of ``key``."""
+        return f"s3://{self.bucket}/{key}"
+
+    @abstractmethod
+    def put_file(self, key: str, path: Path) -> str:
+        """Store the file at ``path`` under ``key``; return the object's URI."""
+
+    @abstractmethod
+    def put_stream(self, key: str, stream: BinaryIO) -> str:
+        """Store everything read from ``stream`` under ``key``; return the URI."""
+
+    @abstractmethod
+    def download(self, key: str, dest: Path) -> Path:
+        """Copy the object ``key`` to the file ``dest``; return ``dest``."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object ``key`` exists."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Return the keys that start with ``prefix``, sorted."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; return how many."""
