@@ -122,7 +122,8 @@ class Registry:
         with self._connect() as conn:
             try:
                 conn.execute(
-                    "INSERT INTO records (kind, name, data, created, updated) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO records (kind, name, data, created, updated)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     (kind, name, json.dumps(data, default=str), now, now),
                 )
             except sqlite3.IntegrityError as exc:

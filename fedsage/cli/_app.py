@@ -16,7 +16,7 @@ app = typer.Typer(
 )
 
 # (command name, module under fedsage.cli): each module defines a typer ``app``.
-_SUBCOMMANDS: list[tuple[str, str]] = []
+_SUBCOMMANDS: list[tuple[str, str]] = [("jobs", "jobs")]
 
 
 def _register() -> None:

@@ -1,0 +1,115 @@
+"""``fedsage data``: look at and export data through :class:`~fedsage.data.DbConnection`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from ..errors import FedsageError
+
+app = typer.Typer(
+    help="Browse and export data: Datasphere (config.json), a SQL URL or the embedded warehouse.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+_CONFIG = typer.Option(None, "--config", "-c",
+                       help="config.json path or a SQLAlchemy URL (default ./config.json).")
+
+
+@contextmanager
+def _connection(config: str | None) -> Iterator[Any]:
+    from ..data import DbConnection
+
+    try:
+        with DbConnection(url=config) as db:
+            yield db
+    except FedsageError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(code=1) from None
+
+
+def _show(rows: list[tuple[Any, ...]], headers: list[str], title: str) -> None:
+    table = RichTable(title=title)
+    for header in headers:
+        table.add_column(str(header))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+@app.command()
+def views(config: str | None = _CONFIG) -> None:
+    """List the views of the configured schema."""
+    with _connection(config) as db:
+        _show(*db.get_schema_views(), title="views")
+
+
+@app.command()
+def tables(config: str | None = _CONFIG) -> None:
+    """List your own tables."""
+    with _connection(config) as db:
+        _show(*db.get_user_tables(), title="tables")
+
+
+@app.command()
+def describe(name: str, config: str | None = _CONFIG) -> None:
+    """Show the columns of a view or table NAME."""
+    with _connection(config) as db:
+        rows, headers = db.get_view_metadata(name)
+        if not rows:
+            rows, headers = db.get_table_metadata(name)
+        if not rows:
+            raise_missing(name)
+        _show(rows, headers, title=name)
+
+
+def raise_missing(name: str) -> None:
+    """Report an unknown view or table and exit 1."""
+    Console(stderr=True).print(f"[red]error:[/red] no view or table named {name!r}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def head(name: str, rows: int = typer.Option(10, "--rows", "-n", min=1),
+         config: str | None = _CONFIG) -> None:
+    """Show the first rows of a view or table NAME."""
+    with _connection(config) as db:
+        frame = next(iter(db.table(name).iter_batches(batch_rows=rows)))
+        _show([tuple(r.values()) for r in frame.to_pylist()], frame.schema.names, title=name)
+
+
+@app.command()
+def export(query: str, to: Path = typer.Option(..., "--to", help="The file to write."),
+           file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
+           config: str | None = _CONFIG) -> None:
+    """Export QUERY (a SELECT or a table name) to a file, streaming, with progress."""
+    with _connection(config) as db, Progress(
+        TextColumn("[bold]export"), BarColumn(), TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(), console=Console(stderr=True),
+    ) as progress:
+        task = progress.add_task("export", total=None)
+        count = db.export(query, to, file_format,
+                          progress=lambda done: progress.update(task, completed=done))
+        progress.update(task, completed=count)
+    Console().print(f"wrote {count:,} rows to {to}")
+
+
+@app.command()
+def samples() -> None:
+    """Load the sample data sets (IRIS, BREAST_CANCER, SALES) into the embedded warehouse."""
+    from ..data.samples import load_samples
+
+    try:
+        names = load_samples()
+    except FedsageError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
+    Console().print("loaded: " + ", ".join(names))

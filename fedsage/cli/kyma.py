@@ -1,0 +1,124 @@
+"""``fedsage kyma``: list, describe and delete Kyma deployments; write their manifests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import FedsageError
+
+app = typer.Typer(help="Kyma deployments (SAP BTP Kyma, or local replicas).", no_args_is_help=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fails_cleanly(func: F) -> F:
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except FedsageError as exc:
+            Console(stderr=True).print(f"[red]Error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command("list")
+@_fails_cleanly
+def list_() -> None:
+    """List Kyma deployments."""
+    from ..kyma.records import list_records
+
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    for column in ("target", "namespace", "replicas", "url"):
+        table.add_column(column)
+    for record in list_records():
+        table.add_row(
+            record["name"],
+            record.get("target", ""),
+            record.get("namespace", ""),
+            str(record.get("replicas", "")),
+            record.get("url") or record.get("host", ""),
+        )
+    Console().print(table)
+
+
+@app.command()
+@_fails_cleanly
+def describe(name: str) -> None:
+    """Show a deployment's record as JSON."""
+    from ..kyma.records import get_record
+
+    Console().print_json(json.dumps(get_record(name)))
+
+
+@app.command()
+@_fails_cleanly
+def delete(
+    name: str,
+    kubeconfig: Path = typer.Option(None, help="Kubeconfig (default: ./kubeconfig.yml)."),
+) -> None:
+    """Delete a deployment's objects (not its namespace) and its record."""
+    from ..kyma.records import delete_deployment
+
+    for line in delete_deployment(name, kubeconfig):
+        Console().print(f"deleted {line}")
+    Console().print(f"deleted {name}")
+
+
+@app.command()
+@_fails_cleanly
+def manifests(
+    job_or_name: str = typer.Argument(..., help="A Kyma deployment or a training job."),
+    out: Path = typer.Option(..., "--out", help="Folder to write <name>.yaml into."),
+    image: str = typer.Option(None, help="registry/repo@sha256:... (for a job)."),
+    program: str = typer.Option(None, help="SAGEMAKER_PROGRAM (for a job)."),
+    namespace: str = typer.Option("fedsage"),
+    replicas: int = typer.Option(1),
+    domain: str = typer.Option(None, help="Cluster domain; default: a short host."),
+    jwt_issuer: str = typer.Option(None),
+    jwks_uri: str = typer.Option(None),
+    allow_unauthenticated: bool = typer.Option(
+        False, help="Expose the model without authentication (noAuth)."
+    ),
+) -> None:
+    """Write the YAML fedsage applies (the pull Secret is left out: it holds a token)."""
+    from .._home import registry
+    from ..kyma.manifests import KymaSpec, build_manifests, derive_name, to_yaml
+    from ..kyma.records import KIND
+
+    record = registry().get(KIND, job_or_name)
+    if record is not None:
+        name, objects = record["name"], record["manifests"]
+    else:
+        if image is None:
+            raise typer.BadParameter(
+                "needed when JOB_OR_NAME is a training job", param_hint="--image"
+            )
+        name = derive_name(job_or_name)
+        env = {"SAGEMAKER_PROGRAM": program, "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/code"}
+        spec = KymaSpec(
+            name=name,
+            image=image,
+            namespace=namespace,
+            replicas=replicas,
+            env=env if program else {},
+            domain=domain,
+            jwt_issuer=jwt_issuer,
+            jwks_uri=jwks_uri,
+            allow_unauthenticated=allow_unauthenticated,
+            job_name=job_or_name,
+        )
+        objects = build_manifests(spec)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}.yaml"
+    target.write_text(to_yaml(objects))
+    Console().print(f"wrote {target}")

@@ -1,0 +1,283 @@
+"""``DwcSagemaker``: fedml-aws's public API, in local or AWS mode.
+
+This module only checks arguments, applies fedml-aws's defaults and picks a backend;
+the backends (:mod:`fedsage.backends`) do the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from . import _validation as check
+from .backends.base import Backend, TrainingRequest
+from .channels import check_content_type, plan_channel
+from .errors import ConfigurationError
+from .storage import check_bucket_name, check_prefix, parse_s3_uri
+from .training.contract import encode_hyperparameters
+from .training.handle import TrainingJobHandle
+from .training.spec import check_base_job_name
+
+__all__ = ["MODE_ENV", "DwcSagemaker"]
+
+logger = logging.getLogger(__name__)
+
+MODE_ENV = "FEDSAGE_MODE"
+_announced: set[str] = set()
+
+
+def _announce_once(key: str, message: str) -> None:
+    if key not in _announced:
+        _announced.add(key)
+        logger.warning(message)
+
+
+class DwcSagemaker:
+    """Train scikit-learn models with SageMaker's contract; deploy and call them.
+
+    Parameters
+    ----------
+    prefix : str, default='model-data'
+        Key prefix in the bucket for training data and artifacts.
+    bucket_name : str or None, default=None
+        The bucket.  ``None`` uses one default bucket (``fedsage-local`` in local
+        mode; ``sagemaker-<region>-<account>`` in aws mode), never a new one per call.
+    mode : {'local', 'aws'} or None, default=None
+        Where things run.  ``None`` reads ``FEDSAGE_MODE``, else ``local``.
+
+    Raises
+    ------
+    ConfigurationError
+        For an invalid prefix, bucket name or mode.
+
+    Examples
+    --------
+    >>> from fedsage import DwcSagemaker
+    >>> dwc = DwcSagemaker(prefix="iris")                      # doctest: +SKIP
+    >>> clf = dwc.train_sklearn_model(df, train_script="train.py", wait=True)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, prefix: str = "model-data", bucket_name: str | None = None, mode: str | None = None
+    ) -> None:
+        caller = "DwcSagemaker"
+        self.prefix = check_prefix(prefix)
+        if bucket_name is not None:
+            check_bucket_name(bucket_name)
+        self.mode = check.check_mode(mode or os.environ.get(MODE_ENV) or "local", caller)
+        self._backend = self._make_backend(bucket_name)
+        self.bucket_name = self._backend.store.bucket
+        _announce_once(
+            self.mode,
+            f"fedsage is in {self.mode} mode (bucket {self.bucket_name!r}); "
+            f"set {MODE_ENV}=local|aws or pass mode= to change it",
+        )
+
+    def _make_backend(self, bucket_name: str | None) -> Backend:
+        if self.mode == "local":
+            from .backends.local import LocalBackend
+
+            return LocalBackend(bucket_name, self.prefix)
+        from .backends.aws import AwsBackend  # type: ignore[import-not-found,unused-ignore]
+
+        backend: Backend = AwsBackend(bucket_name, self.prefix)
+        return backend
+
+    def __repr__(self) -> str:
+        return (
+            f"DwcSagemaker(prefix={self.prefix!r}, bucket_name={self.bucket_name!r}, "
+            f"mode={self.mode!r})"
+        )
+
+    # -- training ------------------------------------------------------------
+
+    def train_sklearn_model(
+        self,
+        train_data: Any = None,
+        test_data: Any = None,
+        content_type: str | None = None,
+        train_script: str | None = None,
+        source_dir: str | None = None,
+        instance_count: int = 1,
+        instance_type: str | None = None,
+        base_job_name: str | None = None,
+        hyperparameters: dict[Any, Any] | None = None,
+        wait: bool = False,
+        logs: str | bool = "All",
+        download_output: bool = False,
+        *,
+        framework_version: str | None = None,
+    ) -> TrainingJobHandle:
+        """Train a scikit-learn model with a SageMaker script-mode training script.
+
+        Parameters
+        ----------
+        train_data : DataFrame, DbConnection table/query, or str
+            Training data: a DataFrame (written as ``train.csv`` without header and
+            without index), a table or query from :class:`~fedsage.DbConnection`
+            (streamed), a ``file://`` path to a ``.csv``, ``.json``, ``.json.gz`` or
+            ``.txt`` file or a folder of them, or an ``s3://`` URI.
+        test_data : same as ``train_data``, optional
+            Test data, the ``test`` channel.
+        content_type : str, optional
+            MIME type of the input data, recorded in the channel configuration.
+        train_script : str
+            The entry point; with ``source_dir`` it must sit at that folder's root.
+        source_dir : str, optional
+            A folder packed as ``sourcedir.tar.gz`` (a ``requirements.txt`` in it is
+            installed into a cached overlay), or an ``s3://`` URI of such an archive.
+        instance_count : int, default=1
+            Must be 1: SageMaker's scikit-learn estimator does not train distributed.
+        instance_type : str, optional
+            ``local`` or an ``ml.*`` type; in local mode an ``ml.*`` type runs locally.
+        base_job_name : str, optional
+            Prefix of the job name (default ``sagemaker-scikit-learn``); a timestamp
+            is appended as SageMaker does.
+        hyperparameters : dict, optional
+            Passed to the script as ``--name value`` arguments, JSON-encoded as the
+            SageMaker SDK does.
+        wait : bool, default=False
+            Block until the job ends.
+        logs : {'All', 'None', 'Training', 'Rules'} or bool, default='All'
+            Which logs to print while waiting.
+        download_output : bool, default=False
+            Wait, then extract ``output.tar.gz`` into ``<job name>/output/`` in the
+            working folder.
+        framework_version : str, optional
+            The SageMaker scikit-learn image version whose Python and libraries the
+            job runs with (default ``'0.23-1'``, as fedml-aws); ``'host'`` runs in
+            fedsage's own environment.
+
+        Returns
+        -------
+        TrainingJobHandle
+            An estimator-like handle (``latest_training_job.name``, ``model_data``,
+            ``describe()``, ``wait()``...), accepted by :meth:`deploy`.
+
+        Raises
+        ------
+        ConfigurationError
+            For any invalid argument, before anything is written.
+        TrainingError
+            When waiting and the job fails.
+        """
+        caller = "train_sklearn_model"
+        request = self._training_request(
+            caller,
+            train_data=train_data,
+            test_data=test_data,
+            content_type=content_type,
+            train_script=train_script,
+            source_dir=source_dir,
+            instance_count=instance_count,
+            instance_type=instance_type,
+            base_job_name=base_job_name,
+            hyperparameters=hyperparameters,
+            framework_version=framework_version,
+        )
+        check.check_bool(wait, "wait", caller)
+        logs = check.check_logs(logs, caller)
+        check.check_bool(download_output, "download_output", caller)
+
+        handle = self._backend.train(request)
+        if wait or download_output:
+            handle.wait(logs=logs)
+        if download_output:
+            dest = Path.cwd() / handle.job_name / "output"
+            if self._backend.download_output(handle.job_name, dest) is None:
+                logger.info("job %s wrote no output data", handle.job_name)
+        return handle
+
+    def _training_request(
+        self,
+        caller: str,
+        *,
+        train_data: Any,
+        test_data: Any,
+        content_type: str | None,
+        train_script: str | None,
+        source_dir: str | None,
+        instance_count: int,
+        instance_type: str | None,
+        base_job_name: str | None,
+        hyperparameters: dict[Any, Any] | None,
+        framework_version: str | None,
+    ) -> TrainingRequest:
+        from .runtimes import DEFAULT_FRAMEWORK_VERSION, check_framework_version
+
+        content_type = check_content_type(content_type)
+        if train_data is None:
+            raise ConfigurationError(
+                f"the train_data parameter of {caller} is required: pass a DataFrame, a "
+                "DbConnection table or query, a file:// path or an s3:// URI"
+            )
+        store = self._backend.store if self.mode == "local" else None
+        plans = [plan_channel("train", train_data, content_type, param="train_data", store=store)]
+        if test_data is not None:
+            plans.append(
+                plan_channel("test", test_data, content_type, param="test_data", store=store)
+            )
+        if train_script is None:
+            raise ConfigurationError(
+                f"the train_script parameter of {caller} is required: the path of the "
+                "training script (the entry point)"
+            )
+        resolved_source: Path | str | None = None
+        if source_dir is None:
+            entry_point = check.check_existing_file(train_script, "train_script", caller)
+        elif isinstance(source_dir, str) and source_dir.startswith("s3://"):
+            uri = parse_s3_uri(source_dir, "source_dir")
+            if store is not None and not store.exists(uri.key):
+                raise ConfigurationError(
+                    f"the source_dir parameter of {caller} is {source_dir!r}, which is not "
+                    "in the local store; pass a local folder instead"
+                )
+            resolved_source = str(uri)
+            entry_point = Path(train_script)
+        else:
+            folder = Path(source_dir).expanduser()
+            if not folder.is_dir():
+                raise ConfigurationError(
+                    f"the source_dir parameter of {caller} is {str(source_dir)!r}, which is "
+                    "not a folder"
+                )
+            folder = folder.resolve()
+            script = Path(train_script)
+            candidate = script if script.is_absolute() else folder / script
+            entry_point = check.check_existing_file(candidate, "train_script", caller)
+            if entry_point.parent != folder:
+                raise ConfigurationError(
+                    f"the train_script parameter of {caller} must name a file at the root of "
+                    f"source_dir {str(folder)!r}; got {train_script!r} instead"
+                )
+            resolved_source = folder
+        check.check_instance_count(instance_count, caller)
+        instance = check.check_instance_type(
+            instance_type, caller, default="local" if self.mode == "local" else None
+        )
+        if self.mode == "local" and instance.startswith("ml."):
+            _announce_once(
+                "ml-local",
+                f"instance_type={instance!r} runs on this machine in local mode; the name is "
+                "recorded with the job and used as is in aws mode",
+            )
+        version = check_framework_version(
+            DEFAULT_FRAMEWORK_VERSION if framework_version is None else framework_version
+        )
+        return TrainingRequest(
+            channels=plans,
+            entry_point=entry_point,
+            source_dir=resolved_source,
+            instance_type=instance,
+            base_job_name=check_base_job_name(base_job_name),
+            hyperparameters=encode_hyperparameters(hyperparameters),
+            framework_version=version,
+        )
+
+    # -- jobs ----------------------------------------------------------------
+
+    def describe_training_job(self, job_name: str) -> dict[str, Any]:
+        """The DescribeTrainingJob response of ``job_name``."""
+        return self._backend.describe_training_job(job_name)
