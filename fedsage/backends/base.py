@@ -69,3 +69,40 @@ class Backend(ABC):
     @abstractmethod
     def download_output(self, name: str, dest: Path) -> Path | None:
         """Extract the job's ``output.tar.gz`` into ``dest``; None when there is none."""
+
+    # -- endpoints -------------------------------------------------------------
+
+    @abstractmethod
+    def deploy(
+        self,
+        job_name: str,
+        *,
+        initial_instance_count: int,
+        instance_type: str,
+        endpoint_name: str | None,
+        framework_version: str | None = None,
+    ) -> str:
+        """Create an endpoint serving the model of ``job_name``; return its name."""
+
+    @abstractmethod
+    def predict(
+        self, endpoint_name: str, body: bytes, content_type: str, accept: str
+    ) -> tuple[bytes, str]:
+        """Invoke an endpoint; return (response body, response content type).
+
+        Raises :class:`~fedsage.errors.InvocationError` when the model answers with an
+        error status (SageMaker's ModelError).
+        """
+
+    @abstractmethod
+    def delete_endpoint(self, endpoint_name: str) -> None:
+        """Delete an endpoint (and, in aws mode, its config and model)."""
+
+    @abstractmethod
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """DescribeEndpoint-shaped summaries of the known endpoints."""
+
+    @abstractmethod
+    def delete_channel_data(self, job_name: str) -> int:
+        """Remove the training data uploaded for ``job_name``; return objects removed."""
+

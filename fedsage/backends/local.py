@@ -17,6 +17,7 @@ from .._home import fedsage_home, registry
 from ..channels import upload_channel
 from ..errors import ConfigurationError, StorageError, TrainingError
 from ..storage import LocalStore, parse_s3_uri
+from ..storage.local import store_root
 from ..training import contract, records
 from ..training.handle import TrainingJobHandle
 from ..training.spec import JobSpec, name_from_base, runtime_to_dict
@@ -33,11 +34,6 @@ _STOP_TIMEOUT = 15.0
 
 # Runner processes started by this process, kept so they are reaped (no zombies).
 _RUNNERS: dict[str, subprocess.Popen[bytes]] = {}
-
-
-def store_root() -> Path:
-    """The folder that holds the local object store's buckets."""
-    return fedsage_home() / "s3"
 
 
 def _check_versions(runtime_packages: dict[str, str], framework_version: str) -> str | None:
@@ -299,6 +295,68 @@ class LocalBackend(Backend):
         with tempfile.TemporaryDirectory(prefix="fedsage-output-") as tmp:
             archive = self.store.download(spec.output_key, Path(tmp) / "output.tar.gz")
             return extract_safely(archive, dest)
+
+    # -- endpoints -------------------------------------------------------------
+
+    def deploy(
+        self,
+        job_name: str,
+        *,
+        initial_instance_count: int,
+        instance_type: str,
+        endpoint_name: str | None,
+        framework_version: str | None = None,
+    ) -> str:
+        from ..serving import endpoints
+
+        record = self._record(job_name)
+        if record["TrainingJobStatus"] != "Completed":
+            raise ConfigurationError(
+                f"training job {job_name} is {record['TrainingJobStatus']}, not Completed; "
+                "only a completed job has a model to deploy (wait for it with .wait())"
+            )
+        spec = JobSpec.from_file(records.job_dir(job_name) / "spec.json")
+        runtime = spec.get_runtime()
+        if framework_version is not None and framework_version != spec.framework_version:
+            raise ConfigurationError(
+                f"the framework_version parameter of deploy is {framework_version!r}, but job "
+                f"{job_name} was trained with {spec.framework_version!r}; a model must be "
+                "served by the runtime that trained it, so leave framework_version out"
+            )
+        name = endpoint_name or name_from_base(spec.base_job_name)
+        with tempfile.TemporaryDirectory(prefix="fedsage-deploy-") as tmp:
+            model_tar = self.store.download(spec.model_key, Path(tmp) / "model.tar.gz")
+            source = parse_s3_uri(spec.submit_directory)
+            code_tar = self.store.download(source.key, Path(tmp) / "sourcedir.tar.gz")
+            endpoints.create_endpoint(
+                name,
+                model_tar=model_tar,
+                code_tar=code_tar,
+                program=spec.program,
+                runtime=runtime,
+                instance_count=initial_instance_count,
+                env={"SAGEMAKER_REGION": self.region},
+            )
+        logger.info("endpoint %s serves job %s (%s)", name, job_name, instance_type)
+        return name
+
+    def predict(
+        self, endpoint_name: str, body: bytes, content_type: str, accept: str
+    ) -> tuple[bytes, str]:
+        from ..serving import endpoints
+
+        answer = endpoints.invoke_endpoint(endpoint_name, body, content_type, accept)
+        return answer.body, answer.content_type
+
+    def delete_endpoint(self, endpoint_name: str) -> None:
+        from ..serving import endpoints
+
+        endpoints.delete_endpoint(endpoint_name)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        from ..serving import endpoints
+
+        return endpoints.list_endpoints()
 
     def delete_channel_data(self, name: str) -> int:
         """Remove the training data uploaded for job ``name`` (``cleanup_resources``)."""

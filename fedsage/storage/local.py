@@ -7,14 +7,19 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from .._home import atomic_write
+from .._home import atomic_write, fedsage_home
 from ..errors import StorageError
 from .base import ObjectStore
 from .uris import check_bucket_name, check_key
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "store_root"]
 
 _COPY_CHUNK = 1 << 20
+
+
+def store_root() -> Path:
+    """The folder that holds the local object store's buckets, ``$FEDSAGE_HOME/s3``."""
+    return fedsage_home() / "s3"
 
 
 class LocalStore(ObjectStore):

@@ -27,6 +27,7 @@ from .._archive import extract_safely, pack_dir
 from .._home import Registry, registry
 from ..errors import FedsageError
 from ..storage import LocalStore, parse_s3_uri
+from ..storage.local import store_root
 from . import contract, sandbox
 from .records import KIND, set_secondary
 from .spec import JobSpec
@@ -249,8 +250,6 @@ class JobRunner:
 
 
 def _store_for(spec: JobSpec) -> LocalStore:
-    from ..backends.local import store_root
-
     return LocalStore(store_root(), spec.bucket)
 
 

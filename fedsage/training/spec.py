@@ -8,10 +8,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
-from ..runtimes.base import Runtime
+
+if TYPE_CHECKING:
+    from ..runtimes.base import Runtime
 
 __all__ = [
     "DEFAULT_BASE_JOB_NAME",
@@ -90,6 +92,8 @@ class JobSpec:
         return f"{self.prefix}/{self.job_name}/data".lstrip("/")
 
     def get_runtime(self) -> Runtime:
+        from ..runtimes.base import Runtime
+
         data = dict(self.runtime)
         data["python"] = Path(data["python"])
         return Runtime(**data)
