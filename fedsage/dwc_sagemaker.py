@@ -18,7 +18,7 @@ from .errors import ConfigurationError
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
 from .training.contract import encode_hyperparameters
 from .training.handle import TrainingJobHandle
-from .training.spec import check_base_job_name
+from .training.spec import check_base_job_name, check_job_name
 
 __all__ = ["MODE_ENV", "DwcSagemaker"]
 
@@ -281,3 +281,143 @@ class DwcSagemaker:
     def describe_training_job(self, job_name: str) -> dict[str, Any]:
         """The DescribeTrainingJob response of ``job_name``."""
         return self._backend.describe_training_job(job_name)
+
+    # -- endpoints -------------------------------------------------------------
+
+    def _job_name_of(self, clf: Any, caller: str) -> str:
+        if isinstance(clf, TrainingJobHandle):
+            if clf.mode != self.mode:
+                raise ConfigurationError(
+                    f"the clf parameter of {caller} was trained in {clf.mode} mode, but this "
+                    f"DwcSagemaker is in {self.mode} mode; use DwcSagemaker(mode={clf.mode!r})"
+                )
+            return clf.job_name
+        if isinstance(clf, str) and clf:
+            return clf
+        raise ConfigurationError(
+            f"the clf parameter of {caller} must be what train_sklearn_model returned or a "
+            f"training job name; got {type(clf).__name__} instead"
+        )
+
+    def deploy(
+        self,
+        clf: Any,
+        initial_instance_count: int,
+        instance_type: str,
+        endpoint_name: str | None = None,
+        cleanup_resources: bool = True,
+    ) -> str:
+        """Deploy a trained model to an endpoint that speaks SageMaker's protocol.
+
+        Parameters
+        ----------
+        clf : TrainingJobHandle or str
+            What :meth:`train_sklearn_model` returned, or a training job's name.
+        initial_instance_count : int
+            Instances behind the endpoint (local mode: server instances on this machine).
+        instance_type : str
+            ``local`` or an ``ml.*`` type such as ``ml.m5.large``.
+        endpoint_name : str, optional
+            The endpoint's name (SageMaker's naming rule); generated when omitted.
+        cleanup_resources : bool, default=True
+            Delete the training data uploaded for the job, as fedml-aws did.
+
+        Returns
+        -------
+        str
+            The endpoint name, for :meth:`predict`.
+
+        Raises
+        ------
+        ConfigurationError
+            For invalid arguments, a job that has not completed, or a name in use.
+        EndpointError
+            When the endpoint does not become healthy.
+        """
+        caller = "deploy"
+        job_name = self._job_name_of(clf, caller)
+        check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
+        instance = check.check_instance_type(instance_type, caller, default=None)
+        if endpoint_name is not None:
+            check_job_name(endpoint_name, "endpoint_name")
+        check.check_bool(cleanup_resources, "cleanup_resources", caller)
+        name = self._backend.deploy(
+            job_name,
+            initial_instance_count=initial_instance_count,
+            instance_type=instance,
+            endpoint_name=endpoint_name,
+        )
+        if cleanup_resources:
+            self._backend.delete_channel_data(job_name)
+        return name
+
+    def predict(
+        self,
+        endpoint_name: str,
+        body: Any,
+        content_type: str | None = None,
+        accept: str | None = None,
+    ) -> str | bytes:
+        """Invoke an endpoint and return its answer.
+
+        Parameters
+        ----------
+        endpoint_name : str
+            The endpoint to call.
+        body : bytes, str or seekable file-like object
+            The payload, in the format ``content_type`` names.
+        content_type : str, optional
+            The request's MIME type (``text/csv``, ``application/json``,
+            ``application/x-npy``); the server assumes ``application/json`` when omitted.
+        accept : str, optional
+            The response MIME type; the server's default accept when omitted.
+
+        Returns
+        -------
+        str or bytes
+            The response body decoded as text for textual types (as fedml-aws did),
+            bytes for binary types such as ``application/x-npy``.
+
+        Raises
+        ------
+        InvocationError
+            When the model answers with an error status (SageMaker's ModelError).
+        """
+        caller = "predict"
+        check_job_name(endpoint_name, "endpoint_name")
+        payload = _payload_bytes(body, caller)
+        answer, answer_type = self._backend.predict(
+            endpoint_name, payload, content_type or "application/json", accept or ""
+        )
+        if _is_textual(answer_type):
+            return answer.decode("utf-8")
+        return answer
+
+    def delete_endpoint(self, endpoint_name: str) -> None:
+        """Delete an endpoint and stop everything it runs."""
+        check_job_name(endpoint_name, "endpoint_name")
+        self._backend.delete_endpoint(endpoint_name)
+
+
+def _payload_bytes(body: Any, caller: str) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if hasattr(body, "read"):
+        data = body.read()
+        return data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    raise ConfigurationError(
+        f"the body parameter of {caller} must be bytes, str or a file-like object; "
+        f"got {type(body).__name__} instead"
+    )
+
+
+def _is_textual(content_type: str) -> bool:
+    base = content_type.split(";", 1)[0].strip().lower()
+    return base.startswith("text/") or base.endswith(("json", "xml", "jsonlines")) or (
+        "charset=" in content_type.lower()
+    )
+

@@ -35,5 +35,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade uv
 extras=""
-[ "$want_dev" = "dev" ] && extras="[dev,aws,kyma]"
+[ "$want_dev" = "dev" ] && extras="[dev,aws,kyma,datasphere]"
 .venv/bin/python -m uv pip install --python .venv/bin/python -q -e ".${extras}"

@@ -16,7 +16,12 @@ app = typer.Typer(
 )
 
 # (command name, module under fedsage.cli): each module defines a typer ``app``.
-_SUBCOMMANDS: list[tuple[str, str]] = [("jobs", "jobs")]
+_SUBCOMMANDS: list[tuple[str, str]] = [
+    ("jobs", "jobs"),
+    ("data", "data"),
+    ("runtimes", "runtimes"),
+    ("kyma", "kyma"),
+]
 
 
 def _register() -> None:
@@ -36,6 +41,15 @@ def _root(
 
 
 _register()
+
+
+def _register_commands() -> None:
+    from .demo import demo
+
+    app.command("demo")(demo)
+
+
+_register_commands()
 
 
 def main() -> None:

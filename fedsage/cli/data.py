@@ -49,14 +49,16 @@ def _show(rows: list[tuple[Any, ...]], headers: list[str], title: str) -> None:
 def views(config: str | None = _CONFIG) -> None:
     """List the views of the configured schema."""
     with _connection(config) as db:
-        _show(*db.get_schema_views(), title="views")
+        rows, headers = db.get_schema_views()
+        _show(rows, headers, title="views")
 
 
 @app.command()
 def tables(config: str | None = _CONFIG) -> None:
     """List your own tables."""
     with _connection(config) as db:
-        _show(*db.get_user_tables(), title="tables")
+        rows, headers = db.get_user_tables()
+        _show(rows, headers, title="tables")
 
 
 @app.command()

@@ -1,0 +1,139 @@
+"""Dialects: one module per engine, one registry that opens a connection for a config.
+
+:func:`open_connection` is the only place that turns a
+:class:`~fedsage.data.config.ConnectionConfig` into a live DB-API connection and the
+matching :class:`~fedsage.data.dialects.base.Dialect`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import ConfigurationError, DataError
+from ..config import ConnectionConfig, masked_url
+from .base import Dialect
+
+__all__ = ["Dialect", "OpenConnection", "open_connection"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OpenConnection:
+    """A live DB-API connection, its dialect and how to close it."""
+
+    dialect: Dialect
+    dbapi: Any
+    close: Callable[[], None]
+
+
+def _duckdb_path(url: str) -> str:
+    path = url.split("://", 1)[1]
+    path = path[1:] if path.startswith("/") else path
+    return path or ":memory:"
+
+
+def _open_duckdb(config: ConnectionConfig) -> OpenConnection:
+    import duckdb
+
+    from .duckdb import DuckDBDialect, connect_duckdb
+
+    path = _duckdb_path(config.url or "")
+    try:
+        conn = connect_duckdb(path)
+    except duckdb.Error as exc:
+        raise DataError(f"cannot open the DuckDB file {path} ({config.describe()}): {exc}") from exc
+    return OpenConnection(DuckDBDialect(), conn, conn.close)
+
+
+def _open_url(config: ConnectionConfig) -> OpenConnection:
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+    from sqlalchemy.pool import NullPool
+
+    url = config.url or ""
+    try:
+        engine = create_engine(url, poolclass=NullPool)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise ConfigurationError(
+            f"cannot use the URL {masked_url(url)} from {config.source}: {exc}; check the "
+            "scheme and install its driver (e.g. psycopg for postgresql+psycopg://)"
+        ) from None
+    try:
+        raw = engine.raw_connection()
+    except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise DataError(f"cannot connect to {config.describe()}: {detail}") from exc
+    sa_dialect = engine.dialect
+    dialect: Dialect
+    if sa_dialect.name == "postgresql" and sa_dialect.driver == "psycopg":
+        from .postgresql import PostgreSQLDialect
+
+        dialect = PostgreSQLDialect(sa_dialect)
+    elif sa_dialect.name == "sqlite":
+        from .sqlalchemy_url import SQLiteDialect
+
+        dialect = SQLiteDialect(sa_dialect)
+    elif sa_dialect.name == "hana":
+        from .hana import HanaDialect
+
+        dialect = HanaDialect()
+    else:
+        from .sqlalchemy_url import SQLAlchemyDialect
+
+        dialect = SQLAlchemyDialect(sa_dialect, (sa_dialect.loaded_dbapi.Error,))
+
+    def close() -> None:
+        raw.close()
+        engine.dispose()
+
+    return OpenConnection(dialect, raw, close)
+
+
+def _open_hana(config: ConnectionConfig) -> OpenConnection:
+    from .hana import HanaDialect, import_hdbcli
+
+    dbapi = import_hdbcli()
+    dialect = HanaDialect()
+    try:
+        conn = dbapi.connect(**config.hana)
+    except dbapi.Error as exc:
+        text = getattr(exc, "errortext", None) or str(exc)
+        raise DataError(
+            f"cannot connect to SAP HANA at {config.hana.get('address')}:"
+            f"{config.hana.get('port')} as user {config.hana.get('user')!r} "
+            f"(config {config.source}): {text}. Check the address and port, that your IP "
+            "is in Datasphere's IP allowlist, and the database user's credentials"
+        ) from exc
+    return OpenConnection(dialect, conn, conn.close)
+
+
+def open_connection(config: ConnectionConfig) -> OpenConnection:
+    """Connect as ``config`` says.
+
+    Parameters
+    ----------
+    config : ConnectionConfig
+        The parsed configuration.
+
+    Returns
+    -------
+    OpenConnection
+
+    Raises
+    ------
+    DataError
+        If the database cannot be reached; the message names the host and port (or
+        file) and the configuration file, never the password.
+    MissingExtraError
+        If the driver for the configuration is not installed.
+    """
+    logger.info("connecting to %s", config.describe())
+    if config.kind == "hana":
+        return _open_hana(config)
+    if (config.url or "").startswith("duckdb://"):
+        return _open_duckdb(config)
+    return _open_url(config)

@@ -1,0 +1,286 @@
+"""What every dialect provides: compiled SQL, catalog queries, reading and bulk writing.
+
+A :class:`Dialect` builds SQLAlchemy Core statements and compiles them with the
+vendor's SQLAlchemy dialect, so identifiers are quoted by the vendor's preparer and
+values always travel as bound parameters.  Subclasses override only what differs:
+catalog views, the fast paths for Arrow batches and CSV, and the read-only guard.
+Nothing outside ``fedsage.data.dialects`` builds SQL text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any
+
+import pyarrow as pa
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Table,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+)
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.sql import ClauseElement, quoted_name
+from sqlalchemy.sql.expression import ColumnClause, TableClause, column, table
+from sqlalchemy.types import NullType
+
+from ...errors import ConfigurationError, DataError
+from .._arrow import rows_to_batch
+
+__all__ = ["COLUMN_HEADERS", "Dialect", "Progress"]
+
+logger = logging.getLogger(__name__)
+
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+Progress = Callable[[int], None]
+"""A progress callback: called with the number of rows written so far."""
+
+#: Headers of ``get_view_metadata`` / ``get_table_metadata`` on every engine (HANA's names).
+COLUMN_HEADERS = ("POSITION", "COLUMN_NAME", "DATA_TYPE_NAME", "LENGTH", "SCALE",
+                  "IS_NULLABLE", "DEFAULT_VALUE", "COMMENTS", "GENERATION_TYPE")
+
+
+class Dialect:
+    """SQL and driver behaviour of one database engine.
+
+    Parameters
+    ----------
+    sa_dialect : sqlalchemy.engine.interfaces.Dialect
+        The SQLAlchemy dialect that compiles statements for this engine.
+    """
+
+    #: A short engine name used in messages.
+    name = "sql"
+    #: Exception classes of the DB-API driver, translated to :class:`DataError`.
+    driver_errors: tuple[type[BaseException], ...] = ()
+    #: Whether :meth:`copy_csv` exports CSV on the server side.
+    has_copy_csv = False
+
+    def __init__(self, sa_dialect: SADialect) -> None:
+        self.sa_dialect = sa_dialect
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # -- compiling ---------------------------------------------------------------
+
+    def compile(self, stmt: ClauseElement) -> tuple[str, Any]:
+        """Compile ``stmt`` to the SQL text and the parameters the driver expects.
+
+        Parameters
+        ----------
+        stmt : sqlalchemy.sql.ClauseElement
+            A Core statement.
+
+        Returns
+        -------
+        sql : str
+        params : list or dict
+            A list for positional paramstyles (``qmark``, ``numeric``), else a dict.
+        """
+        compiled = stmt.compile(dialect=self.sa_dialect)
+        return str(compiled), self._bind(compiled, None)
+
+    def _bind(self, compiled: Any, values: dict[str, Any] | None) -> Any:
+        if self.sa_dialect.positional:
+            params = compiled.construct_params(values, escape_names=False)
+            return [params[name] for name in compiled.positiontup or ()]
+        return dict(compiled.construct_params(values))
+
+    def quote(self, name: str) -> str:
+        """Return ``name`` as a quoted identifier (exact case, embedded quotes doubled).
+
+        Meant for SQL text run *without* parameters, so unlike the preparer's own
+        ``quote_identifier`` it does not double ``%`` for ``pyformat`` drivers.
+        """
+        prep = self.sa_dialect.identifier_preparer
+        return prep.initial_quote + name.replace(prep.final_quote, prep.escape_to_quote) + (
+            prep.final_quote)
+
+    def relation(self, name: str, schema: str | None, *columns: str) -> TableClause:
+        """Return a table clause whose name (and schema) are quoted verbatim."""
+        cols: list[ColumnClause[Any]] = [column(c) for c in columns]
+        qschema = quoted_name(schema, quote=True) if schema is not None else None
+        return table(quoted_name(name, quote=True), *cols, schema=qschema)
+
+    def column_name(self, name: str) -> quoted_name:
+        """A column name as fedml-aws wrote it: unquoted when that is legal SQL.
+
+        Unquoted names fold the way the engine folds the names of an unquoted
+        ``CREATE TABLE`` (HANA: upper case, PostgreSQL: lower case), so a DataFrame
+        column ``id`` fills a column created as ``ID INTEGER``.  Any other name
+        (spaces, quotes, reserved words, non-ASCII) is quoted verbatim.
+        """
+        preparer = self.sa_dialect.identifier_preparer
+        plain = _PLAIN.fullmatch(name) is not None
+        return quoted_name(name, quote=not plain or name.lower() in preparer.reserved_words)
+
+    def qualified(self, name: str, schema: str | None) -> str:
+        """Return ``"schema"."name"`` (or ``"name"``), for appending caller SQL fragments."""
+        prefix = f"{self.quote(schema)}." if schema is not None else ""
+        return prefix + self.quote(name)
+
+    # -- statements every engine shares ------------------------------------------
+
+    def count(self, name: str, schema: str | None) -> ClauseElement:
+        """``SELECT COUNT(*)`` of a table or view."""
+        return select(func.count().label("COUNT")).select_from(self.relation(name, schema))
+
+    def head(self, name: str, schema: str | None, limit: int | None) -> ClauseElement:
+        """``SELECT *`` of a table or view, the first ``limit`` rows (all when ``None``)."""
+        stmt: Any = select(literal_column("*")).select_from(self.relation(name, schema))
+        return stmt if limit is None else stmt.limit(limit)
+
+    def insert(self, name: str, schema: str | None, columns: Sequence[str]) -> ClauseElement:
+        """``INSERT INTO name (columns…) VALUES (?, …)`` for ``executemany``."""
+        target = Table(quoted_name(name, quote=True), MetaData(),
+                       *[Column(self.column_name(c), NullType()) for c in columns],
+                       schema=quoted_name(schema, quote=True) if schema else None)
+        return insert(target)
+
+    def current_schema(self) -> ColumnClause[Any] | Any:
+        """An expression for the session's current schema."""
+        return func.current_schema()
+
+    # -- catalog (overridden where the engine has no information_schema) ---------
+
+    def _schema_filter(self, schema: str | None) -> Any:
+        return literal(schema) if schema is not None else self.current_schema()
+
+    def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
+        """Views of ``schema`` (``VIEW_NAME``, ``VIEW_TYPE``), optionally filtered by name."""
+        v = table("views", column("table_schema"), column("table_name"),
+                  schema="information_schema")
+        stmt: Any = select(v.c.table_name.label("VIEW_NAME"),
+                           literal("VIEW").label("VIEW_TYPE"))
+        stmt = stmt.where(v.c.table_schema == self._schema_filter(schema))
+        if name_contains is not None:
+            stmt = stmt.where(
+                func.lower(v.c.table_name).contains(name_contains.lower(), autoescape=True))
+        return stmt.order_by(v.c.table_name)
+
+    def tables(self, schema: str | None) -> ClauseElement:
+        """Base tables of ``schema`` (``SCHEMA_NAME``, ``TABLE_NAME``, ``TABLE_TYPE``)."""
+        t = table("tables", column("table_schema"), column("table_name"), column("table_type"),
+                  schema="information_schema")
+        return select(t.c.table_schema.label("SCHEMA_NAME"), t.c.table_name.label("TABLE_NAME"),
+                      t.c.table_type.label("TABLE_TYPE")).where(
+            t.c.table_schema == self._schema_filter(schema),
+            t.c.table_type == "BASE TABLE").order_by(t.c.table_name)
+
+    def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
+        """Columns of a table or view (``kind`` is ``'table'`` or ``'view'``); COLUMN_HEADERS."""
+        c = table("columns", *[column(n) for n in (
+            "table_schema", "table_name", "ordinal_position", "column_name", "data_type",
+            "character_maximum_length", "numeric_precision", "numeric_scale", "is_nullable",
+            "column_default", "is_generated")], schema="information_schema")
+        return select(
+            c.c.ordinal_position.label("POSITION"), c.c.column_name.label("COLUMN_NAME"),
+            func.upper(c.c.data_type).label("DATA_TYPE_NAME"),
+            func.coalesce(c.c.character_maximum_length, c.c.numeric_precision).label("LENGTH"),
+            c.c.numeric_scale.label("SCALE"),
+            (c.c.is_nullable == "YES").label("IS_NULLABLE"),
+            c.c.column_default.label("DEFAULT_VALUE"), null().label("COMMENTS"),
+            c.c.is_generated.label("GENERATION_TYPE"),
+        ).where(c.c.table_schema == self._schema_filter(schema),
+                c.c.table_name == name).order_by(c.c.ordinal_position)
+
+    # -- executing -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def translate_errors(self, statement: str, action: str) -> Iterator[None]:
+        """Turn driver exceptions into :class:`DataError` naming the statement (never values)."""
+        try:
+            yield
+        except self.driver_errors as exc:
+            detail = " ".join(str(exc).split())
+            raise DataError(
+                f"{self.name}: {action} failed: {detail}\n  statement: {_shorten(statement)}"
+            ) from exc
+
+    def use_schema(self, conn: Any, schema: str) -> None:
+        """Make ``schema`` the session's default for unqualified names."""
+        raise ConfigurationError(
+            f"{self.name}: a default schema is not supported here; qualify names instead"
+        )
+
+    def end(self, conn: Any, ok: bool) -> None:
+        """End the current transaction: commit on success, else roll back."""
+        if ok:
+            conn.commit()
+        else:
+            conn.rollback()
+
+    def set_read_only(self, cursor: Any) -> Callable[[], None] | None:
+        """Make the current transaction read-only where the engine can; return an undo."""
+        return None
+
+    def check_read_only(self, conn: Any, sql: str) -> None:
+        """Refuse statements that could write (beyond fedsage's lexical check)."""
+
+    def iter_arrow(self, conn: Any, sql: str, params: Any,
+                   batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Yield the result of ``sql`` as record batches of at most ``batch_rows`` rows.
+
+        The generic path: a DB-API cursor and ``fetchmany``; engines with a columnar
+        API override it.
+        """
+        cursor = conn.cursor()
+        try:
+            if params is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            schema: pa.Schema | None = None
+            while True:
+                rows = cursor.fetchmany(batch_rows)
+                if not rows:
+                    break
+                batch = rows_to_batch(rows, names, schema)
+                schema = batch.schema if schema is None else schema
+                yield batch
+            if schema is None:
+                yield rows_to_batch([], names, None)
+        finally:
+            cursor.close()
+
+    def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
+                 progress: Progress | None) -> int:
+        """Write the result as header-less CSV straight from the server (``has_copy_csv``)."""
+        raise NotImplementedError(f"{self.name} has no server-side CSV export")
+
+    def insert_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
+        """Insert every row of ``data`` into a table: ``executemany`` in chunks.
+
+        Raises
+        ------
+        DataError
+            If the driver refuses the insert.
+        """
+        compiled = self.insert(name, schema, data.column_names).compile(dialect=self.sa_dialect)
+        sql, names = str(compiled), data.column_names
+        cursor = conn.cursor()
+        try:
+            with self.translate_errors(sql, f"inserting into {name!r}"):
+                for batch in data.to_batches(max_chunksize=10_000):
+                    columns = [col.to_pylist() for col in batch.columns]
+                    params = [self._bind(compiled, dict(zip(names, row, strict=True)))
+                              for row in zip(*columns, strict=True)]
+                    cursor.executemany(sql, params)
+        finally:
+            cursor.close()
+
+
+def _shorten(sql: str, limit: int = 300) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[:limit] + " …"

@@ -1,0 +1,145 @@
+"""DuckDB: the embedded warehouse (and ``duckdb:///path`` URLs).
+
+Statements are compiled with SQLAlchemy's PostgreSQL dialect in ``qmark`` style, whose
+SQL DuckDB accepts; results stream through DuckDB's Arrow export
+(``fetch_record_batch``); bulk inserts go through a registered Arrow table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlalchemy import func, literal, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.expression import column, table
+
+from ...errors import DataError
+from .base import Dialect
+
+__all__ = ["DuckDBDialect", "connect_duckdb"]
+
+_READ_ONLY_TYPES = frozenset({"SELECT", "EXPLAIN"})
+
+
+class DuckDBSession:
+    """A DuckDB connection whose cursors share one default schema.
+
+    DuckDB's ``cursor()`` opens a fresh connection state, so a ``USE`` on the parent
+    is not inherited; the session replays it on every new cursor.
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self.use: str | None = None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = self.conn.cursor()
+        if self.use is not None:
+            cursor.execute(self.use)
+        return cursor
+
+    def extract_statements(self, sql: str) -> Any:
+        return self.conn.extract_statements(sql)
+
+    def commit(self) -> None:
+        """Nothing to do: statements run in autocommit mode."""
+
+    def rollback(self) -> None:
+        """Nothing to do: statements run in autocommit mode."""
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect_duckdb(path: str) -> DuckDBSession:
+    """Open (creating if needed) the DuckDB file ``path`` (``:memory:`` for none)."""
+    return DuckDBSession(duckdb.connect(path))
+
+
+def _arrow_reader(cursor: Any, sql: str, params: Any,
+                  batch_rows: int) -> pa.RecordBatchReader:
+    relation = cursor.sql(sql, params=params)
+    # DuckDB 1.x calls it fetch_record_batch; 2.x added to_arrow_reader.
+    method = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+    return method(batch_rows)
+
+
+class DuckDBDialect(Dialect):
+    """The DuckDB dialect."""
+
+    name = "duckdb"
+    driver_errors = (duckdb.Error,)
+
+    def __init__(self) -> None:
+        super().__init__(postgresql.dialect(paramstyle="qmark"))
+
+    def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
+        """User views from ``duckdb_views()`` (DuckDB's own catalog views are internal)."""
+        v = func.duckdb_views().table_valued("schema_name", "view_name", "internal")
+        stmt = select(v.c.view_name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE")).where(
+            v.c.schema_name == self._schema_filter(schema), v.c.internal.is_(False))
+        if name_contains is not None:
+            stmt = stmt.where(func.lower(v.c.view_name).contains(name_contains.lower(),
+                                                                 autoescape=True))
+        return stmt.order_by(v.c.view_name)
+
+    def use_schema(self, conn: Any, schema: str) -> None:
+        """``USE database.schema``: unqualified names go to ``schema``."""
+        with self.translate_errors("SELECT current_database()", "setting the default schema"):
+            cursor = conn.cursor()
+            database = cursor.execute("SELECT current_database()").fetchone()[0]
+            sql = f"USE {self.quote(database)}.{self.quote(schema)}"
+            cursor.execute(sql)
+            cursor.close()
+            conn.use = sql
+
+    def end(self, conn: Any, ok: bool) -> None:
+        """Nothing to do: fedsage runs DuckDB statements in autocommit mode."""
+
+    def check_read_only(self, conn: Any, sql: str) -> None:
+        """Refuse anything DuckDB's parser does not classify as a SELECT."""
+        with self.translate_errors(sql, "parsing the query"):
+            statements = conn.extract_statements(sql)
+        kinds = {str(s.type).rsplit(".", 1)[-1] for s in statements}
+        if len(statements) != 1 or not kinds <= _READ_ONLY_TYPES:
+            raise DataError(
+                f"execute_query runs one read-only statement; DuckDB parsed {len(statements)} "
+                f"statement(s) of type {', '.join(sorted(kinds))}. Use the table methods "
+                "(insert_into_table, update_table, ...) to change data"
+            )
+
+    def iter_arrow(self, conn: Any, sql: str, params: Any,
+                   batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream through DuckDB's own Arrow export."""
+        cursor = conn.cursor()
+        try:
+            with self.translate_errors(sql, "running the query"):
+                reader = _arrow_reader(cursor, sql, params, batch_rows)
+            empty = True
+            with self.translate_errors(sql, "reading the result"):
+                for batch in reader:
+                    empty = False
+                    yield batch
+            if empty:
+                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+        finally:
+            cursor.close()
+
+    def insert_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
+        """Insert by scanning a registered Arrow table: one statement, no per-row calls."""
+        view = "__fedsage_insert"
+        names = data.column_names
+        source: Any = select(*[column(n) for n in names]).select_from(table(view))
+        stmt = self.insert(name, schema, names).from_select(names, source)  # type: ignore[attr-defined]
+        sql, params = self.compile(stmt)
+        cursor = conn.cursor()
+        try:
+            cursor.register(view, data)
+            with self.translate_errors(sql, f"inserting into {name!r}"):
+                cursor.execute(sql, params)
+        finally:
+            cursor.close()

@@ -1,0 +1,89 @@
+"""SAP HANA / SAP Datasphere: the ``SYS`` catalog, compiled by sqlalchemy-hana.
+
+Statements compile with sqlalchemy-hana's dialect (``qmark`` parameters, HANA's
+quoting and row limits).  Catalog queries read ``SYS.VIEWS``, ``SYS.TABLES``,
+``SYS.VIEW_COLUMNS`` and ``SYS.TABLE_COLUMNS`` with the schema and names bound as
+values.  hdbcli has no columnar API, so results stream through ``fetchmany``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sqlalchemy import func, literal, literal_column, select
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.expression import column, table
+
+from ...errors import MissingExtraError
+from .base import Dialect
+
+__all__ = ["HanaDialect", "import_hdbcli"]
+
+
+def import_hdbcli() -> Any:
+    """Import ``hdbcli.dbapi``, or raise :class:`MissingExtraError` (``fedsage[datasphere]``)."""
+    try:
+        return importlib.import_module("hdbcli.dbapi")
+    except ImportError as exc:
+        raise MissingExtraError("datasphere", "hdbcli") from exc
+
+
+def _hana_sa_dialect() -> Any:
+    try:
+        from sqlalchemy_hana.dialect import HANAHDBCLIDialect
+    except ImportError as exc:
+        raise MissingExtraError("datasphere", "sqlalchemy_hana") from exc
+    return HANAHDBCLIDialect()
+
+
+def _sys(name: str, *columns: str) -> Any:
+    return table(name, *[column(c) for c in columns], schema="SYS")
+
+
+class HanaDialect(Dialect):
+    """SAP HANA Cloud / Datasphere."""
+
+    name = "hana"
+
+    def __init__(self) -> None:
+        super().__init__(_hana_sa_dialect())
+        try:
+            self.driver_errors = (import_hdbcli().Error,)
+        except MissingExtraError:  # compiling SQL needs no driver; connecting does
+            self.driver_errors = ()
+
+    def _schema_filter(self, schema: str | None) -> Any:
+        # HANA's CURRENT_SCHEMA is a bare keyword, not a function call.
+        return literal(schema) if schema is not None else literal_column("CURRENT_SCHEMA")
+
+    def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
+        """``SYS.VIEWS`` of ``schema`` (names bound, LIKE pattern escaped)."""
+        v = _sys("VIEWS", "SCHEMA_NAME", "VIEW_NAME", "VIEW_TYPE")
+        stmt = select(v.c.VIEW_NAME, v.c.VIEW_TYPE).where(
+            self._schema_filter(schema) == v.c.SCHEMA_NAME)
+        if name_contains is not None:
+            stmt = stmt.where(func.lower(v.c.VIEW_NAME).contains(name_contains.lower(),
+                                                                 autoescape=True))
+        return stmt.order_by(v.c.VIEW_NAME)
+
+    def tables(self, schema: str | None) -> ClauseElement:
+        """User tables of ``schema`` from ``SYS.TABLES`` (no temporary or type tables)."""
+        t = _sys("TABLES", "SCHEMA_NAME", "TABLE_NAME", "TABLE_TYPE", "IS_USER_DEFINED_TYPE",
+                 "IS_TEMPORARY")
+        return select(t.c.SCHEMA_NAME, t.c.TABLE_NAME, t.c.TABLE_TYPE).where(
+            self._schema_filter(schema) == t.c.SCHEMA_NAME,
+            t.c.IS_USER_DEFINED_TYPE == "FALSE", t.c.IS_TEMPORARY == "FALSE",
+        ).order_by(t.c.TABLE_NAME)
+
+    def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
+        """``SYS.VIEW_COLUMNS`` or ``SYS.TABLE_COLUMNS`` of one object, by position."""
+        owner = "VIEW_NAME" if kind == "view" else "TABLE_NAME"
+        c = _sys("VIEW_COLUMNS" if kind == "view" else "TABLE_COLUMNS", "SCHEMA_NAME", owner,
+                 "POSITION", "COLUMN_NAME", "DATA_TYPE_NAME", "LENGTH", "SCALE", "IS_NULLABLE",
+                 "DEFAULT_VALUE", "COMMENTS", "GENERATION_TYPE")
+        return select(c.c.POSITION, c.c.COLUMN_NAME, c.c.DATA_TYPE_NAME, c.c.LENGTH, c.c.SCALE,
+                      c.c.IS_NULLABLE, c.c.DEFAULT_VALUE, c.c.COMMENTS,
+                      c.c.GENERATION_TYPE).where(
+            self._schema_filter(schema) == c.c.SCHEMA_NAME, c.c[owner] == name,
+        ).order_by(c.c.POSITION)

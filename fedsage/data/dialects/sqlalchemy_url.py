@@ -1,0 +1,91 @@
+"""Any database SQLAlchemy can reach through a URL, plus SQLite's catalog.
+
+The generic dialect compiles with the URL's own SQLAlchemy dialect and reads the
+catalog from ``information_schema``; SQLite, which has none, overrides the catalog
+with ``sqlite_master`` and ``pragma_table_info``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import func, literal, null, select
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.expression import column, table
+
+from .base import Dialect
+
+__all__ = ["SQLAlchemyDialect", "SQLiteDialect"]
+
+
+class SQLAlchemyDialect(Dialect):
+    """A database reached through a SQLAlchemy engine (``information_schema`` catalog).
+
+    Parameters
+    ----------
+    sa_dialect : sqlalchemy.engine.interfaces.Dialect
+        The engine's dialect.
+    driver_errors : tuple of exception classes
+        The DB-API driver's ``Error`` class(es).
+    """
+
+    def __init__(self, sa_dialect: SADialect,
+                 driver_errors: tuple[type[BaseException], ...]) -> None:
+        super().__init__(sa_dialect)
+        self.name = sa_dialect.name
+        self.driver_errors = driver_errors
+
+
+class SQLiteDialect(SQLAlchemyDialect):
+    """SQLite: one schema per file, catalog in ``sqlite_master``."""
+
+    def __init__(self, sa_dialect: SADialect) -> None:
+        super().__init__(sa_dialect, (sqlite3.Error,))
+
+    def current_schema(self) -> Any:
+        """SQLite's main database is called ``main``."""
+        return literal("main")
+
+    def use_schema(self, conn: Any, schema: str) -> None:
+        """SQLite has one schema per file: nothing to switch."""
+
+    def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
+        """Views from ``sqlite_master`` (the schema is ignored: one file, one schema)."""
+        m = table("sqlite_master", column("type"), column("name"))
+        stmt = select(m.c.name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE")).where(
+            m.c.type == "view")
+        if name_contains is not None:
+            stmt = stmt.where(func.lower(m.c.name).contains(name_contains.lower(),
+                                                            autoescape=True))
+        return stmt.order_by(m.c.name)
+
+    def tables(self, schema: str | None) -> ClauseElement:
+        """Tables from ``sqlite_master``, without SQLite's internal ``sqlite_*`` tables."""
+        m = table("sqlite_master", column("type"), column("name"))
+        return select(literal("main").label("SCHEMA_NAME"), m.c.name.label("TABLE_NAME"),
+                      literal("BASE TABLE").label("TABLE_TYPE")).where(
+            m.c.type == "table", ~m.c.name.startswith("sqlite_")).order_by(m.c.name)
+
+    def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
+        """Columns from ``pragma_table_info(name)`` (a bound parameter)."""
+        info = func.pragma_table_info(name).table_valued(
+            "cid", "name", "type", "notnull", "dflt_value", "pk")
+        return select(
+            (info.c.cid + 1).label("POSITION"), info.c.name.label("COLUMN_NAME"),
+            func.upper(info.c.type).label("DATA_TYPE_NAME"), null().label("LENGTH"),
+            null().label("SCALE"), (info.c.notnull == 0).label("IS_NULLABLE"),
+            info.c.dflt_value.label("DEFAULT_VALUE"), null().label("COMMENTS"),
+            null().label("GENERATION_TYPE"),
+        ).order_by(info.c.cid)
+
+    def set_read_only(self, cursor: Any) -> Callable[[], None] | None:
+        """``PRAGMA query_only``: SQLite itself refuses writes until it is switched off."""
+        cursor.execute("PRAGMA query_only = ON")
+
+        def undo() -> None:
+            cursor.execute("PRAGMA query_only = OFF")
+
+        return undo

@@ -1,0 +1,53 @@
+"""The ``fedsage data`` commands and the sample data sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from fedsage.cli.data import app
+from fedsage.data import DbConnection
+from fedsage.data.samples import load_samples, sample_frames
+
+runner = CliRunner(env={"COLUMNS": "250"})
+
+
+def test_samples_are_deterministic_and_idempotent() -> None:
+    assert load_samples() == ["IRIS", "BREAST_CANCER", "SALES"]
+    assert load_samples() == ["IRIS", "BREAST_CANCER", "SALES"]
+    with DbConnection() as db:
+        assert db.get_table_size("IRIS") == [(150,)]
+        assert db.get_table_size("BREAST_CANCER") == [(569,)]
+        assert db.get_table_size("SALES") == [(5000,)]
+        species = db.to_pandas('SELECT DISTINCT "SPECIES" FROM "IRIS" ORDER BY 1')
+        assert species["SPECIES"].tolist() == ["setosa", "versicolor", "virginica"]
+    pd.testing.assert_frame_equal(sample_frames()["SALES"], sample_frames()["SALES"])
+
+
+def test_cli_commands(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["samples"]).exit_code == 0
+    result = runner.invoke(app, ["tables"])
+    assert result.exit_code == 0 and "SALES" in result.output
+    assert runner.invoke(app, ["views"]).exit_code == 0
+    result = runner.invoke(app, ["describe", "IRIS"])
+    assert result.exit_code == 0 and "SPECIES" in result.output
+    result = runner.invoke(app, ["head", "IRIS", "-n", "2"])
+    assert result.exit_code == 0 and "setosa" in result.output
+    out = tmp_path / "sales.csv"
+    result = runner.invoke(app, ["export", 'SELECT * FROM "SALES"', "--to", str(out)])
+    assert result.exit_code == 0 and "5,000 rows" in result.output
+    assert len(out.read_text().splitlines()) == 5000
+    result = runner.invoke(app, ["export", "SALES", "--to", str(tmp_path / "s.parquet"),
+                                 "--format", "parquet"])
+    assert result.exit_code == 0
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export", "DELETE FROM x", "--to", str(tmp_path / "x.csv")])
+    assert result.exit_code == 1 and "read-only" in result.output
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["tables", "--config", str(tmp_path / "missing.json")])
+    assert result.exit_code == 1 and "not found" in result.output
+    assert runner.invoke(app, ["describe", "nope"]).exit_code == 1
