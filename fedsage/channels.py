@@ -183,5 +183,5 @@ def upload_channel(plan: ChannelPlan, store: ObjectStore, key_prefix: str) -> st
                     plan.data.to_csv(local, header=False, index=False)
             else:
                 plan.data.export_channel(local, file_format)
-            store.put_file(prefix + file_name, local)
+            store.put_temp_file(prefix + file_name, local)
     return store.uri(prefix)

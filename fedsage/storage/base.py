@@ -27,6 +27,14 @@ class ObjectStore(ABC):
     def put_file(self, key: str, path: Path) -> str:
         """Store the file at ``path`` under ``key``; return the object's URI."""
 
+    def put_temp_file(self, key: str, path: Path) -> str:
+        """Store a temporary file that the caller will not use again; return the URI.
+
+        Stores that can take the file over without copying it (the local folder tree)
+        do so; the default copies it like :meth:`put_file`.
+        """
+        return self.put_file(key, path)
+
     @abstractmethod
     def put_stream(self, key: str, stream: BinaryIO) -> str:
         """Store everything read from ``stream`` under ``key``; return the URI."""

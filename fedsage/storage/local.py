@@ -54,6 +54,15 @@ class LocalStore(ObjectStore):
             raise StorageError(f"cannot store {path} as {self.uri(key)}: {exc}") from exc
         return self.uri(key)
 
+    def put_temp_file(self, key: str, path: Path) -> str:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+        except OSError:  # another file system: copy instead
+            return self.put_file(key, path)
+        return self.uri(key)
+
     def put_stream(self, key: str, stream: BinaryIO) -> str:
         target = self.path(key)
         try:

@@ -400,3 +400,30 @@ def test_version_honesty_warns_for_the_host_runtime(dwc, workdir, frame):
     described = handle.describe()
     assert described["Fedsage"]["Runtime"]["packages"]["scikit-learn"]
     assert any("matches no SageMaker" in w for w in described["Fedsage"]["Warnings"])
+
+
+def test_dbconnection_sources_stream_into_channels(dwc, workdir):
+    from fedsage import DbConnection
+    from fedsage.data.samples import load_samples
+
+    conn = DbConnection.embedded()
+    try:
+        load_samples(conn)
+        script = _script(
+            workdir,
+            "import os\nif __name__ == '__main__':\n"
+            "    rows = open(os.environ['SM_CHANNEL_TRAIN'] + '/train.csv').read().splitlines()\n"
+            "    test = open(os.environ['SM_CHANNEL_TEST'] + '/test.csv').read().splitlines()\n"
+            "    open(os.environ['SM_MODEL_DIR'] + '/n', 'w').write('%d %d %s' % (len(rows), len(test), rows[0]))\n",
+        )
+        handle = dwc.train_sklearn_model(
+            conn.table("IRIS"),
+            conn.query('SELECT "SPECIES" FROM "IRIS" WHERE "PETAL_WIDTH" > ?', params=[2.0]),
+            train_script=str(script), framework_version="host", wait=True, logs="None",
+        )
+    finally:
+        conn.close()
+    with tarfile.open(_store_path(dwc, handle.model_data)) as tar:
+        n_train, n_test, first = tar.extractfile("n").read().decode().split(" ", 2)  # type: ignore[union-attr]
+    assert (int(n_train), int(n_test)) == (150, 23)
+    assert "SEPAL" not in first  # no header row
