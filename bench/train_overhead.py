@@ -77,7 +77,10 @@ def main() -> None:
             rows.append((version, runtime.python_version, bare, jobs))
 
     print(f"\nmedian of {args.runs} runs, seconds (min-max)   machine: {os.cpu_count()} cores")
-    header = f"{'runtime':<10} {'python':<8} {'bare script':>20} {'train_sklearn_model':>22} {'added':>8}"
+    header = (
+        f"{'runtime':<10} {'python':<8} {'bare script':>20} "
+        f"{'train_sklearn_model':>22} {'added':>8}"
+    )
     print(header)
     print("-" * len(header))
     for version, python, bare, jobs in rows:

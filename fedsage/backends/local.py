@@ -294,7 +294,8 @@ class LocalBackend(Backend):
             return None
         with tempfile.TemporaryDirectory(prefix="fedsage-output-") as tmp:
             archive = self.store.download(spec.output_key, Path(tmp) / "output.tar.gz")
-            return extract_safely(archive, dest)
+            extract_safely(archive, dest)
+            return dest
 
     # -- endpoints -------------------------------------------------------------
 

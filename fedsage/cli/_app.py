@@ -21,6 +21,7 @@ _SUBCOMMANDS: list[tuple[str, str]] = [
     ("data", "data"),
     ("runtimes", "runtimes"),
     ("kyma", "kyma"),
+    ("endpoints", "endpoints"),
 ]
 
 
@@ -45,8 +46,10 @@ _register()
 
 def _register_commands() -> None:
     from .demo import demo
+    from .endpoints import serve_command
 
     app.command("demo")(demo)
+    app.command("serve")(serve_command)
 
 
 _register_commands()

@@ -12,9 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .._archive import extract_safely
 from ..errors import FedsageError
 from ..serving import endpoints as api
-from ..serving._archive import safe_extract
 from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, serve
 
 app = typer.Typer(help="Local endpoints: list, describe, show logs, delete.", no_args_is_help=True)
@@ -130,7 +130,7 @@ def serve_command(
     with tempfile.TemporaryDirectory(prefix="fedsage-serve-") as tmp:
         try:
             if model.is_file():
-                safe_extract(model, Path(tmp) / "model")
+                extract_safely(model, Path(tmp) / "model")
                 model = Path(tmp) / "model"
             if not model.is_dir():
                 raise FedsageError(f"{model} is neither a model folder nor a model.tar.gz")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,12 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from ..errors import FedsageError
-from ..runtimes import SUPPORTED_VERSIONS, check_framework_version, resolve_runtime
+from ..runtimes import (
+    SUPPORTED_VERSIONS,
+    ApproximateRuntimeWarning,
+    check_framework_version,
+    resolve_runtime,
+)
 from ..runtimes.build import built_runtimes, read_manifest, remove_entry, runtimes_root
 from ..runtimes.catalog import load_spec
 
@@ -104,8 +110,11 @@ def build(
         if not wanted:
             raise typer.BadParameter("name at least one VERSION, or use --all")
         for version in wanted:
-            with _progress_bar(version) as report:
+            with _progress_bar(version) as report, warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always", ApproximateRuntimeWarning)
                 runtime = resolve_runtime(version, strict=strict or None, progress=report)
+            for warning in said:
+                _err.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
             kind = "approximate" if runtime.approximate else "exact"
             _out.print(
                 f"{version}: Python {runtime.python_version}, scikit-learn "

@@ -12,13 +12,11 @@ by local replicas.
 from __future__ import annotations
 
 import logging
-import posixpath
 import shutil
-import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from .._archive import extract_safely
 from ..errors import DeploymentError
 
 __all__ = [
@@ -76,71 +74,15 @@ class Bundle:
         return env
 
 
-def _checked_members(tar: tarfile.TarFile, archive: Path) -> Iterator[tarfile.TarInfo]:
-    """Yield the members of ``tar`` after checking that each stays inside the target."""
-    for member in tar.getmembers():
-        name = member.name
-        problem = None
-        parts = PurePosixPath(name).parts
-        if name.startswith("/") or (parts and parts[0].endswith(":")) or "\\" in name:
-            problem = "has an absolute path"
-        elif ".." in parts:
-            problem = "contains '..'"
-        elif member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-            problem = "is a device or FIFO"
-        elif member.issym() or member.islnk():
-            target = member.linkname
-            base = posixpath.dirname(name) if member.issym() else ""
-            joined = posixpath.normpath(posixpath.join(base, target))
-            if target.startswith("/") or joined == ".." or joined.startswith("../"):
-                problem = f"is a link to {target!r} outside the archive"
-        elif not (member.isfile() or member.isdir()):
-            problem = "is not a regular file or folder"
-        if problem:
-            raise DeploymentError(
-                f"refusing to extract {archive}: member {name!r} {problem}; "
-                "rebuild the archive from a plain folder of files"
-            )
-        yield member
-
-
 def safe_extract(archive: Path, dest: Path) -> list[str]:
-    """Extract a (possibly compressed) tar archive after checking every member.
-
-    Refused: absolute paths, ``..`` components, symbolic or hard links that point
-    outside the archive, devices and FIFOs.  When the interpreter offers
-    :func:`tarfile.data_filter`, it is applied as well.
-
-    Parameters
-    ----------
-    archive : pathlib.Path
-        The ``.tar`` / ``.tar.gz`` file.
-    dest : pathlib.Path
-        Folder to extract into (created if missing).
-
-    Returns
-    -------
-    list of str
-        The member names extracted.
+    """Extract ``archive`` into ``dest`` with :func:`fedsage._archive.extract_safely`.
 
     Raises
     ------
     DeploymentError
         If the archive is missing, unreadable or holds an unsafe member.
     """
-    dest.mkdir(parents=True, exist_ok=True)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = list(_checked_members(tar, archive))
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
-            else:  # pragma: no cover - Python < 3.10.12
-                tar.extractall(dest, members=members)  # noqa: S202 - members checked above
-    except FileNotFoundError as exc:
-        raise DeploymentError(f"archive {archive} does not exist") from exc
-    except (tarfile.TarError, OSError) as exc:
-        raise DeploymentError(f"cannot extract {archive}: {exc}") from exc
-    return [m.name for m in members]
+    return extract_safely(archive, dest, error=DeploymentError)
 
 
 def read_requirements(path: Path) -> tuple[str, ...]:

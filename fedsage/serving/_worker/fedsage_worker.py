@@ -1,0 +1,645 @@
+"""fedsage's model worker: SageMaker's scikit-learn inference contract over HTTP/1.1.
+
+This one module runs inside a framework runtime's own interpreter (Python 3.7 ... 3.12),
+so it uses only the standard library, numpy and what the runtime itself has, in
+Python 3.7 syntax.  It is started by ``fedsage.serving.supervisor``::
+
+    <runtime python> fedsage_worker.py --fd N --model-dir DIR
+
+and serves ``GET /ping``, ``POST /invocations`` and ``GET /execution-parameters`` on the
+listening socket ``N`` it inherits (every worker of an endpoint shares it).  Settings come
+from the SageMaker serving variables (``SAGEMAKER_PROGRAM``, ``SAGEMAKER_SUBMIT_DIRECTORY``,
+``SAGEMAKER_MODEL_SERVER_TIMEOUT``, ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``) plus
+``FEDSAGE_MAX_BODY`` (bytes) and ``FEDSAGE_DEBUG``.
+
+The handler half (``Service``, codecs) knows nothing of sockets and is tested on its own;
+the protocol half (``HttpProtocol``) is a plain ``asyncio.Protocol``.
+"""
+
+import argparse
+import asyncio
+import csv
+import importlib
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import traceback
+
+import numpy as np
+
+log = logging.getLogger("fedsage.worker")
+
+JSON, CSV, NPY = "application/json", "text/csv", "application/x-npy"
+UTF8_TYPES = (JSON, CSV)
+DEFAULT_MAX_BODY = 6 * 1024 * 1024
+_HANDLER_NAMES = ("input_fn", "predict_fn", "output_fn")
+
+
+class Response(object):
+    """A response a handler may return (same arguments as ``sagemaker_containers``'s)."""
+
+    def __init__(self, response=None, status=200, headers=None, mimetype=None,
+                 content_type=None):
+        self.response = response if response is not None else b""
+        self.status_code = int(status)
+        self.headers = dict(headers or {})
+        self.content_type = content_type or mimetype or JSON
+
+    def get_data(self):
+        return _to_bytes(self.response)
+
+
+class HttpError(Exception):
+    """A failure with its status code; the message goes into a one-line JSON body."""
+
+    def __init__(self, status, message):
+        Exception.__init__(self, message)
+        self.status = status
+        self.message = message
+
+
+class UserError(Exception):
+    """The user's script breaks the handler contract (e.g. transform_fn with input_fn)."""
+
+
+class _Timeout(BaseException):
+    pass
+
+
+# ---------------------------------------------------------------- default codecs (image's)
+def _to_bytes(body):
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, bytearray):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (list, tuple)) and all(isinstance(b, (bytes, str)) for b in body):
+        return b"".join(_to_bytes(b) for b in body)
+    raise TypeError("cannot send a %s as a response body" % type(body).__name__)
+
+
+def csv_to_numpy(text, dtype=None):
+    rows = list(csv.reader(io.StringIO(text), delimiter=",", quotechar='"',
+                           doublequote=True, strict=True))
+    return np.array(rows).squeeze().astype(dtype)
+
+
+def npy_to_numpy(body):
+    stream = io.BytesIO(body)
+    fmt = np.lib.format
+    version = fmt.read_magic(stream)
+    if version == (1, 0):
+        shape, _, dtype = fmt.read_array_header_1_0(stream)
+    else:
+        shape, _, dtype = fmt.read_array_header_2_0(stream)
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if dtype.hasobject:
+        raise ValueError("object arrays (pickles) are not accepted")
+    if count * dtype.itemsize > len(body):
+        raise ValueError("the npy header announces more data than the body holds")
+    stream.seek(0)
+    return np.load(stream, allow_pickle=False)
+
+
+def decode(body, content_type):
+    """Decode a request body as the scikit-learn image does (``HttpError`` 415 if unknown)."""
+    if content_type == JSON:
+        return np.array(json.loads(body))
+    if content_type == CSV:
+        return csv_to_numpy(body)
+    if content_type == NPY:
+        return npy_to_numpy(body)
+    raise HttpError(415, "unsupported content type %r; use one of %s"
+                    % (content_type, ", ".join((JSON, CSV, NPY))))
+
+
+def _tolist(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return json.JSONEncoder().default(obj)
+
+
+def array_to_csv(array):
+    array = np.asarray(array)
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim == 1:
+        return "".join(["%s\n" % (v,) for v in array])
+    return "".join([",".join(["%s" % (v,) for v in row]) + "\n" for row in array])
+
+
+def array_to_npy(array):
+    stream = io.BytesIO()
+    np.save(stream, array)
+    return stream.getvalue()
+
+
+ENCODERS = {
+    JSON: (lambda x: json.dumps(x, default=_tolist), JSON),
+    CSV: (array_to_csv, "text/csv; charset=utf-8"),
+    NPY: (array_to_npy, NPY),
+}
+
+
+def encode(prediction, accept):
+    """Encode a prediction for ``accept``; returns ``(body, content_type)``."""
+    try:
+        encoder, content_type = ENCODERS[accept]
+    except KeyError:
+        raise HttpError(406, "unsupported accept type %r; use one of %s"
+                        % (accept, ", ".join(sorted(ENCODERS))))
+    return encoder(prediction), content_type
+
+
+def default_model_fn(model_dir):
+    raise NotImplementedError("Please provide a model_fn implementation. "
+                              "See documentation for model_fn at "
+                              "https://sagemaker.readthedocs.io/en/stable/")
+
+
+def default_input_fn(body, content_type):
+    array = decode(body, content_type)
+    return array.astype(np.float32) if content_type in UTF8_TYPES else array
+
+
+def default_predict_fn(data, model):
+    # Deliberate difference: a 1-D payload (one row after the image's squeeze) works.
+    if isinstance(data, np.ndarray) and data.ndim < 2:
+        n_features = getattr(model, "n_features_in_", None)
+        if data.ndim == 1 and n_features == 1 and data.size != 1:
+            data = data.reshape(-1, 1)
+        else:
+            data = data.reshape(1, -1)
+    return model.predict(data)
+
+
+def default_output_fn(prediction, accept):
+    return encode(prediction, accept)
+
+
+# ---------------------------------------------------------------- handlers and service
+def media_type(value):
+    """``'text/csv; charset=utf-8'`` -> ``'text/csv'`` (lower case, no parameters)."""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def choose_accept(header, default):
+    if not header:
+        return default
+    first = None
+    for item in header.split(","):
+        kind = media_type(item)
+        if kind in ("*/*", ""):
+            kind = default
+        if kind in ENCODERS:
+            return kind
+        first = first or kind
+    return first or default
+
+
+def import_user_module(code_dir, program):
+    """Import the entry point ``program`` (``inference.py``) from ``code_dir``."""
+    if not program:
+        return None
+    name = program[:-3] if program.endswith(".py") else program
+    if code_dir and code_dir not in sys.path:
+        sys.path.insert(0, code_dir)
+    return importlib.import_module(name)
+
+
+class Service(object):
+    """The SageMaker inference contract, free of any HTTP framework.
+
+    Parameters: ``model_dir``; ``module`` the user's imported entry point (or None);
+    ``default_accept``; ``debug`` (tracebacks in 500 bodies).
+    """
+
+    def __init__(self, model_dir, module=None, default_accept=JSON, debug=False):
+        def user(name):
+            return getattr(module, name, None) if module is not None else None
+        self.transform_fn = user("transform_fn")
+        given = [n for n in _HANDLER_NAMES if user(n) is not None]
+        if self.transform_fn is not None and given:
+            raise UserError("transform_fn cannot be defined together with %s; define either "
+                            "transform_fn or input_fn/predict_fn/output_fn" % ", ".join(given))
+        self.model_fn = user("model_fn") or default_model_fn
+        self.input_fn = user("input_fn")
+        self.predict_fn = user("predict_fn") or default_predict_fn
+        self.output_fn = user("output_fn")
+        self.execution_parameters_fn = user("execution_parameters_fn")
+        self.model_dir = model_dir
+        self.default_accept = default_accept or JSON
+        self.debug = debug
+        self.model = None
+        self.loaded = False
+
+    def load(self):
+        if not self.loaded:
+            self.model = self.model_fn(self.model_dir)
+            self.loaded = True
+        return self.model
+
+    def ping(self):
+        try:
+            self.load()
+        except Exception as exc:
+            return self.fault("model_fn failed", exc)
+        return Response(b"", 200, mimetype=JSON)
+
+    def execution_parameters(self):
+        if self.execution_parameters_fn is None:
+            return error_response(404, "NotFound", "the script defines no execution_parameters_fn")
+        try:
+            return to_response(self.execution_parameters_fn(), JSON)
+        except Exception as exc:
+            return self.fault("execution_parameters_fn failed", exc)
+
+    def invoke(self, body, content_type=None, accept=None):
+        """Answer one ``/invocations`` request; returns a ``Response`` (never raises)."""
+        content_type = media_type(content_type or "") or JSON
+        accept = choose_accept(accept, self.default_accept)
+        custom_in = self.transform_fn is not None or self.input_fn is not None
+        custom_out = self.transform_fn is not None or self.output_fn is not None
+        if not custom_in and content_type not in (JSON, CSV, NPY):
+            return error_response(415, "UnsupportedMediaType", "unsupported content type %r; "
+                                  "use one of %s" % (content_type, ", ".join((JSON, CSV, NPY))))
+        if not custom_out and accept not in ENCODERS:
+            return error_response(406, "NotAcceptable", "unsupported accept type %r; use one "
+                                  "of %s" % (accept, ", ".join(sorted(ENCODERS))))
+        if content_type in UTF8_TYPES:
+            try:
+                body = body.decode("utf-8")
+            except UnicodeDecodeError:
+                return error_response(400, "BadRequest", "the body is not valid UTF-8 text")
+        step = "model_fn"
+        try:
+            model = self.load()
+            if self.transform_fn is not None:
+                step = "transform_fn"
+                return to_response(self.transform_fn(model, body, content_type, accept), accept)
+            if self.input_fn is None:
+                try:
+                    data = default_input_fn(body, content_type)
+                except HttpError as exc:
+                    return error_response(exc.status, "BadRequest", exc.message)
+                except Exception as exc:
+                    return error_response(400, "BadRequest", "cannot decode the %s body: %s"
+                                          % (content_type, _one_line(exc)))
+            else:
+                step = "input_fn"
+                data = self.input_fn(body, content_type)
+            step = "predict_fn"
+            if self.predict_fn is default_predict_fn:
+                try:
+                    prediction = default_predict_fn(data, model)
+                except (ValueError, TypeError, IndexError) as exc:
+                    # model.predict refusing the input (wrong shape, NaN ...) is a client error
+                    log.info("the model rejected the input: %s", _one_line(exc))
+                    return error_response(400, "BadRequest", "the model rejected the input: "
+                                          + _one_line(exc))
+            else:
+                prediction = self.predict_fn(data, model)
+            step = "output_fn"
+            if self.output_fn is None:
+                return to_response(default_output_fn(prediction, accept), accept)
+            return to_response(self.output_fn(prediction, accept), accept)
+        except HttpError as exc:
+            return error_response(exc.status, "ModelError", exc.message)
+        except Exception as exc:
+            return self.fault("%s failed" % step, exc)
+
+    def fault(self, what, exc):
+        log.error("%s\n%s", what, traceback.format_exc().rstrip())
+        message = "%s: %s" % (what, _one_line(exc))
+        if self.debug:
+            message += " | " + " | ".join(traceback.format_exc().strip().splitlines())
+        return error_response(500, "ModelError", message)
+
+
+class BrokenService(object):
+    """Stands in when the entry point cannot be imported: every route answers 500."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def load(self):
+        return None
+
+    def _fail(self, *args):
+        return error_response(500, "ModelError", self.message)
+
+    ping = invoke = execution_parameters = _fail
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    text = "%s: %s" % (type(exc).__name__, text) if text else type(exc).__name__
+    return text if len(text) <= 1000 else text[:997] + "..."
+
+
+def error_response(status, error, message):
+    body = json.dumps({"error": error, "message": message})
+    return Response(body.encode("utf-8"), status, mimetype=JSON)
+
+
+def to_response(result, accept):
+    """Turn what an output/transform function returned into a ``Response``."""
+    if isinstance(result, Response):
+        return result
+    if hasattr(result, "get_data") and hasattr(result, "status_code"):  # Flask / Werkzeug
+        headers = getattr(result, "headers", {}) or {}
+        kind = headers.get("Content-Type") or getattr(result, "mimetype", None) or accept
+        return Response(result.get_data(), result.status_code, mimetype=kind)
+    if isinstance(result, tuple) and len(result) == 2:
+        return Response(_to_bytes(result[0]), 200, mimetype=result[1] or accept)
+    if isinstance(result, dict):
+        return Response(json.dumps(result).encode("utf-8"), 200, mimetype=JSON)
+    # A bare body is sent as Flask sends it in the image.
+    return Response(_to_bytes(result), 200, mimetype="text/html; charset=utf-8")
+
+
+# ---------------------------------------------------------------- HTTP/1.1 protocol
+_REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found",
+            405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
+            411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            501: "Not Implemented", 503: "Service Unavailable", 504: "Gateway Timeout"}
+_MAX_HEAD = 64 * 1024
+_ROUTES = {b"/ping": (b"GET", b"HEAD"), b"/invocations": (b"POST",),
+           b"/execution-parameters": (b"GET", b"HEAD")}
+
+
+def render(response, keep_alive, head_only=False):
+    body = response.get_data()
+    status = response.status_code
+    lines = ["HTTP/1.1 %d %s" % (status, _REASONS.get(status, "Unknown")),
+             "Content-Type: " + response.content_type,
+             "Content-Length: %d" % len(body)]
+    for name, value in response.headers.items():
+        if name.lower() not in ("content-type", "content-length", "connection"):
+            lines.append("%s: %s" % (name, value))
+    if not keep_alive:
+        lines.append("Connection: close")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head if head_only else head + body
+
+
+def _parse_chunked(buf, pos, limit):
+    """Return ``(body, end)`` of a chunked body starting at ``pos``, or None if incomplete."""
+    parts, total = [], 0
+    while True:
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size = int(buf[pos:eol].split(b";", 1)[0].strip(), 16)
+        if size < 0:
+            raise ValueError("negative chunk size")
+        total += size
+        if total > limit:
+            raise HttpError(413, "")
+        if size == 0:
+            end = buf.find(b"\r\n\r\n", eol)
+            if end < 0:
+                return None
+            return b"".join(parts), end + 4
+        start = eol + 2
+        if len(buf) < start + size + 2:
+            return None
+        parts.append(bytes(buf[start:start + size]))
+        pos = start + size + 2
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One keep-alive connection; requests are answered in order, synchronously."""
+
+    def __init__(self, server):
+        self.server = server
+        self.transport = None
+        self.buf = bytearray()
+        self.continued = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc):
+        self.server.connections.discard(self)
+        self.transport = None
+
+    def data_received(self, data):
+        self.buf += data
+        try:
+            while self.transport is not None and self.buf and self._one_request():
+                pass
+        except HttpError as exc:
+            self._send_error(exc.status, exc.message)
+        except Exception:
+            log.exception("cannot parse a request")
+            self._send_error(400, "malformed request")
+
+    def idle(self):
+        return not self.buf
+
+    def _send_error(self, status, message):
+        if self.transport is not None:
+            names = {400: "BadRequest", 413: "PayloadTooLarge", 431: "HeadersTooLarge"}
+            response = error_response(status, names.get(status, "Error"), message)
+            self.transport.write(render(response, False))
+            self.transport.close()
+            self.transport = None
+
+    def _one_request(self):
+        buf = self.buf
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end < 0:
+            if len(buf) > _MAX_HEAD:
+                raise HttpError(431, "the request head is larger than %d bytes" % _MAX_HEAD)
+            return False
+        lines = bytes(buf[:head_end]).split(b"\r\n")
+        parts = lines[0].split(b" ")
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+            raise HttpError(400, "malformed request line")
+        method, target, version = parts
+        headers = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep or not name or name != name.strip():
+                raise HttpError(400, "malformed header line")
+            headers[name.lower()] = value.strip()
+        max_body = self.server.max_body
+        start = head_end + 4
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            try:
+                parsed = _parse_chunked(buf, start, max_body)
+            except ValueError:
+                raise HttpError(400, "malformed chunked body")
+            except HttpError:
+                raise HttpError(413, "the body is larger than the limit of %d bytes" % max_body)
+            if parsed is None:
+                return False
+            body, end = parsed
+        else:
+            try:
+                length = int(headers.get(b"content-length", b"0"))
+                if length < 0:
+                    raise ValueError(length)
+            except ValueError:
+                raise HttpError(400, "malformed Content-Length")
+            if length > max_body:
+                raise HttpError(413, "the body is larger than the limit of %d bytes" % max_body)
+            end = start + length
+            if len(buf) < end:
+                if headers.get(b"expect", b"").lower() == b"100-continue" and not self.continued:
+                    self.continued = True
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return False
+            body = bytes(buf[start:end])
+        del buf[:end]
+        self.continued = False
+        conn = headers.get(b"connection", b"").lower()
+        keep_alive = (conn != b"close") if version == b"HTTP/1.1" else (conn == b"keep-alive")
+        keep_alive = keep_alive and not self.server.draining
+        response = self.server.dispatch(method, target, headers, body)
+        self.transport.write(render(response, keep_alive, method == b"HEAD"))
+        if not keep_alive:
+            self.transport.close()
+            self.transport = None
+            return False
+        return True
+
+
+class WorkerServer(object):
+    """Routes requests to a ``Service``, applies the per-request timeout, drains on SIGTERM."""
+
+    def __init__(self, service, timeout=60.0, max_body=DEFAULT_MAX_BODY):
+        self.service = service
+        self.timeout = timeout
+        self.max_body = max_body
+        self.connections = set()
+        self.draining = False
+
+    def dispatch(self, method, target, headers, body):
+        path = target.split(b"?", 1)[0]
+        allowed = _ROUTES.get(path)
+        if allowed is None:
+            return error_response(404, "NotFound", "no such path; the server answers /ping, "
+                                  "/invocations and /execution-parameters")
+        if method not in allowed:
+            response = error_response(405, "MethodNotAllowed",
+                                      "use %s" % " or ".join(m.decode() for m in allowed))
+            response.headers["Allow"] = ", ".join(m.decode() for m in allowed)
+            return response
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            if path == b"/invocations":
+                content_type = headers.get(b"contenttype") or headers.get(b"content-type")
+                accept = headers.get(b"accept")
+                return self.service.invoke(
+                    body, content_type.decode("latin-1") if content_type else None,
+                    accept.decode("latin-1") if accept else None)
+            if path == b"/ping":
+                return self.service.ping()
+            return self.service.execution_parameters()
+        except _Timeout:
+            log.error("request timed out after %ss", self.timeout)
+            return error_response(504, "Timeout", "the model did not answer within %ss"
+                                  % self.timeout)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _on_alarm(signum, frame):
+    raise _Timeout()
+
+
+def _accept_one(loop, sock, server):
+    """Accept a single connection per wake-up so the workers sharing a socket balance."""
+    try:
+        conn, _ = sock.accept()
+    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        return
+    conn.setblocking(False)
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    asyncio.ensure_future(loop.connect_accepted_socket(lambda: HttpProtocol(server), conn))
+
+
+async def _drain(server, grace):
+    loop = asyncio.get_event_loop()
+    deadline = loop.time() + grace
+    while server.connections and loop.time() < deadline:
+        for proto in list(server.connections):
+            if proto.idle() and proto.transport is not None:
+                proto.transport.close()
+        await asyncio.sleep(0.05)
+
+
+def run(sock, service, timeout, max_body, grace=10.0):
+    """Serve on ``sock`` until SIGTERM/SIGINT or the parent's death, then drain."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = WorkerServer(service, timeout, max_body)
+    stop = loop.create_future()
+    parent = os.getppid()
+
+    def request_stop():
+        if not stop.done():
+            stop.set_result(None)
+
+    def watch_parent():
+        if os.getppid() != parent:
+            log.warning("supervisor %s is gone; stopping", parent)
+            request_stop()
+        else:
+            loop.call_later(0.5, watch_parent)
+
+    signal.signal(signal.SIGALRM, _on_alarm)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop)
+    sock.setblocking(False)
+    loop.add_reader(sock.fileno(), _accept_one, loop, sock, server)
+    loop.call_later(0.5, watch_parent)
+    log.info("worker %d ready", os.getpid())
+    loop.run_until_complete(stop)
+    loop.remove_reader(sock.fileno())
+    server.draining = True
+    loop.run_until_complete(_drain(server, grace))
+    loop.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fd", type=int, required=True, help="inherited listening socket")
+    parser.add_argument("--model-dir", required=True)
+    args = parser.parse_args(argv)
+    env = os.environ
+    debug = env.get("FEDSAGE_DEBUG", "") not in ("", "0", "false")
+    logging.basicConfig(level=logging.DEBUG if debug else int(
+        env.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "20")), stream=sys.stderr,
+        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
+    sock = socket.socket(fileno=args.fd)
+    try:
+        module = import_user_module(env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""),
+                                    env.get("SAGEMAKER_PROGRAM", ""))
+        service = Service(args.model_dir, module,
+                          env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), debug)
+    except Exception as exc:  # keep serving, so /ping can say what is wrong
+        log.error("cannot load the entry point\n%s", traceback.format_exc().rstrip())
+        service = BrokenService("cannot load the entry point: %s" % _one_line(exc))
+    try:
+        service.load()  # preload, so the first request is fast; /ping retries on failure
+    except Exception:
+        log.error("model_fn failed at start-up\n%s", traceback.format_exc().rstrip())
+    run(sock, service, float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60")),
+        int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""Local endpoints: a detached model server per endpoint, recorded in fedsage's registry.
+
+Each endpoint lives in ``FEDSAGE_HOME/endpoints/<name>/`` (``model/``, ``code/``,
+``config.json``, ``state.json``, ``server.log``).  Its supervisor runs in a new session,
+so it outlives the notebook kernel or shell that created it.  A record whose supervisor
+is gone is reported as ``Failed``, never trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import httpx
+
+from .._archive import extract_safely
+from .._home import fedsage_home, registry
+from ..errors import ConfigurationError, EndpointError, InvocationError
+from ..runtimes.base import Runtime
+from ._process import alive, process_start, stop_process
+from .supervisor import DEFAULT_MAX_BODY, ServerConfig
+
+__all__ = [
+    "Invocation",
+    "create_endpoint",
+    "delete_endpoint",
+    "describe_endpoint",
+    "endpoint_log",
+    "invoke_endpoint",
+    "list_endpoints",
+]
+
+KIND = "endpoint"
+_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_clients: dict[str, tuple[str, httpx.Client]] = {}
+_clients_lock = threading.Lock()
+
+
+class Invocation(NamedTuple):
+    """What an endpoint answered: the raw body and its ``Content-Type``."""
+
+    body: bytes
+    content_type: str
+
+
+def _endpoint_dir(name: str) -> Path:
+    return fedsage_home() / "endpoints" / name
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigurationError(
+            f"invalid endpoint name {name!r}: use 1 to 63 letters, digits and hyphens, "
+            "starting and ending with a letter or digit (SageMaker's EndpointName rule)"
+        )
+
+
+def _log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def create_endpoint(
+    name: str,
+    *,
+    model_tar: Path,
+    code_tar: Path | None,
+    program: str | None,
+    runtime: Runtime,
+    instance_count: int = 1,
+    workers: int | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    max_body: int = DEFAULT_MAX_BODY,
+    ready_timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Unpack a model, start a detached model server for it and wait until it is healthy.
+
+    Parameters
+    ----------
+    name : str
+        The endpoint name (SageMaker's rule: 1-63 letters, digits, hyphens).
+    model_tar : pathlib.Path
+        ``model.tar.gz``; extracted into the endpoint's ``model/`` folder.
+    code_tar : pathlib.Path or None
+        ``sourcedir.tar.gz`` with the entry point; ``None`` means the code is inside the
+        model (``model/code`` if present, else the model folder).
+    program : str or None
+        The entry point file (``SAGEMAKER_PROGRAM``), e.g. ``"train.py"``.
+    runtime : Runtime
+        The runtime whose interpreter runs the workers (the one that trained the model).
+    instance_count : int, default=1
+        SageMaker's ``initial_instance_count``; instances share this machine.
+    workers : int, optional
+        Worker processes per instance; default ``cpu_count // instance_count`` (>= 1).
+    env : dict, optional
+        Extra environment for the workers (e.g. ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``).
+    timeout : float, default=60.0
+        Per-request timeout in seconds.
+    max_body : int, default=6 MiB
+        Largest accepted request body in bytes.
+    ready_timeout : float, default=120.0
+        How long to wait for ``/ping`` to answer 200.
+
+    Returns
+    -------
+    dict
+        The endpoint's description, as :func:`describe_endpoint` returns it.
+
+    Raises
+    ------
+    ConfigurationError
+        If the name or a count is invalid.
+    EndpointError
+        If the name is in use, an archive is unsafe, or the server does not become healthy
+        (the message carries the end of the server log).
+    """
+    _check_name(name)
+    if instance_count < 1 or (workers is not None and workers < 1):
+        raise ConfigurationError("instance_count and workers must be at least 1")
+    per_instance = workers or max(1, (os.cpu_count() or 1) // instance_count)
+    reg = registry()
+    now = time.time()
+    try:
+        reg.add(KIND, name, {"EndpointName": name, "EndpointStatus": "Creating", "created": now})
+    except KeyError:
+        raise EndpointError(
+            f"an endpoint named {name!r} already exists; pick another name or delete it "
+            f"first with: fedsage endpoints delete {name}"
+        ) from None
+    folder = _endpoint_dir(name)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        if folder.exists():
+            shutil.rmtree(folder)
+        extract_safely(Path(model_tar), folder / "model", error=EndpointError)
+        if code_tar is not None:
+            extract_safely(Path(code_tar), folder / "code", error=EndpointError)
+            code_dir = folder / "code"
+        else:
+            code_dir = folder / "model" / "code"
+            code_dir = code_dir if code_dir.is_dir() else folder / "model"
+        config = ServerConfig(
+            model_dir=str(folder / "model"),
+            python=str(runtime.python),
+            code_dir=str(code_dir),
+            program=program,
+            workers=per_instance * instance_count,
+            timeout=timeout,
+            max_body=max_body,
+            env={**runtime.env, **(env or {})},
+            state_file=str(folder / "state.json"),
+        )
+        (folder / "config.json").write_text(config.to_json(), encoding="utf-8")
+        log_path = folder / "server.log"
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "fedsage.serving.supervisor", "--config", "config.json"],
+                cwd=folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        state = _wait_healthy(name, proc, folder, ready_timeout)
+    except BaseException as exc:
+        if proc is not None:
+            stop_process(proc.pid, None, grace=5.0)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+        tail = _log_tail(folder / "server.log")
+        reg.delete(KIND, name)
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, EndpointError) and not isinstance(exc, InvocationError):
+            raise EndpointError(f"{exc}\n--- end of the server log ---\n{tail}") from exc
+        raise
+    reg.update(
+        KIND,
+        name,
+        EndpointStatus="InService",
+        updated=time.time(),
+        deploy_seconds=round(time.time() - now, 3),
+        url=state["url"],
+        host=state["host"],
+        port=state["port"],
+        pid=proc.pid,
+        pid_start=process_start(proc.pid),
+        dir=str(folder),
+        log=str(folder / "server.log"),
+        instance_count=instance_count,
+        workers=per_instance * instance_count,
+        program=program,
+        runtime=runtime.describe(),
+    )
+    return describe_endpoint(name)
+
+
+def _wait_healthy(
+    name: str, proc: subprocess.Popen[bytes], folder: Path, ready_timeout: float
+) -> dict[str, Any]:
+    state_file = folder / "state.json"
+    deadline = time.monotonic() + ready_timeout
+    state: dict[str, Any] | None = None
+    with httpx.Client(timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise EndpointError(
+                    f"the model server of endpoint {name!r} exited with code {proc.returncode}"
+                )
+            if state is None and state_file.exists():
+                state = _read_state(state_file)
+            if state is not None:
+                try:
+                    answer = client.get(state["url"] + "/ping")
+                except httpx.TransportError:
+                    answer = None
+                if answer is not None and answer.status_code == 200:
+                    return state
+                if answer is not None:
+                    raise EndpointError(
+                        f"endpoint {name!r} is unhealthy: /ping answered "
+                        f"{answer.status_code} {answer.text[:500]}"
+                    )
+            time.sleep(0.02)
+    raise EndpointError(f"endpoint {name!r} did not become healthy within {ready_timeout:.0f}s")
+
+
+def _read_state(path: Path) -> dict[str, Any] | None:
+    """Read a supervisor's ``state.json`` (``None`` while it is missing)."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+def _record(name: str) -> dict[str, Any]:
+    record = registry().get(KIND, name)
+    if record is None:
+        raise EndpointError(
+            f"there is no endpoint named {name!r}; list them with: fedsage endpoints list"
+        )
+    return record
+
+
+def _iso(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
+
+
+def describe_endpoint(name: str) -> dict[str, Any]:
+    """Describe an endpoint in the shape of SageMaker's ``DescribeEndpoint``.
+
+    A record whose server process has died is reported with ``EndpointStatus='Failed'``
+    and a ``FailureReason`` saying so.
+
+    Parameters
+    ----------
+    name : str
+        The endpoint name.
+
+    Returns
+    -------
+    dict
+        ``EndpointName``, ``EndpointStatus``, ``CreationTime``, ``LastModifiedTime``,
+        ``ProductionVariants``, optionally ``FailureReason``, and ``Local`` (url, pid,
+        port, workers, folder, log, runtime, deploy time).
+
+    Raises
+    ------
+    EndpointError
+        If there is no such endpoint.
+    """
+    record = _record(name)
+    status = record.get("EndpointStatus", "Creating")
+    description: dict[str, Any] = {
+        "EndpointName": name,
+        "EndpointConfigName": name,
+        "EndpointStatus": status,
+        "CreationTime": _iso(record.get("created")),
+        "LastModifiedTime": _iso(record.get("updated", record.get("created"))),
+        "ProductionVariants": [
+            {
+                "VariantName": "AllTraffic",
+                "CurrentInstanceCount": record.get("instance_count", 1),
+                "DesiredInstanceCount": record.get("instance_count", 1),
+            }
+        ],
+        "Local": {
+            key: record.get(key)
+            for key in ("url", "pid", "port", "workers", "dir", "log", "runtime", "deploy_seconds")
+        },
+    }
+    pid = record.get("pid")
+    if status == "InService" and (pid is None or not alive(pid, record.get("pid_start"))):
+        description["EndpointStatus"] = "Failed"
+        description["FailureReason"] = (
+            f"the model server (pid {pid}) is no longer running; see its log with "
+            f"'fedsage endpoints logs {name}' and remove it with 'fedsage endpoints delete {name}'"
+        )
+    return description
+
+
+def list_endpoints() -> list[dict[str, Any]]:
+    """Describe every local endpoint, oldest first (stale ones as ``Failed``).
+
+    Returns
+    -------
+    list of dict
+        One :func:`describe_endpoint` result per endpoint.
+    """
+    names = [r["EndpointName"] for r in registry().list(KIND)]
+    out = []
+    for name in names:
+        with contextlib.suppress(EndpointError):  # deleted meanwhile by another process
+            out.append(describe_endpoint(name))
+    return out
+
+
+def endpoint_log(name: str) -> Path:
+    """Return the path of an endpoint's server log.
+
+    Raises
+    ------
+    EndpointError
+        If there is no such endpoint.
+    """
+    record = _record(name)
+    return Path(record.get("log") or _endpoint_dir(name) / "server.log")
+
+
+def delete_endpoint(name: str) -> None:
+    """Stop an endpoint's server and workers, remove its folder and its record.
+
+    Parameters
+    ----------
+    name : str
+        The endpoint name.
+
+    Raises
+    ------
+    EndpointError
+        If there is no such endpoint.
+    """
+    record = _record(name)
+    folder = Path(record.get("dir") or _endpoint_dir(name))
+    state = _read_state(folder / "state.json") or {}
+    if record.get("pid"):
+        stop_process(record["pid"], record.get("pid_start"), grace=10.0)
+    for pid in state.get("workers", []):  # orphans left by a supervisor killed hard
+        stop_process(pid, None, grace=2.0, must_contain="fedsage_worker")
+    with _clients_lock:
+        cached = _clients.pop(name, None)
+    if cached is not None:
+        cached[1].close()
+    shutil.rmtree(folder, ignore_errors=True)
+    registry().delete(KIND, name)
+
+
+def _client(name: str) -> tuple[str, httpx.Client]:
+    with _clients_lock:
+        cached = _clients.get(name)
+        if cached is None:
+            record = _record(name)
+            if record.get("EndpointStatus") != "InService" or not record.get("url"):
+                raise EndpointError(
+                    f"endpoint {name!r} is {record.get('EndpointStatus')}, not InService"
+                )
+            cached = (record["url"], httpx.Client(timeout=httpx.Timeout(70.0, connect=5.0)))
+            _clients[name] = cached
+        return cached
+
+
+def invoke_endpoint(
+    name: str,
+    body: bytes | str,
+    content_type: str = "application/json",
+    accept: str | None = None,
+) -> Invocation:
+    """Send one request to ``/invocations`` (SageMaker's ``InvokeEndpoint``).
+
+    Parameters
+    ----------
+    name : str
+        The endpoint name.
+    body : bytes or str
+        The payload (``str`` is sent as UTF-8).
+    content_type : str, default="application/json"
+        The request's ``Content-Type``.
+    accept : str, optional
+        The ``Accept`` header; ``None`` lets the server use its default accept.
+
+    Returns
+    -------
+    Invocation
+        The response body (bytes) and its content type.
+
+    Raises
+    ------
+    InvocationError
+        If the model answered with a non-2xx status (status and body attached).
+    EndpointError
+        If there is no such endpoint or its server is not running.
+    """
+    url, client = _client(name)
+    headers = {"Content-Type": content_type}
+    if accept:
+        headers["Accept"] = accept
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    try:
+        answer = client.post(url + "/invocations", content=data, headers=headers)
+    except httpx.TransportError as exc:
+        with _clients_lock:
+            _clients.pop(name, None)
+        described = describe_endpoint(name)
+        reason = described.get("FailureReason") or f"cannot reach {url}: {exc}"
+        raise EndpointError(f"endpoint {name!r} ({described['EndpointStatus']}): {reason}") from exc
+    if not 200 <= answer.status_code < 300:
+        raise InvocationError(name, answer.status_code, answer.text)
+    return Invocation(answer.content, answer.headers.get("content-type", ""))

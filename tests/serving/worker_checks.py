@@ -1,0 +1,206 @@
+# ruff: noqa: UP004, UP031  (Python 3.7 syntax on purpose)
+"""Socket-free checks of the worker's handler half, in Python 3.7 syntax.
+
+pytest runs them in fedsage's interpreter (test_worker_handlers.py) and, as a script,
+under Python 3.7 with numpy only:  ``python worker_checks.py WORKER_PATH``.
+"""
+
+import importlib.util
+import io
+import json
+import sys
+import types
+
+import numpy as np
+
+W = None  # the worker module, set by load()
+
+
+def load(path):
+    global W
+    spec = importlib.util.spec_from_file_location("fedsage_worker", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    W = module
+    return module
+
+
+class SumModel(object):
+    n_features_in_ = 2
+
+    def predict(self, X):
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError("Expected 2D array with %d features" % self.n_features_in_)
+        return X.sum(axis=1)
+
+
+class OneFeatureModel(SumModel):
+    n_features_in_ = 1
+
+
+def service(model=None, default_accept=None, **handlers):
+    module = types.ModuleType("user_script")
+    module.model_fn = lambda model_dir: model or SumModel()
+    for name, fn in handlers.items():
+        setattr(module, name, fn)
+    return W.Service("/nonexistent", module, default_accept)
+
+
+def body_of(response):
+    return response.get_data()
+
+
+def check_json_both_ways():
+    r = service().invoke(b"[[1, 2], [3, 4.5]]", "application/json", "application/json")
+    assert r.status_code == 200, body_of(r)
+    assert r.content_type == "application/json"
+    assert body_of(r) == b"[3.0, 7.5]", body_of(r)
+
+
+def check_csv_both_ways():
+    r = service().invoke(b"1,2\n3,4.5\n", "text/csv", "text/csv")
+    assert r.status_code == 200 and r.content_type == "text/csv; charset=utf-8"
+    assert body_of(r) == b"3.0\n7.5\n", body_of(r)
+
+
+def check_npy_both_ways():
+    stream = io.BytesIO()
+    np.save(stream, np.array([[1.0, 2.0], [3.0, 4.0]]))
+    r = service().invoke(stream.getvalue(), "application/x-npy", "application/x-npy")
+    assert r.status_code == 200 and r.content_type == "application/x-npy"
+    out = np.load(io.BytesIO(body_of(r)))
+    assert out.tolist() == [3.0, 7.0]
+
+
+def check_one_row_works():
+    for body, kind in ((b"1,2", "text/csv"), (b"[1, 2]", "application/json")):
+        r = service().invoke(body, kind, "application/json")
+        assert r.status_code == 200 and body_of(r) == b"[3.0]", body_of(r)
+
+
+def check_single_column_stays_rows():
+    r = service(OneFeatureModel()).invoke(b"1\n2\n3\n", "text/csv", "application/json")
+    assert body_of(r) == b"[1.0, 2.0, 3.0]", body_of(r)
+
+
+def check_default_accept():
+    r = service(default_accept="text/csv").invoke(b"[[1, 2]]", "application/json", None)
+    assert r.content_type.startswith("text/csv") and body_of(r) == b"3.0\n"
+    r = service(default_accept="text/csv").invoke(b"[[1, 2]]", "application/json", "*/*")
+    assert r.content_type.startswith("text/csv")
+    r = service().invoke(b"[[1, 2]]", None, None)
+    assert r.content_type == "application/json"
+
+
+def check_content_type_parameters_ignored():
+    r = service().invoke(b"1,2", "text/csv; charset=utf-8", "application/json")
+    assert r.status_code == 200
+
+
+def check_error_codes():
+    s = service()
+    cases = [
+        ((b"1,2", "text/plain", "application/json"), 415),
+        ((b"1,2", "text/csv", "application/xml"), 406),
+        ((b"\xff\xfe", "text/csv", "application/json"), 400),
+        ((b"a,b\n1,2", "text/csv", "application/json"), 400),
+        ((b"[[1, 2", "application/json", "application/json"), 400),
+        ((b"not npy", "application/x-npy", "application/json"), 400),
+        ((b"1,2,3", "text/csv", "application/json"), 400),  # the model refuses 3 features
+    ]
+    for args, status in cases:
+        r = s.invoke(*args)
+        assert r.status_code == status, (args, r.status_code, body_of(r))
+        reason = json.loads(body_of(r).decode("utf-8"))
+        assert set(reason) == {"error", "message"}, reason
+
+
+def check_npy_refuses_pickles_and_bombs():
+    stream = io.BytesIO()
+    np.save(stream, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert service().invoke(stream.getvalue(), "application/x-npy", None).status_code == 400
+    stream = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**10, 2)}
+    np.lib.format.write_array_header_1_0(stream, header)
+    bomb = stream.getvalue() + b"\0" * 16
+    assert service().invoke(bomb, "application/x-npy", None).status_code == 400
+
+
+def check_model_fault_is_500_without_traceback():
+    def predict_fn(data, model):
+        raise RuntimeError("boom\nsecond line")
+
+    r = service(predict_fn=predict_fn).invoke(b"1,2", "text/csv", "application/json")
+    assert r.status_code == 500
+    text = body_of(r).decode("utf-8")
+    assert "\n" not in text and "Traceback" not in text and "boom" in text, text
+
+
+def check_missing_model_fn():
+    s = W.Service("/nonexistent", None)
+    r = s.ping()
+    assert r.status_code == 500 and b"model_fn" in body_of(r)
+
+
+def check_custom_handlers():
+    def input_fn(body, content_type):
+        assert isinstance(body, str)  # text types are decoded to str, as in the image
+        return np.array([[float(v) for v in body.split("|")]])
+
+    def output_fn(prediction, accept):
+        return "sum=%s" % prediction[0], "text/plain"
+
+    r = service(input_fn=input_fn, output_fn=output_fn).invoke(b"1|2", "text/csv", "x/y")
+    assert r.status_code == 200 and r.content_type == "text/plain" and body_of(r) == b"sum=3.0"
+
+
+def check_output_fn_shapes():
+    for result, kind, data in (
+        (b"raw", "text/html; charset=utf-8", b"raw"),
+        ("text", "text/html; charset=utf-8", b"text"),
+        (W.Response("made", 201, mimetype="a/b"), "a/b", b"made"),
+    ):
+        r = service(output_fn=lambda p, a, result=result: result).invoke(b"1,2", "text/csv", None)
+        assert (r.content_type, body_of(r)) == (kind, data), (r.content_type, body_of(r))
+
+
+def check_transform_fn():
+    def transform_fn(model, body, content_type, accept):
+        return json.dumps({"n": len(body), "ct": content_type}), "application/json"
+
+    r = service(transform_fn=transform_fn).invoke(b"abc", "weird/type", "other/type")
+    assert r.status_code == 200 and json.loads(body_of(r).decode()) == {"n": 3, "ct": "weird/type"}
+
+
+def check_transform_fn_with_input_fn_is_refused():
+    try:
+        service(transform_fn=lambda *a: "", input_fn=lambda b, c: b)
+    except W.UserError as exc:
+        assert "transform_fn" in str(exc)
+    else:
+        raise AssertionError("transform_fn together with input_fn must be refused")
+
+
+def check_execution_parameters():
+    assert service().execution_parameters().status_code == 404
+    s = service(execution_parameters_fn=lambda: {"MaxPayloadInMB": 6})
+    r = s.execution_parameters()
+    assert r.status_code == 200 and json.loads(body_of(r).decode()) == {"MaxPayloadInMB": 6}
+
+
+def check_chunked_parser():
+    buf = bytearray(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\nNEXT")
+    body, end = W._parse_chunked(buf, 0, 100)
+    assert body == b"abcde" and buf[end:] == b"NEXT"
+    assert W._parse_chunked(bytearray(b"3\r\nab"), 0, 100) is None
+
+
+CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
+
+
+if __name__ == "__main__":
+    load(sys.argv[1])
+    for check in CHECKS:
+        check()
+        print("ok", check.__name__)
+    print("all %d checks passed under Python %s" % (len(CHECKS), sys.version.split()[0]))
