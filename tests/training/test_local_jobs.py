@@ -427,3 +427,33 @@ def test_dbconnection_sources_stream_into_channels(dwc, workdir):
         n_train, n_test, first = tar.extractfile("n").read().decode().split(" ", 2)  # type: ignore[union-attr]
     assert (int(n_train), int(n_test)) == (150, 23)
     assert "SEPAL" not in first  # no header row
+
+
+def test_ctrl_c_while_waiting_stops_the_job(workdir, frame):
+    import signal
+
+    script = _script(workdir, "import time\nprint('started', flush=True)\ntime.sleep(120)\n")
+    frame.to_csv(workdir / "data.csv", header=False, index=False)
+    code = textwrap.dedent(
+        f"""
+        from fedsage import DwcSagemaker
+        try:
+            DwcSagemaker(prefix="tests").train_sklearn_model(
+                "file://{workdir}/data.csv", train_script={str(script)!r},
+                framework_version="host", wait=True)
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=workdir, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.strip() == "started":
+            break
+    process.send_signal(signal.SIGINT)
+    rest, _ = process.communicate(timeout=60)
+    assert "interrupted" in rest
+    (job,) = DwcSagemaker(prefix="tests")._backend.list_training_jobs()
+    assert job["TrainingJobStatus"] == "Stopped"
