@@ -46,6 +46,9 @@ class DwcSagemaker:
         mode; ``sagemaker-<region>-<account>`` in aws mode), never a new one per call.
     mode : {'local', 'aws'} or None, default=None
         Where things run.  ``None`` reads ``FEDSAGE_MODE``, else ``local``.
+    role : str or None, default=None
+        aws mode only: the IAM role for training and endpoints.  ``None`` reads
+        ``FEDSAGE_SAGEMAKER_ROLE``, else the notebook instance's execution role.
 
     Raises
     ------
@@ -60,14 +63,21 @@ class DwcSagemaker:
     """
 
     def __init__(
-        self, prefix: str = "model-data", bucket_name: str | None = None, mode: str | None = None
+        self,
+        prefix: str = "model-data",
+        bucket_name: str | None = None,
+        mode: str | None = None,
+        *,
+        role: str | None = None,
     ) -> None:
         caller = "DwcSagemaker"
         self.prefix = check_prefix(prefix)
         if bucket_name is not None:
             check_bucket_name(bucket_name)
         self.mode = check.check_mode(mode or os.environ.get(MODE_ENV) or "local", caller)
-        self._backend = self._make_backend(bucket_name)
+        if role is not None and self.mode == "local":
+            logger.info("role=%r is used in aws mode only; local mode ignores it", role)
+        self._backend = self._make_backend(bucket_name, role)
         self.bucket_name = self._backend.store.bucket
         _announce_once(
             self.mode,
@@ -75,15 +85,14 @@ class DwcSagemaker:
             f"set {MODE_ENV}=local|aws or pass mode= to change it",
         )
 
-    def _make_backend(self, bucket_name: str | None) -> Backend:
+    def _make_backend(self, bucket_name: str | None, role: str | None) -> Backend:
         if self.mode == "local":
             from .backends.local import LocalBackend
 
             return LocalBackend(bucket_name, self.prefix)
-        from .backends.aws import AwsBackend  # type: ignore[import-not-found,unused-ignore]
+        from .backends.aws import AwsBackend
 
-        backend: Backend = AwsBackend(bucket_name, self.prefix)
-        return backend
+        return AwsBackend(bucket_name, self.prefix, role=role)
 
     def __repr__(self) -> str:
         return (

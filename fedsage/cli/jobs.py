@@ -14,13 +14,24 @@ from ._common import console, format_time, handle_errors
 
 app = typer.Typer(help="Training jobs: list, describe, logs, stop.", no_args_is_help=True)
 
+_MODE: dict[str, str | None] = {"mode": None}
+
+
+@app.callback()
+def _options(
+    mode: str = typer.Option(
+        None, "--mode", help="local or aws (default: FEDSAGE_MODE, else local)."
+    ),
+) -> None:
+    _MODE["mode"] = mode
+
 _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}
 
 
 def _backend() -> Backend:
     from ..dwc_sagemaker import DwcSagemaker
 
-    return DwcSagemaker(mode=None)._backend
+    return DwcSagemaker(mode=_MODE["mode"])._backend
 
 
 @app.command("list")

@@ -1,5 +1,48 @@
-"""Per-``framework_version`` environments that jobs and endpoints run in."""
+"""Per-``framework_version`` environments that jobs and endpoints run in.
+
+:func:`resolve_runtime` turns a SageMaker scikit-learn ``framework_version`` into a
+:class:`Runtime` (an interpreter plus the image's locked libraries), building it once
+into the cache; :func:`requirements_overlay` layers a job's ``requirements.txt`` on top.
+
+The building machinery imports lazily: a job runner that only needs :class:`Runtime`
+must start fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from .base import HOST, IMAGE_ENV, Runtime, host_runtime
+from .catalog import DEFAULT_FRAMEWORK_VERSION, SUPPORTED_VERSIONS, check_framework_version
 
-__all__ = ["HOST", "IMAGE_ENV", "Runtime", "host_runtime"]
+if TYPE_CHECKING:
+    from .overlay import requirements_overlay
+    from .resolve import ApproximateRuntimeWarning, resolve_runtime
+
+__all__ = [
+    "DEFAULT_FRAMEWORK_VERSION",
+    "HOST",
+    "IMAGE_ENV",
+    "SUPPORTED_VERSIONS",
+    "ApproximateRuntimeWarning",
+    "Runtime",
+    "check_framework_version",
+    "host_runtime",
+    "requirements_overlay",
+    "resolve_runtime",
+]
+
+_LAZY = {
+    "requirements_overlay": "overlay",
+    "ApproximateRuntimeWarning": "resolve",
+    "resolve_runtime": "resolve",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fedsage.runtimes' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f"{__name__}.{module}"), name)

@@ -46,6 +46,10 @@ class Runtime:
     approximate : bool
         True when the exact interpreter or library line was not available and a near
         one stands in (see ``docs/runtimes.md``).
+    root : pathlib.Path or None
+        The runtime's folder in the cache (``None`` for the host runtime).
+    spec_hash : str
+        Digest of the locked package set it was built from (empty for the host).
     """
 
     framework_version: str
@@ -54,6 +58,8 @@ class Runtime:
     packages: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     approximate: bool = False
+    root: Path | None = None
+    spec_hash: str = ""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary recorded with every job and endpoint."""

@@ -96,6 +96,8 @@ class JobSpec:
 
         data = dict(self.runtime)
         data["python"] = Path(data["python"])
+        if data.get("root"):
+            data["root"] = Path(data["root"])
         return Runtime(**data)
 
     def to_json(self) -> str:
@@ -109,5 +111,7 @@ class JobSpec:
 def runtime_to_dict(runtime: Runtime) -> dict[str, Any]:
     """The fields of ``runtime`` as JSON-ready data (inverse of :meth:`JobSpec.get_runtime`)."""
     data = asdict(runtime)
-    data["python"] = str(runtime.python)
+    for key, value in data.items():
+        if isinstance(value, Path):
+            data[key] = str(value)
     return data

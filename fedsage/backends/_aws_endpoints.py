@@ -1,0 +1,163 @@
+"""SageMaker endpoint and log helpers for the aws backend (plain functions over clients)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from ..errors import ConfigurationError, EndpointError, InvocationError
+from ..storage.s3 import import_aws
+from ._aws_session import api_error, error_code
+
+__all__ = [
+    "LOG_GROUP",
+    "delete_endpoint_resources",
+    "endpoint_exists",
+    "framework_version_of",
+    "invoke_endpoint",
+    "read_job_log",
+    "wait_for_endpoint",
+]
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+_BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+_IMAGE_TAG = re.compile(
+    r":(?P<version>\d[\w.]*-\d+(?:-py3\d+)?)-cpu-py3\d*$|:(?P<old>\d+\.\d+\.\d+)-cpu-py3$"
+)
+
+
+def framework_version_of(image: str) -> str:
+    """``0.23-1`` from ``...sagemaker-scikit-learn:0.23-1-cpu-py3``.
+
+    Raises
+    ------
+    ConfigurationError
+        When ``image`` is not a SageMaker scikit-learn image.
+    """
+    match = _IMAGE_TAG.search(image)
+    if not match or "sagemaker-scikit-learn" not in image:
+        raise ConfigurationError(
+            f"the training image {image!r} is not a SageMaker scikit-learn image; fedsage "
+            "deploys only models trained by its SKLearn estimator"
+        )
+    return str(match.group("version") or match.group("old"))
+
+
+def _call(client: Any, method: str, name: str, **kwargs: Any) -> Any:
+    exceptions = import_aws("botocore.exceptions")
+    try:
+        return getattr(client, method)(**kwargs)
+    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+        raise api_error(
+            exc, f"{method.replace('_', ' ')} of {name}", kind="endpoint", name=name
+        ) from exc
+
+
+def endpoint_exists(client: Any, name: str) -> bool:
+    """Whether an endpoint ``name`` exists (in any status)."""
+    exceptions = import_aws("botocore.exceptions")
+    try:
+        client.describe_endpoint(EndpointName=name)
+    except exceptions.ClientError as exc:
+        if error_code(exc) == "ValidationException" and "not" in str(exc).lower():
+            return False
+        raise api_error(exc, f"describe endpoint {name}", kind="endpoint", name=name) from exc
+    return True
+
+
+def wait_for_endpoint(client: Any, name: str, poll: float) -> dict[str, Any]:
+    """Poll DescribeEndpoint until ``name`` leaves Creating/Updating; return its description.
+
+    Raises
+    ------
+    EndpointError
+        When the endpoint ends in any status other than ``InService``.
+    """
+    while True:
+        description: dict[str, Any] = _call(client, "describe_endpoint", name, EndpointName=name)
+        status = description["EndpointStatus"]
+        if status not in _BUSY:
+            break
+        time.sleep(poll)
+    if status != "InService":
+        reason = description.get("FailureReason", "no reason given")
+        raise EndpointError(
+            f"endpoint {name} is {status}: {reason}; see its CloudWatch log group "
+            f"/aws/sagemaker/Endpoints/{name}"
+        )
+    return description
+
+
+def invoke_endpoint(
+    runtime: Any, name: str, body: bytes, content_type: str, accept: str
+) -> tuple[bytes, str]:
+    """InvokeEndpoint; return (body, content type).
+
+    Raises
+    ------
+    InvocationError
+        For SageMaker's ``ModelError``: the container's status and body.
+    EndpointError
+        For any other failure (unknown endpoint, payload too large...).
+    """
+    args: dict[str, Any] = {"EndpointName": name, "Body": body, "ContentType": content_type}
+    if accept:
+        args["Accept"] = accept
+    exceptions = import_aws("botocore.exceptions")
+    try:
+        answer = runtime.invoke_endpoint(**args)
+    except exceptions.ClientError as exc:
+        if error_code(exc) == "ModelError":
+            response = exc.response
+            error = response.get("Error", {})
+            status = response.get("OriginalStatusCode") or error.get("OriginalStatusCode")
+            message = response.get("OriginalMessage") or error.get("OriginalMessage") or ""
+            raise InvocationError(name, int(status or 0), str(message)) from exc
+        raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
+    except exceptions.BotoCoreError as exc:
+        raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
+    return answer["Body"].read(), str(answer.get("ContentType", ""))
+
+
+def delete_endpoint_resources(client: Any, name: str) -> list[str]:
+    """Delete endpoint ``name``, its endpoint configuration and its models; return the models."""
+    description = _call(client, "describe_endpoint", name, EndpointName=name)
+    config_name = description["EndpointConfigName"]
+    config = _call(client, "describe_endpoint_config", name, EndpointConfigName=config_name)
+    models = sorted({v["ModelName"] for v in config.get("ProductionVariants", [])})
+    _call(client, "delete_endpoint", name, EndpointName=name)
+    _call(client, "delete_endpoint_config", name, EndpointConfigName=config_name)
+    for model in models:
+        _call(client, "delete_model", name, ModelName=model)
+    return models
+
+
+def read_job_log(logs: Any, job_name: str) -> list[str]:
+    """Every CloudWatch log line of a training job so far (all its streams, in order)."""
+    exceptions = import_aws("botocore.exceptions")
+    lines: list[str] = []
+    try:
+        streams = sorted(
+            stream["logStreamName"]
+            for page in logs.get_paginator("describe_log_streams").paginate(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/"
+            )
+            for stream in page.get("logStreams", [])
+        )
+        for stream in streams:
+            token: str | None = None
+            while True:
+                extra: dict[str, str] = {"nextToken": token} if token else {}
+                page = logs.get_log_events(
+                    logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True, **extra
+                )
+                lines.extend(event["message"] for event in page.get("events", []))
+                if not page.get("events") or page.get("nextForwardToken") == token:
+                    break
+                token = page.get("nextForwardToken")
+    except exceptions.ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":  # no log group yet: no lines
+            return lines
+        raise api_error(exc, f"read the log of training job {job_name}") from exc
+    return lines

@@ -1,0 +1,413 @@
+"""The aws backend: SageMaker training jobs and endpoints, S3 channels, the runtime API.
+
+Training uses the SageMaker Python SDK v2 ``SKLearn`` estimator, so the request
+SageMaker receives (image, hyperparameter encoding, reserved ``sagemaker_*`` entries,
+code upload) is the SDK's own.  Keys in the bucket follow the same layout as local
+mode: ``<prefix>/<job>/data/<channel>/...``, ``<prefix>/<job>/source/sourcedir.tar.gz``
+and ``<prefix>/<job>/output/{model,output}.tar.gz``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .._archive import extract_safely
+from ..channels import upload_channel
+from ..errors import ConfigurationError, TrainingError
+from ..storage import parse_s3_uri
+from ..storage.s3 import S3Store, default_bucket_name, import_aws
+from ..training.contract import decode_hyperparameters
+from ..training.handle import TrainingJobHandle
+from ..training.spec import base_from_name, name_from_base
+from ._aws_endpoints import (
+    delete_endpoint_resources,
+    endpoint_exists,
+    framework_version_of,
+    invoke_endpoint,
+    read_job_log,
+    wait_for_endpoint,
+)
+from ._aws_session import (
+    ROLE_ENV,
+    api_error,
+    error_code,
+    make_boto_session,
+    resolve_role,
+    sdk_session,
+)
+from .base import Backend, TrainingRequest
+
+__all__ = ["ROLE_ENV", "AwsBackend"]
+
+logger = logging.getLogger(__name__)
+
+_TERMINAL = ("Completed", "Failed", "Stopped")
+_LOCAL_TYPES = ("local", "local_gpu")
+
+
+def _strip(response: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+class AwsBackend(Backend):
+    """Runs jobs and endpoints on Amazon SageMaker; channel data lives in S3.
+
+    Parameters
+    ----------
+    bucket_name : str or None
+        The bucket; ``None`` uses ``sagemaker-<region>-<account>``, one per account and
+        region, created on first use (never a new bucket per call).
+    prefix : str
+        Key prefix for job data and artifacts.
+    role : str or None, default=None
+        The IAM role jobs run as; else ``FEDSAGE_SAGEMAKER_ROLE``, else the notebook
+        instance's execution role (resolved on first use).
+    boto_session : boto3.Session or None, default=None
+        The session to use; by default one from the standard boto3 chain.
+
+    Raises
+    ------
+    ConfigurationError
+        When boto3/sagemaker are missing, or no region or credentials are configured.
+    """
+
+    mode = "aws"
+    #: Seconds between polls while waiting for a job (the SDK's default) or an endpoint.
+    job_poll: float = 10.0
+    endpoint_poll: float = 15.0
+
+    def __init__(
+        self,
+        bucket_name: str | None,
+        prefix: str,
+        *,
+        role: str | None = None,
+        boto_session: Any = None,
+    ) -> None:
+        self._boto = boto_session or make_boto_session()
+        self.region = str(self._boto.region_name)
+        self.prefix = prefix
+        self._explicit_role = role
+        self._role: str | None = None
+        self._sdk: Any = None
+        self._clients: dict[str, Any] = {}
+        s3 = self._client("s3")
+        if bucket_name:
+            self.store = S3Store(bucket_name, client=s3, region=self.region)
+        else:
+            account = self._account()
+            bucket = default_bucket_name(self.region, account)
+            self.store = S3Store(bucket, client=s3, region=self.region, expected_owner=account)
+
+    def __repr__(self) -> str:
+        return (
+            f"AwsBackend(bucket={self.store.bucket!r}, prefix={self.prefix!r}, "
+            f"region={self.region!r})"
+        )
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _client(self, service: str) -> Any:
+        if service not in self._clients:
+            config = None
+            if service == "sagemaker-runtime":  # the container may take 60 s to answer
+                config = import_aws("botocore.config").Config(read_timeout=70)
+            self._clients[service] = self._boto.client(service, config=config)
+        return self._clients[service]
+
+    def _account(self) -> str:
+        exceptions = import_aws("botocore.exceptions")
+        try:
+            return str(self._client("sts").get_caller_identity()["Account"])
+        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+            raise ConfigurationError(
+                "cannot find the AWS account for the default bucket (sts:GetCallerIdentity "
+                f"failed: {error_code(exc) or type(exc).__name__}); check the credentials, "
+                "or pass bucket_name"
+            ) from exc
+
+    @property
+    def sdk(self) -> Any:
+        """The ``sagemaker.Session`` (created on first use)."""
+        if self._sdk is None:
+            self._sdk = sdk_session(self._boto, self.store.bucket)
+        return self._sdk
+
+    @property
+    def role(self) -> str:
+        """The IAM role ARN (or name) jobs run as, resolved on first use."""
+        if self._role is None:
+            self._role = resolve_role(self._explicit_role, lambda: self.sdk)
+        return self._role
+
+    def _call(
+        self, service: str, method: str, *, kind: str = "", name: str = "", **kwargs: Any
+    ) -> Any:
+        exceptions = import_aws("botocore.exceptions")
+        try:
+            return getattr(self._client(service), method)(**kwargs)
+        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+            raise api_error(exc, method.replace("_", " "), kind=kind, name=name) from exc
+
+    def _pages(self, service: str, method: str, key: str, **kwargs: Any) -> list[Any]:
+        exceptions = import_aws("botocore.exceptions")
+        try:
+            paginator = self._client(service).get_paginator(method)
+            return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
+        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+            raise api_error(exc, method.replace("_", " ")) from exc
+
+    def _key(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts)).lstrip("/")
+
+    # -- training ------------------------------------------------------------
+
+    def train(self, request: TrainingRequest) -> TrainingJobHandle:
+        if request.framework_version == "host":
+            raise ConfigurationError(
+                "framework_version='host' runs in fedsage's own environment and exists only "
+                "in local mode; in aws mode name a SageMaker image version such as '0.23-1'"
+            )
+        if request.instance_type in _LOCAL_TYPES:
+            raise ConfigurationError(
+                f"instance_type={request.instance_type!r} needs local mode; in aws mode pass "
+                "an ml.* type such as 'ml.m5.large'"
+            )
+        training_input = import_aws("sagemaker.inputs").TrainingInput
+        job_name = name_from_base(request.base_job_name)
+        output_path = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
+        try:
+            inputs = {
+                plan.name: training_input(
+                    upload_channel(plan, self.store, self._key(job_name, "data")),
+                    content_type=plan.content_type,
+                )
+                for plan in request.channels
+            }
+            estimator = self._estimator(request, output_path)
+            self._fit(estimator, inputs, job_name)
+        except BaseException:
+            self.store.delete_prefix(self._key(job_name) + "/")
+            raise
+        logger.info("started SageMaker training job %s in %s", job_name, self.region)
+        description = self.describe_training_job(job_name)
+        return TrainingJobHandle(
+            self,
+            job_name,
+            base_job_name=request.base_job_name,
+            framework_version=request.framework_version,
+            entry_point=request.entry_point.name,
+            source_dir=str(request.source_dir) if request.source_dir else None,
+            instance_type=request.instance_type,
+            output_path=output_path,
+            hyperparameters=dict(description.get("HyperParameters") or {}),
+        )
+
+    def _estimator(self, request: TrainingRequest, output_path: str) -> Any:
+        sklearn = import_aws("sagemaker.sklearn")
+        if request.source_dir is None:
+            entry_point, source_dir = str(request.entry_point), None
+        elif isinstance(request.source_dir, str):  # s3://.../sourcedir.tar.gz, used as is
+            entry_point, source_dir = request.entry_point.as_posix(), request.source_dir
+        else:
+            entry_point, source_dir = request.entry_point.name, str(request.source_dir)
+        try:
+            return sklearn.SKLearn(
+                entry_point=entry_point,
+                source_dir=source_dir,
+                framework_version=request.framework_version,
+                py_version="py3",
+                instance_type=request.instance_type,
+                instance_count=1,
+                role=self.role,
+                base_job_name=request.base_job_name,
+                # Decoded values: the SDK JSON-encodes them exactly as local mode does.
+                hyperparameters=decode_hyperparameters(request.hyperparameters),
+                output_path=output_path,
+                code_location=output_path,
+                sagemaker_session=self.sdk,
+            )
+        except ValueError as exc:  # e.g. a version the SDK has no image for
+            raise ConfigurationError(
+                f"the SageMaker SDK refused framework_version={request.framework_version!r}: "
+                f"{exc}; use one of {', '.join(self.image_versions())}"
+            ) from exc
+
+    def _fit(self, estimator: Any, inputs: dict[str, Any], job_name: str) -> None:
+        exceptions = import_aws("botocore.exceptions")
+        try:
+            estimator.fit(inputs, wait=False, job_name=job_name)
+        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+            raise api_error(
+                exc, f"start training job {job_name}", kind="job", name=job_name
+            ) from exc
+
+    def image_versions(self) -> list[str]:
+        """The scikit-learn image versions this SDK can train with."""
+        config = import_aws("sagemaker.image_uris").config_for_framework("sklearn")
+        scopes = config.get("training", config)  # per-scope layout in recent SDKs
+        return sorted(scopes.get("versions", {}))
+
+    def describe_training_job(self, name: str) -> dict[str, Any]:
+        return _strip(
+            self._call(
+                "sagemaker", "describe_training_job", kind="job", name=name, TrainingJobName=name
+            )
+        )
+
+    def wait_training_job(
+        self, name: str, *, logs: str | bool = "All", raise_on_failure: bool = True
+    ) -> dict[str, Any]:
+        log_type = "All" if logs is True else "None" if logs in (False, None) else str(logs)
+        sdk = self.sdk
+        unexpected = import_aws("sagemaker.exceptions").UnexpectedStatusException
+        botocore_exceptions = import_aws("botocore.exceptions")
+        try:
+            if log_type == "None":
+                sdk.wait_for_job(name, poll=self.job_poll)
+            else:  # prints the CloudWatch log stream, as the SDK does
+                sdk.logs_for_job(name, wait=True, poll=self.job_poll, log_type=log_type)
+        except unexpected:
+            pass  # the status is read below and reported as fedsage's TrainingError
+        except (botocore_exceptions.ClientError, botocore_exceptions.BotoCoreError) as exc:
+            raise api_error(exc, f"wait for training job {name}", kind="job", name=name) from exc
+        description = self.describe_training_job(name)
+        status = description["TrainingJobStatus"]
+        if status == "Failed" and raise_on_failure:
+            raise TrainingError(name, status, description.get("FailureReason", ""))
+        if status == "Stopped":
+            logger.warning("training job %s was stopped", name)
+        return description
+
+    def stop_training_job(self, name: str) -> None:
+        if self.describe_training_job(name)["TrainingJobStatus"] in _TERMINAL:
+            return
+        self._call("sagemaker", "stop_training_job", kind="job", name=name, TrainingJobName=name)
+
+    def list_training_jobs(self) -> list[dict[str, Any]]:
+        return self._pages(
+            "sagemaker",
+            "list_training_jobs",
+            "TrainingJobSummaries",
+            SortBy="CreationTime",
+            SortOrder="Ascending",
+        )
+
+    def training_log(self, name: str) -> list[str]:
+        self.describe_training_job(name)  # a clear error for an unknown job
+        return read_job_log(self._client("logs"), name)
+
+    def download_output(self, name: str, dest: Path) -> Path | None:
+        description = self.describe_training_job(name)
+        output_path = description["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        uri = parse_s3_uri(f"{output_path}/{name}/output/output.tar.gz")
+        store = (
+            self.store
+            if uri.bucket == self.store.bucket
+            else S3Store(uri.bucket, client=self._client("s3"), region=self.region)
+        )
+        if not store.exists(uri.key):
+            return None
+        with tempfile.TemporaryDirectory(prefix="fedsage-output-") as tmp:
+            archive = store.download(uri.key, Path(tmp) / "output.tar.gz")
+            extract_safely(archive, dest)
+            return dest
+
+    # -- endpoints -------------------------------------------------------------
+
+    def deploy(
+        self,
+        job_name: str,
+        *,
+        initial_instance_count: int,
+        instance_type: str,
+        endpoint_name: str | None,
+        framework_version: str | None = None,
+    ) -> str:
+        if instance_type in _LOCAL_TYPES:
+            raise ConfigurationError(
+                f"instance_type={instance_type!r} needs local mode; in aws mode pass an ml.* "
+                "type such as 'ml.m5.large'"
+            )
+        description = self.describe_training_job(job_name)
+        if description["TrainingJobStatus"] != "Completed":
+            raise ConfigurationError(
+                f"training job {job_name} is {description['TrainingJobStatus']}, not "
+                "Completed; only a completed job has a model to deploy (wait for it with .wait())"
+            )
+        trained = framework_version_of(description["AlgorithmSpecification"]["TrainingImage"])
+        if framework_version is not None and framework_version != trained:
+            raise ConfigurationError(
+                f"the framework_version parameter of deploy is {framework_version!r}, but job "
+                f"{job_name} was trained with {trained!r}; a model must be served by the "
+                "image that trained it, so leave framework_version out"
+            )
+        model_name = name_from_base(base_from_name(job_name))
+        name = endpoint_name or model_name
+        if endpoint_exists(self._client("sagemaker"), name):
+            raise ConfigurationError(
+                f"an endpoint named {name!r} already exists; pass another endpoint_name or "
+                f"delete it with: fedsage endpoints delete {name} --mode aws"
+            )
+        hyperparameters = decode_hyperparameters(description["HyperParameters"])
+        role = self._explicit_role or os.environ.get(ROLE_ENV) or description["RoleArn"]
+        model = import_aws("sagemaker.sklearn").SKLearnModel(
+            model_data=description["ModelArtifacts"]["S3ModelArtifacts"],
+            role=role,
+            entry_point=hyperparameters["sagemaker_program"],
+            source_dir=hyperparameters["sagemaker_submit_directory"],
+            framework_version=trained,
+            py_version="py3",
+            sagemaker_session=self.sdk,
+            name=model_name,
+        )
+        botocore_exceptions = import_aws("botocore.exceptions")
+        try:
+            model.deploy(
+                initial_instance_count=initial_instance_count,
+                instance_type=instance_type,
+                endpoint_name=name,
+                wait=False,
+            )
+        except ValueError as exc:  # e.g. no inference image for this version
+            raise ConfigurationError(f"cannot serve job {job_name}'s model: {exc}") from exc
+        except (botocore_exceptions.ClientError, botocore_exceptions.BotoCoreError) as exc:
+            raise api_error(exc, f"create endpoint {name}", kind="endpoint", name=name) from exc
+        self._wait_for_endpoint(name)
+        logger.info("endpoint %s serves job %s (%s)", name, job_name, instance_type)
+        return name
+
+    def _wait_for_endpoint(self, name: str) -> dict[str, Any]:
+        return wait_for_endpoint(self._client("sagemaker"), name, self.endpoint_poll)
+
+    def describe_endpoint(self, name: str) -> dict[str, Any]:
+        """The DescribeEndpoint response for ``name``."""
+        return _strip(
+            self._call(
+                "sagemaker", "describe_endpoint", kind="endpoint", name=name, EndpointName=name
+            )
+        )
+
+    def predict(
+        self, endpoint_name: str, body: bytes, content_type: str, accept: str
+    ) -> tuple[bytes, str]:
+        runtime = self._client("sagemaker-runtime")
+        return invoke_endpoint(runtime, endpoint_name, body, content_type, accept)
+
+    def delete_endpoint(self, endpoint_name: str) -> None:
+        """Delete the endpoint, its endpoint configuration and its models."""
+        models = delete_endpoint_resources(self._client("sagemaker"), endpoint_name)
+        logger.info("deleted endpoint %s, its config and model(s) %s", endpoint_name, models)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        return self._pages(
+            "sagemaker", "list_endpoints", "Endpoints", SortBy="CreationTime", SortOrder="Ascending"
+        )
+
+    def delete_channel_data(self, job_name: str) -> int:
+        """Remove ``<prefix>/<job>/data/`` (``cleanup_resources``); return objects removed."""
+        return self.store.delete_prefix(self._key(job_name, "data") + "/")

@@ -1,0 +1,1 @@
+"""Committed runtime specs (``<version>.json``) and the tool that produces them (``lock``)."""
