@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .._archive import extract_safely
 from ..channels import upload_channel
 from ..errors import ConfigurationError, TrainingError
 from ..storage import parse_s3_uri
@@ -310,12 +308,7 @@ class AwsBackend(Backend):
             if uri.bucket == self.store.bucket
             else S3Store(uri.bucket, client=self._client("s3"), region=self.region)
         )
-        if not store.exists(uri.key):
-            return None
-        with tempfile.TemporaryDirectory(prefix="fedsage-output-") as tmp:
-            archive = store.download(uri.key, Path(tmp) / "output.tar.gz")
-            extract_safely(archive, dest)
-            return dest
+        return store.extract(uri.key, dest)
 
     # -- endpoints -------------------------------------------------------------
 

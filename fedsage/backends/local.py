@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._archive import extract_safely, pack_dir
+from .._archive import pack_dir
 from .._home import fedsage_home, registry
 from ..channels import upload_channel
 from ..errors import ConfigurationError, StorageError, TrainingError
@@ -290,12 +290,7 @@ class LocalBackend(Backend):
 
     def download_output(self, name: str, dest: Path) -> Path | None:
         spec = JobSpec.from_file(records.job_dir(name) / "spec.json")
-        if not self.store.exists(spec.output_key):
-            return None
-        with tempfile.TemporaryDirectory(prefix="fedsage-output-") as tmp:
-            archive = self.store.download(spec.output_key, Path(tmp) / "output.tar.gz")
-            extract_safely(archive, dest)
-            return dest
+        return self.store.extract(spec.output_key, dest)
 
     # -- endpoints -------------------------------------------------------------
 

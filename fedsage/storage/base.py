@@ -43,6 +43,22 @@ class ObjectStore(ABC):
     def download(self, key: str, dest: Path) -> Path:
         """Copy the object ``key`` to the file ``dest``; return ``dest``."""
 
+    def extract(self, key: str, dest: Path) -> Path | None:
+        """Download the tar archive ``key`` and extract it safely into ``dest``.
+
+        Returns ``dest``, or ``None`` when there is no such object.
+        """
+        import tempfile
+
+        from .._archive import extract_safely
+
+        if not self.exists(key):
+            return None
+        with tempfile.TemporaryDirectory(prefix="fedsage-extract-") as tmp:
+            archive = self.download(key, Path(tmp) / Path(key).name)
+            extract_safely(archive, dest)
+        return dest
+
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether an object ``key`` exists."""
