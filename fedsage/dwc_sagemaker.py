@@ -408,6 +408,105 @@ class DwcSagemaker:
         self._backend.delete_endpoint(endpoint_name)
 
 
+    # -- Kyma ----------------------------------------------------------------------
+
+    def deploy_to_kyma(
+        self,
+        clf: Any,
+        profile_name: str | None = None,
+        initial_instance_count: int = 1,
+        endpoint_name: str | None = None,
+        cleanup_resources: bool = True,
+    ) -> str:
+        """Deploy a trained model to SAP BTP Kyma (aws mode) or to local replicas.
+
+        Parameters
+        ----------
+        clf : TrainingJobHandle or str
+            What :meth:`train_sklearn_model` returned, or a training job's name.
+        profile_name : str, optional
+            aws mode: the AWS profile allowed to push to ECR (as in fedml-aws).
+            Ignored in local mode.
+        initial_instance_count : int, default=1
+            Pods (aws mode) or local replicas behind one gateway (local mode).
+        endpoint_name : str, optional
+            Base of the deployment's name; derived from the job name when omitted.
+        cleanup_resources : bool, default=True
+            Delete the training data uploaded for the job, as fedml-aws did.
+
+        Returns
+        -------
+        str
+            The endpoint URL, for :meth:`invoke_kyma_endpoint` (``<url>`` or
+            ``<url>/invocations``).
+
+        Raises
+        ------
+        ConfigurationError
+            For invalid arguments or a missing access rule on a cluster (see
+            ``docs/kyma.md``: ``FEDSAGE_KYMA_JWT_ISSUER`` / ``FEDSAGE_KYMA_JWKS_URI``,
+            or the explicit opt-in ``FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED=1``).
+        DeploymentError
+            When the image push, the apply or the rollout fails.
+        """
+        caller = "deploy_to_kyma"
+        job_name = self._job_name_of(clf, caller)
+        if self.mode == "aws" and not profile_name:
+            raise ConfigurationError(
+                f"the profile_name parameter of {caller} is required in aws mode: the AWS "
+                "profile that may push to ECR (aws configure --profile NAME)"
+            )
+        check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
+        if endpoint_name is not None:
+            check_job_name(endpoint_name, "endpoint_name")
+        check.check_bool(cleanup_resources, "cleanup_resources", caller)
+        url = self._backend.deploy_to_kyma(
+            job_name,
+            profile_name=profile_name,
+            replicas=initial_instance_count,
+            endpoint_name=endpoint_name,
+        )
+        logger.warning("Kyma endpoint for %s: %s", job_name, url)
+        if cleanup_resources:
+            self._backend.delete_channel_data(job_name)
+        return url
+
+    def invoke_kyma_endpoint(
+        self,
+        api: str,
+        content_type: str,
+        payload_path: str | None = None,
+        payload: Any = None,
+        accept: str = "application/json",
+    ) -> Any:
+        """Call a model deployed with :meth:`deploy_to_kyma`.
+
+        Parameters
+        ----------
+        api : str
+            The URL :meth:`deploy_to_kyma` returned (``/invocations`` is added when the
+            URL has no path).
+        content_type : {'text/csv', 'application/json', 'application/x-npy'}
+            The payload's type.
+        payload_path : str, optional
+            A file whose bytes are sent; exactly one of ``payload_path`` and ``payload``.
+        payload : str, bytes or array-like, optional
+            The data itself.
+        accept : str, default='application/json'
+            The response type.
+
+        Returns
+        -------
+        httpx.Response
+            The HTTP response (``.status_code``, ``.content``, ``.json()``), also for
+            error statuses, as fedml-aws returned it.
+        """
+        from .kyma.invoke import invoke_kyma_endpoint
+
+        return invoke_kyma_endpoint(
+            api, content_type, payload_path=payload_path, payload=payload, accept=accept
+        )
+
 def _payload_bytes(body: Any, caller: str) -> bytes:
     if isinstance(body, bytes):
         return body

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..channels import upload_channel
 from ..errors import ConfigurationError, TrainingError
-from ..storage import parse_s3_uri
+from ..storage import ObjectStore, parse_s3_uri
 from ..storage.s3 import S3Store, default_bucket_name, import_aws
 from ..training.contract import decode_hyperparameters
 from ..training.handle import TrainingJobHandle
@@ -37,7 +37,7 @@ from ._aws_session import (
     resolve_role,
     sdk_session,
 )
-from .base import Backend, TrainingRequest
+from .base import Backend, KymaInputs, TrainingRequest
 
 __all__ = ["ROLE_ENV", "AwsBackend"]
 
@@ -303,12 +303,35 @@ class AwsBackend(Backend):
         description = self.describe_training_job(name)
         output_path = description["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         uri = parse_s3_uri(f"{output_path}/{name}/output/output.tar.gz")
-        store = (
-            self.store
-            if uri.bucket == self.store.bucket
-            else S3Store(uri.bucket, client=self._client("s3"), region=self.region)
+        return self._store_for(uri.bucket).extract(uri.key, dest)
+
+    # -- Kyma --------------------------------------------------------------------
+
+    def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
+        description = self.describe_training_job(job_name)
+        if description["TrainingJobStatus"] != "Completed":
+            raise ConfigurationError(
+                f"training job {job_name} is {description['TrainingJobStatus']}, not "
+                "Completed; only a completed job has a model to deploy (wait for it with .wait())"
+            )
+        hyperparameters = decode_hyperparameters(description["HyperParameters"])
+        model = parse_s3_uri(description["ModelArtifacts"]["S3ModelArtifacts"])
+        source = parse_s3_uri(str(hyperparameters["sagemaker_submit_directory"]))
+        return KymaInputs(
+            model_tar=self._store_for(model.bucket).download(model.key, scratch / "model.tar.gz"),
+            code_tar=self._store_for(source.bucket).download(
+                source.key, scratch / "sourcedir.tar.gz"
+            ),
+            program=str(hyperparameters["sagemaker_program"]),
+            framework_version=framework_version_of(
+                description["AlgorithmSpecification"]["TrainingImage"]
+            ),
         )
-        return store.extract(uri.key, dest)
+
+    def _store_for(self, bucket: str) -> ObjectStore:
+        if bucket == self.store.bucket:
+            return self.store
+        return S3Store(bucket, client=self._client("s3"), region=self.region)
 
     # -- endpoints -------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from ..channels import ChannelPlan
 from ..storage import ObjectStore
 from ..training.handle import TrainingJobHandle
 
-__all__ = ["Backend", "TrainingRequest"]
+__all__ = ["Backend", "KymaInputs", "TrainingRequest"]
 
 
 @dataclass
@@ -26,6 +26,16 @@ class TrainingRequest:
     hyperparameters: dict[str, str]
     framework_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class KymaInputs:
+    """What a Kyma deployment is built from, downloaded into a scratch folder."""
+
+    model_tar: Path
+    code_tar: Path | None
+    program: str
+    framework_version: str
 
 
 class Backend(ABC):
@@ -105,4 +115,53 @@ class Backend(ABC):
     @abstractmethod
     def delete_channel_data(self, job_name: str) -> int:
         """Remove the training data uploaded for ``job_name``; return objects removed."""
+
+    # -- Kyma --------------------------------------------------------------------
+
+    @abstractmethod
+    def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
+        """Download a completed job's model and code into ``scratch``."""
+
+    def deploy_to_kyma(
+        self,
+        job_name: str,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        endpoint_name: str | None,
+        progress: Any = None,
+    ) -> str:
+        """Deploy the model of ``job_name`` to Kyma; return its URL.
+
+        Local mode starts replicas behind a gateway on 127.0.0.1; aws mode builds an
+        image, pushes it to ECR and applies it to the cluster of ``kubeconfig.yml``.
+        """
+        import tempfile
+
+        from ..kyma.deploy import deploy_to_kyma
+        from ..kyma.manifests import derive_name
+
+        name = derive_name(job_name, endpoint_name)
+        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
+            inputs = self.kyma_inputs(job_name, Path(tmp))
+            return deploy_to_kyma(
+                target="local" if self.mode == "local" else "cluster",
+                name=name,
+                model_tar=inputs.model_tar,
+                code_tar=inputs.code_tar,
+                program=inputs.program,
+                runtime=self._kyma_runtime(job_name, inputs),
+                replicas=replicas,
+                profile_name=profile_name,
+                job_name=job_name,
+                progress=progress,
+            )
+
+    def _kyma_runtime(self, job_name: str, inputs: KymaInputs) -> Any:
+        """The runtime whose interpreter serves the model (local) or picks the base image."""
+        from ..runtimes.base import Runtime
+
+        # A cluster deployment only reads framework_version (the SageMaker base image);
+        # the interpreter runs inside the image, not here.
+        return Runtime(framework_version=inputs.framework_version, python=Path(), python_version="")
 

@@ -21,7 +21,7 @@ from ..storage.local import store_root
 from ..training import contract, records
 from ..training.handle import TrainingJobHandle
 from ..training.spec import JobSpec, name_from_base, runtime_to_dict
-from .base import Backend, TrainingRequest
+from .base import Backend, KymaInputs, TrainingRequest
 
 __all__ = ["DEFAULT_LOCAL_BUCKET", "LOCAL_REGION", "LocalBackend", "store_root"]
 
@@ -305,13 +305,7 @@ class LocalBackend(Backend):
     ) -> str:
         from ..serving import endpoints
 
-        record = self._record(job_name)
-        if record["TrainingJobStatus"] != "Completed":
-            raise ConfigurationError(
-                f"training job {job_name} is {record['TrainingJobStatus']}, not Completed; "
-                "only a completed job has a model to deploy (wait for it with .wait())"
-            )
-        spec = JobSpec.from_file(records.job_dir(job_name) / "spec.json")
+        spec = self._completed_spec(job_name, "deploy")
         runtime = spec.get_runtime()
         if framework_version is not None and framework_version != spec.framework_version:
             raise ConfigurationError(
@@ -353,6 +347,31 @@ class LocalBackend(Backend):
         from ..serving import endpoints
 
         return endpoints.list_endpoints()
+
+    # -- Kyma --------------------------------------------------------------------
+
+    def _completed_spec(self, job_name: str, caller: str) -> JobSpec:
+        record = self._record(job_name)
+        if record["TrainingJobStatus"] != "Completed":
+            raise ConfigurationError(
+                f"training job {job_name} is {record['TrainingJobStatus']}, not Completed; "
+                f"only a completed job has a model to {caller} (wait for it with .wait())"
+            )
+        return JobSpec.from_file(records.job_dir(job_name) / "spec.json")
+
+    def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
+        spec = self._completed_spec(job_name, "deploy")
+        source = parse_s3_uri(spec.submit_directory)
+        return KymaInputs(
+            model_tar=self.store.download(spec.model_key, scratch / "model.tar.gz"),
+            code_tar=self.store.download(source.key, scratch / "sourcedir.tar.gz"),
+            program=spec.program,
+            framework_version=spec.framework_version,
+        )
+
+    def _kyma_runtime(self, job_name: str, inputs: KymaInputs) -> Any:
+        # Local replicas run in the runtime that trained the model.
+        return JobSpec.from_file(records.job_dir(job_name) / "spec.json").get_runtime()
 
     def delete_channel_data(self, name: str) -> int:
         """Remove the training data uploaded for job ``name`` (``cleanup_resources``)."""

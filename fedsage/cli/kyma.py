@@ -54,10 +54,15 @@ def list_() -> None:
 @app.command()
 @_fails_cleanly
 def describe(name: str) -> None:
-    """Show a deployment's record as JSON."""
+    """Show a deployment's record as JSON (local ones with live gateway/replica status)."""
     from ..kyma.records import get_record
 
-    Console().print_json(json.dumps(get_record(name)))
+    record = get_record(name)
+    if record.get("target") == "local":
+        from ..kyma.local import describe_local
+
+        record = describe_local(name)
+    Console().print_json(json.dumps(record, default=str))
 
 
 @app.command()
@@ -66,7 +71,7 @@ def delete(
     name: str,
     kubeconfig: Path = typer.Option(None, help="Kubeconfig (default: ./kubeconfig.yml)."),
 ) -> None:
-    """Delete a deployment's objects (not its namespace) and its record."""
+    """Delete a deployment: cluster objects (not the namespace), or local processes."""
     from ..kyma.records import delete_deployment
 
     for line in delete_deployment(name, kubeconfig):

@@ -12,4 +12,8 @@ Modules (none needs an extra at import time; ``apply`` imports ``kubernetes`` an
 * :mod:`~fedsage.kyma.manifests` -- Namespace, Secret, Deployment, Service, APIRule v2
 * :mod:`~fedsage.kyma.apply` -- server-side apply, rollout status, diagnostics
 * :mod:`~fedsage.kyma.records` -- deployment records in fedsage's registry
+* :mod:`~fedsage.kyma.deploy` -- ``deploy_to_kyma`` orchestration (local or cluster)
+* :mod:`~fedsage.kyma.local` -- the local target: replicas behind one gateway URL
+* :mod:`~fedsage.kyma.gateway` -- the local gateway process (proxy, health, restarts)
+* :mod:`~fedsage.kyma.invoke` -- ``invoke_kyma_endpoint``
 """

@@ -74,13 +74,22 @@ def list_records() -> list[dict[str, Any]]:
 def delete_deployment(name: str, kubeconfig: Path | str | None = None) -> list[str]:
     """Delete the cluster objects of ``name`` (not its Namespace), then its record.
 
+    A local deployment (``target='local'``) has its gateway and replicas stopped instead
+    (:func:`fedsage.kyma.local.delete_local`).
+
     Returns
     -------
     list of str
-        The objects deleted (``"Deployment churn-…"``, …).
+        The objects deleted (``"Deployment churn-…"``, …) or processes stopped.
     """
     record = get_record(name)
     deleted: list[str] = []
+    if record.get("target") == "local":
+        from .local import delete_local
+
+        deleted = delete_local(name)
+        logger.info("deleted local Kyma deployment %s (%s)", name, ", ".join(deleted))
+        return deleted
     if record.get("target") == "cluster":
         from .apply import api_client, delete_objects
 

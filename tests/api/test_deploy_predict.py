@@ -127,3 +127,51 @@ def test_predict_errors(dwc):
         dwc.predict("some-endpoint", 12)
     with pytest.raises(EndpointError, match="no-such-endpoint"):
         dwc.predict("no-such-endpoint", "1")
+
+
+def test_deploy_to_kyma_locally_and_invoke(dwc, trained, tmp_path):
+    from fedsage.kyma.records import delete_deployment, list_records
+
+    handle = _train(dwc, trained[2])
+    url = dwc.deploy_to_kyma(handle, profile_name=None, initial_instance_count=2)
+    (record,) = [r for r in list_records() if r.get("url") == url]
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        assert not dwc._backend.store.list(f"deploy/{handle.job_name}/data/")
+        response = dwc.invoke_kyma_endpoint(url, "text/csv", payload="2.0")
+        assert response.status_code == 200
+        assert response.json() == pytest.approx([5.0])
+        payload = tmp_path / "rows.json"
+        payload.write_text("[[1.0], [3.0]]")
+        response = dwc.invoke_kyma_endpoint(
+            url + "/invocations", "application/json", payload_path=str(payload), accept="text/csv"
+        )
+        assert [float(v) for v in response.text.split()] == pytest.approx([3.0, 7.0])
+        bad = dwc.invoke_kyma_endpoint(url, "text/csv", payload="x,y")
+        assert bad.status_code == 400
+    finally:
+        delete_deployment(record["name"])
+    assert all(r.get("url") != url for r in list_records())
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("some-job", None, 0), "initial_instance_count"),
+        ((None, None, 1), "clf"),
+        (("some-job", None, 1, "bad_name"), "endpoint_name"),
+        (("no-such-job", None, 1), "no local training job"),
+    ],
+)
+def test_deploy_to_kyma_argument_errors(dwc, args, match):
+    with pytest.raises(ConfigurationError, match=match):
+        dwc.deploy_to_kyma(*args)
+
+
+def test_deploy_to_kyma_needs_a_profile_in_aws_mode(monkeypatch):
+    monkeypatch.setenv("FEDSAGE_MODE", "aws")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # never used: the check comes first
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with pytest.raises(ConfigurationError, match="profile_name"):
+        DwcSagemaker(bucket_name="some-bucket").deploy_to_kyma("some-job")
