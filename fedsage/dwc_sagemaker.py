@@ -118,6 +118,7 @@ class DwcSagemaker:
         download_output: bool = False,
         *,
         framework_version: str | None = None,
+        channels: dict[str, Any] | None = None,
     ) -> TrainingJobHandle:
         """Train a scikit-learn model with a SageMaker script-mode training script.
 
@@ -158,6 +159,9 @@ class DwcSagemaker:
             The SageMaker scikit-learn image version whose Python and libraries the
             job runs with (default ``'0.23-1'``, as fedml-aws); ``'host'`` runs in
             fedsage's own environment.
+        channels : dict, optional
+            Extra channels beside ``train`` and ``test``, name -> input (same kinds as
+            ``train_data``); the script sees ``SM_CHANNEL_<NAME>``.
 
         Returns
         -------
@@ -185,6 +189,7 @@ class DwcSagemaker:
             base_job_name=base_job_name,
             hyperparameters=hyperparameters,
             framework_version=framework_version,
+            channels=channels,
         )
         check.check_bool(wait, "wait", caller)
         logs = check.check_logs(logs, caller)
@@ -213,6 +218,7 @@ class DwcSagemaker:
         base_job_name: str | None,
         hyperparameters: dict[Any, Any] | None,
         framework_version: str | None,
+        channels: dict[str, Any] | None = None,
     ) -> TrainingRequest:
         from .runtimes import DEFAULT_FRAMEWORK_VERSION, check_framework_version
 
@@ -228,6 +234,20 @@ class DwcSagemaker:
             plans.append(
                 plan_channel("test", test_data, content_type, param="test_data", store=store)
             )
+        if channels is not None:
+            if not isinstance(channels, dict):
+                raise ConfigurationError(
+                    f"the channels parameter of {caller} must be a dict of channel name -> "
+                    f"data; got {type(channels).__name__} instead"
+                )
+            for name, data in channels.items():
+                if name in ("train", "test"):
+                    raise ConfigurationError(
+                        f"the channels parameter of {caller} names the channel {name!r}, which "
+                        f"train_data/test_data already fill; pick another name"
+                    )
+                param = f"channels[{name!r}]"
+                plans.append(plan_channel(name, data, content_type, param=param, store=store))
         if train_script is None:
             raise ConfigurationError(
                 f"the train_script parameter of {caller} is required: the path of the "
