@@ -465,3 +465,47 @@ def test_ctrl_c_while_waiting_stops_the_job(workdir, frame):
     assert "interrupted" in rest
     (job,) = DwcSagemaker(prefix="tests")._backend.list_training_jobs()
     assert job["TrainingJobStatus"] == "Stopped"
+
+
+def test_requirements_go_into_a_cached_overlay_not_the_environment(dwc, workdir, frame):
+    import importlib.util
+
+    assert importlib.util.find_spec("tabulate") is None  # not in fedsage's environment
+    src = workdir / "src"
+    src.mkdir()
+    (src / "requirements.txt").write_text("tabulate==0.9.0\n")
+    _script(
+        src,
+        "import os, tabulate\nif __name__ == '__main__':\n"
+        "    open(os.environ['SM_MODEL_DIR'] + '/v', 'w').write(tabulate.__version__)\n",
+    )
+    handle = dwc.train_sklearn_model(
+        frame, train_script="train.py", source_dir=str(src), framework_version="host",
+        wait=True, logs="None",
+    )
+    with tarfile.open(_store_path(dwc, handle.model_data)) as tar:
+        assert tar.extractfile("v").read() == b"0.9.0"  # type: ignore[union-attr]
+    assert importlib.util.find_spec("tabulate") is None
+    root = Path(os.environ["FEDSAGE_HOME"]) / "overlays"
+    overlays = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    assert len(overlays) == 1
+    # The same requirements again reuse the overlay.
+    dwc.train_sklearn_model(
+        frame, train_script="train.py", source_dir=str(src), framework_version="host",
+        wait=True, logs="None",
+    )
+    assert sorted(p for p in root.iterdir() if not p.name.startswith(".")) == overlays
+
+
+def test_uninstallable_requirements_fail_the_job_clearly(dwc, workdir, frame):
+    src = workdir / "src"
+    src.mkdir()
+    (src / "requirements.txt").write_text("no-such-package-fedsage-test==9.9.9\n")
+    _script(src, "pass\n")
+    with pytest.raises(TrainingError) as info:
+        dwc.train_sklearn_model(
+            frame, train_script="train.py", source_dir=str(src), framework_version="host",
+            wait=True, logs="None",
+        )
+    assert "requirements.txt" in info.value.reason
+    assert "no-such-package-fedsage-test" in info.value.reason
