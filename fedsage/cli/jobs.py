@@ -46,7 +46,7 @@ def list_jobs() -> None:
             job["TrainingJobName"],
             f"[{_STATUS_STYLE.get(status, 'cyan')}]{status}[/]",
             job.get("SecondaryStatus", ""),
-            job["AlgorithmSpecification"]["TrainingImage"].rsplit(":", 1)[-1],
+            job.get("AlgorithmSpecification", {}).get("TrainingImage", "").rsplit(":", 1)[-1],
             format_time(job.get("CreationTime")),
             format_time(job.get("TrainingEndTime")),
         )

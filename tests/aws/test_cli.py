@@ -1,0 +1,31 @@
+"""``fedsage jobs --mode aws`` against moto."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fedsage import DwcSagemaker
+from fedsage.cli import app
+
+from .test_training import train
+
+
+def test_jobs_cli_in_aws_mode(sm: Any, train_script: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    handle = train(DwcSagemaker(mode="aws"), train_script)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["jobs", "--mode", "aws", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert handle.job_name in listed.output
+    described = runner.invoke(app, ["jobs", "--mode", "aws", "describe", handle.job_name])
+    assert described.exit_code == 0, described.output
+    assert sm.describe_training_job(TrainingJobName=handle.job_name)["TrainingJobArn"] in (
+        described.output
+    )
+    # The local registry knows nothing of it.
+    local = runner.invoke(app, ["jobs", "--mode", "local", "describe", handle.job_name])
+    assert local.exit_code == 1
