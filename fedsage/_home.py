@@ -13,12 +13,11 @@ import json
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
-
-import platformdirs
 
 from .errors import ConfigurationError
 
@@ -33,7 +32,12 @@ def fedsage_home() -> Path:
     ``FEDSAGE_HOME`` wins; otherwise the platform's user data folder for ``fedsage``.
     """
     raw = os.environ.get(HOME_ENV)
-    home = Path(raw).expanduser() if raw else Path(platformdirs.user_data_dir("fedsage"))
+    if raw:
+        home = Path(raw).expanduser()
+    else:
+        import platformdirs  # only when FEDSAGE_HOME is unset: job runners always set it
+
+        home = Path(platformdirs.user_data_dir("fedsage"))
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -83,6 +87,9 @@ CREATE TABLE IF NOT EXISTS records (
 """
 
 
+_CONNECTIONS: dict[tuple[int, int, Path], sqlite3.Connection] = {}
+
+
 class Registry:
     """A small key-value registry of JSON records, safe for several processes.
 
@@ -113,15 +120,18 @@ class Registry:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
+        # One connection per process, thread and file: opening and closing a WAL
+        # database costs a checkpoint each time, which dominated a status update.
+        key = (os.getpid(), threading.get_ident(), self.path)
+        conn = _CONNECTIONS.get(key)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             conn.execute("PRAGMA busy_timeout=30000")
             # In WAL mode NORMAL keeps the database consistent after a crash; it only
-            # skips an fsync per commit, which dominated the cost of a status update.
+            # skips an fsync per commit.
             conn.execute("PRAGMA synchronous=NORMAL")
-            yield conn
-        finally:
-            conn.close()
+            _CONNECTIONS[key] = conn
+        yield conn
 
     def add(self, kind: str, name: str, data: dict[str, Any]) -> None:
         """Insert a new record; raise :class:`KeyError` if the name is taken."""

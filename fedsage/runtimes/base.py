@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -72,6 +73,7 @@ class Runtime:
         }
 
 
+@functools.cache
 def host_runtime() -> Runtime:
     """fedsage's own interpreter and libraries (``framework_version='host'``)."""
     packages = {}
