@@ -1,15 +1,24 @@
 """Benchmark: extracting a 20-column table to a channel file, fedml-aws's way vs fedsage.
 
-Run:  .venv/bin/python bench/extract.py [--rows 1000000 --small 250000]
+Run:  .venv/bin/python bench/extract.py [--rows 1000000 --small 250000 --repeat 3]
+                                       [--engines duckdb,postgresql]
 
-For DuckDB (a file) and PostgreSQL (a private server started here, stopped by PID),
-each method runs in its own child process, which reports its wall time and peak RSS
-(``ru_maxrss``):
+The table has 6 integer, 8 double precision, 5 short text columns and a timestamp, on
+DuckDB (a file) and PostgreSQL (a private server started here, stopped by PID).  Each
+method runs in its own fresh child process, ``--repeat`` times; the table shows the
+median wall time (imports included) and the median peak RSS.  Peak RSS is the child's
+own ``VmHWM`` from ``/proc/self/status``: ``ru_maxrss`` would carry over the parent's
+peak across ``fork``/``exec``.
 
 - ``fedml-aws``: ``cursor.fetchall()`` -> ``pandas.DataFrame`` -> ``to_csv`` (no header);
 - ``fedsage csv`` / ``fedsage parquet``: ``DbConnection.export`` (streaming);
 - ``COPY (floor)``: the engine's own CSV export (DuckDB ``COPY TO``; PostgreSQL
-  ``COPY TO STDOUT`` copied to a file), the fastest way out of the engine.
+  ``COPY TO STDOUT`` copied to a file).  Like fedsage's channel files (and unlike
+  fedml-aws's ``to_csv``) it writes a temporary file, calls ``fsync`` on it and renames it
+  into place, so the floor pays for the same durable, atomic file.
+
+The last columns compare each fedsage row with the targets: rows/s as a multiple of
+fedml-aws's, peak RSS as a fraction of fedml-aws's, wall time as a multiple of the floor's.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +39,7 @@ METHODS = ("fedml-aws", "fedsage csv", "fedsage parquet", "COPY (floor)")
 
 def _columns_sql(gen: str) -> str:
     cols = [f"({gen} * {k + 1}) % 100000 AS i{k}" for k in range(6)]
-    cols += [f"({gen} * {k + 3}.25) / 7.0 AS f{k}" for k in range(8)]
+    cols += [f"CAST(({gen} * {k + 3}.25) / 7.0 AS DOUBLE PRECISION) AS f{k}" for k in range(8)]
     cols += [f"'s' || (({gen} * {k + 7}) % 997)::VARCHAR AS s{k}" for k in range(5)]
     cols.append(f"TIMESTAMP '2024-01-01' + ({gen} % 86400) * INTERVAL '1 second' AS ts")
     return ", ".join(cols)
@@ -82,34 +91,60 @@ def child(method: str, engine: str, target: str, table: str, out: str) -> None:
         if engine == "duckdb":
             import duckdb
 
+            tmp = f"{out}.part"
             with duckdb.connect(target) as con:
-                con.execute(f"COPY {table} TO '{out}' (HEADER false)")
+                con.execute(f"COPY {table} TO '{tmp}' (HEADER false)")
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
         else:
             import psycopg
 
-            with psycopg.connect(target) as con, open(out, "wb") as fh, \
+            tmp = f"{out}.part"
+            with psycopg.connect(target) as con, open(tmp, "wb") as fh, \
                     con.cursor().copy(f"COPY {table} TO STDOUT (FORMAT csv)") as copy:
                 for chunk in copy:
                     fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
         count = -1
     wall = time.perf_counter() - start
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall": wall, "rss_mb": rss_mb, "rows": count}))
+    print(json.dumps({"wall": wall, "rss_mb": _peak_rss_mb(), "rows": count}))
 
 
-def measure(method: str, engine: str, target: str, table: str, out: Path) -> dict[str, float]:
-    result = subprocess.run(
-        [sys.executable, __file__, "--child", method, engine, target, table, str(out)],
-        check=True, capture_output=True, text=True,
-    )
-    out.unlink(missing_ok=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def _peak_rss_mb() -> float:
+    """This process's own peak resident set (``VmHWM``), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def measure(method: str, engine: str, target: str, table: str, out: Path,
+            repeat: int) -> dict[str, float]:
+    """Run one cell ``repeat`` times, each in a fresh child; return the medians."""
+    runs = []
+    for _ in range(repeat):
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", method, engine, target, table, str(out)],
+            check=True, capture_output=True, text=True,
+        )
+        out.unlink(missing_ok=True)
+        runs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return {"wall": statistics.median(r["wall"] for r in runs),
+            "rss_mb": statistics.median(r["rss_mb"] for r in runs),
+            "spread": max(r["wall"] for r in runs) - min(r["wall"] for r in runs)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--small", type=int, default=250_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--engines", default="duckdb,postgresql",
+                        help="comma-separated subset of duckdb,postgresql")
     parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
     if args.child:
@@ -124,15 +159,26 @@ def main() -> None:
         dsn = f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage dbname=postgres"
         create_tables(duck, dsn, sizes)
         targets = {"duckdb": (f"duckdb:///{duck}", duck), "postgresql": (server.url, dsn)}
-        print("| engine | rows | method | wall s | rows/s | peak RSS MB |")
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        print(f"median of {args.repeat} runs; spread = slowest - fastest wall time\n")
+        print("| engine | rows | method | wall s (spread) | rows/s | peak RSS MB "
+              "| x fedml-aws rows/s | RSS / fedml-aws | x floor time |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for engine, (url, raw) in targets.items():
+            if engine not in args.engines.split(","):
+                continue
             for n in sizes:
+                res = {}
                 for method in METHODS:
                     target = url if method.startswith("fedsage") else raw
-                    r = measure(method, engine, target, f"big_{n}", Path(tmp) / "out.file")
-                    print(f"| {engine} | {n:,} | {method} | {r['wall']:.2f} | "
-                          f"{n / r['wall']:,.0f} | {r['rss_mb']:,.0f} |", flush=True)
+                    res[method] = measure(method, engine, target, f"big_{n}",
+                                          Path(tmp) / "out.file", args.repeat)
+                for method, r in res.items():
+                    base, floor = res["fedml-aws"], res["COPY (floor)"]
+                    ratios = (f"{base['wall'] / r['wall']:.1f} | "
+                              f"{r['rss_mb'] / base['rss_mb']:.2f} | "
+                              f"{r['wall'] / floor['wall']:.2f}")
+                    print(f"| {engine} | {n:,} | {method} | {r['wall']:.2f} ({r['spread']:.2f}) | "
+                          f"{n / r['wall']:,.0f} | {r['rss_mb']:,.0f} | {ratios} |", flush=True)
 
 
 if __name__ == "__main__":

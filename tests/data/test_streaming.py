@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fedsage.data import DbConnection, Query, Table
+from fedsage.data.export import write_batches
 from fedsage.errors import ConfigurationError, DataError
 
 FRAME = pd.DataFrame({
@@ -116,3 +118,48 @@ def test_channels_contract_signature(loaded: DbConnection, tmp_path: Path) -> No
     table = loaded.table("data set")
     assert table.export_channel(tmp_path / "c.csv", "csv") == 1000
     assert len(io.StringIO((tmp_path / "c.csv").read_text()).readlines()) == 1000
+
+
+def test_write_batches_pipeline_errors_leave_no_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = pa.record_batch({"a": [1, 2], "s": ["x", "y"]})
+    for fmt in ("csv", "parquet"):
+        with pytest.raises(DataError, match="changed schema"):
+            write_batches(iter([good, pa.record_batch({"b": ["x"]})]), tmp_path / "x", fmt)
+        assert list(tmp_path.iterdir()) == []
+
+    calls: list[int] = []
+    real_write = pq.ParquetWriter.write_batch
+
+    def flaky_write(self: pq.ParquetWriter, batch: pa.RecordBatch) -> None:
+        calls.append(batch.num_rows)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real_write(self, batch)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_batch", flaky_write)
+    # The writer thread fails on the second batch: raised here, the file removed.
+    for batches in ([good] * 10, [good] * 2):
+        calls.clear()
+        with pytest.raises(OSError, match="disk full"):
+            write_batches(iter(batches), tmp_path / "x.parquet", "parquet")
+        assert list(tmp_path.iterdir()) == []
+        assert len(calls) <= 2 + 2  # reading stopped soon after (queue depth 2)
+    monkeypatch.undo()
+
+    def failing_reader() -> Iterator[pa.RecordBatch]:
+        yield good
+        raise DataError("boom")
+
+    with pytest.raises(DataError, match="boom"):
+        write_batches(failing_reader(), tmp_path / "y.parquet", "parquet")
+    assert list(tmp_path.iterdir()) == []
+    seen: list[int] = []
+    assert write_batches(iter([good] * 50), tmp_path / "z.parquet", "parquet", seen.append) == 100
+    assert seen[-1] == 100
+    back = pq.read_table(tmp_path / "z.parquet")
+    assert back.column("a").to_pylist() == [1, 2] * 50
+    # Text is dictionary-encoded, numbers are not.
+    meta = pq.ParquetFile(tmp_path / "z.parquet").metadata.row_group(0)
+    assert "RLE_DICTIONARY" in meta.column(1).encodings
+    assert "RLE_DICTIONARY" not in meta.column(0).encodings

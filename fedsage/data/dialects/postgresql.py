@@ -1,10 +1,11 @@
 """PostgreSQL through psycopg 3: ``COPY ... TO STDOUT`` for CSV and for Arrow.
 
 CSV channel files are written straight from the server's ``COPY`` output.  Arrow
-batches are parsed from a ``COPY ... (FORMAT csv, FORCE_QUOTE *)`` stream by
-``pyarrow.csv`` with column types taken from the result's type OIDs, so no Python
-object is created per value.  NULL is an unquoted empty field, an empty string a
-quoted one, so both survive.
+batches (and so Parquet channels) come from the ADBC PostgreSQL driver when it is
+installed (binary ``COPY`` decoded in C++, see :mod:`._pg_adbc`).  Without it they are
+parsed from a ``COPY ... (FORMAT csv, FORCE_QUOTE *)`` stream by ``pyarrow.csv``.  Both
+give the schema taken from the result's type OIDs.  In the CSV stream NULL is an
+unquoted empty field, an empty string a quoted one, so both survive.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 
-from .base import Progress
+from ...errors import DataError
+from ._pg_adbc import adbc_available, iter_adbc
+from .base import Progress, _shorten
 from .sqlalchemy_url import SQLAlchemyDialect
 
 __all__ = ["PostgreSQLDialect"]
@@ -74,6 +77,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
     """PostgreSQL (psycopg 3)."""
 
     has_copy_csv = True
+    #: Read Arrow batches through ADBC when ``adbc-driver-postgresql`` is installed.
+    use_adbc = True
 
     def __init__(self, sa_dialect: SADialect) -> None:
         import psycopg
@@ -100,46 +105,71 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Parse a ``COPY`` CSV stream into typed Arrow batches."""
-        cursor = self._driver(conn).cursor()
+        """Yield typed Arrow batches: through ADBC when installed, else a CSV ``COPY``."""
+        conn = self._driver(conn)
+        cursor = conn.cursor()
         try:
             with self.translate_errors(sql, "describing the query"):
+                cursor.execute("SET TRANSACTION READ ONLY")
                 cursor.execute("SET LOCAL TimeZone = 'UTC'")
                 cursor.execute(f"SELECT * FROM ({sql}) AS fedsage_q LIMIT 0", params)
             names = [c.name for c in cursor.description]
-            types = [_arrow_type(c) for c in cursor.description]
-            schema = pa.schema(list(zip(names, types, strict=True)))
-            # Columns are addressed by position: names may repeat in a query.
-            keys = [f"c{i}" for i in range(len(names))]
-            copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, FORCE_QUOTE *)"
-            empty = True
-            with self.translate_errors(sql, "streaming the result"), \
-                    cursor.copy(copy_sql, params) as copy:
-                try:
-                    reader = pacsv.open_csv(
-                        _CopyStream(iter(copy)),
-                        read_options=pacsv.ReadOptions(column_names=keys,
-                                                       block_size=_BLOCK_BYTES),
-                        parse_options=pacsv.ParseOptions(newlines_in_values=True,
-                                                         ignore_empty_lines=False),
-                        convert_options=pacsv.ConvertOptions(
-                            column_types=dict(zip(keys, types, strict=True)),
-                            strings_can_be_null=True, quoted_strings_can_be_null=False,
-                            null_values=[""], true_values=["t"], false_values=["f"]),
-                    )
-                except pa.ArrowInvalid as exc:
-                    if "Empty CSV" not in str(exc):
-                        raise
-                    reader = iter(())  # no rows at all
-                for block in reader:
-                    batch = pa.RecordBatch.from_arrays(block.columns, schema=schema)
-                    for start in range(0, batch.num_rows, batch_rows):
-                        empty = False
-                        yield batch.slice(start, batch_rows)
-            if empty:
-                yield pa.RecordBatch.from_pylist([], schema=schema)
+            oids = [c.type_code for c in cursor.description]
+            schema = pa.schema(list(zip(names, [_arrow_type(c) for c in cursor.description],
+                                        strict=True)))
+            if self.use_adbc and adbc_available():
+                yield from self._iter_adbc(conn, sql, params, schema, oids, batch_rows)
+            else:
+                yield from self._iter_copy_csv(cursor, sql, params, schema, batch_rows)
         finally:
             cursor.close()
+
+    def _iter_adbc(self, conn: Any, sql: str, params: Any, schema: pa.Schema,
+                   oids: list[int], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        from adbc_driver_manager import Error as AdbcError
+
+        try:
+            yield from iter_adbc(conn, sql, params, schema, oids, batch_rows)
+        except (AdbcError, pa.ArrowException, OSError) as exc:
+            # The reader raises server errors met mid-stream as OSError.  Only the first
+            # line: the rest repeats the query, with its values bound on the client.
+            detail = " ".join(str(exc).split("\n", 1)[0].split())
+            raise DataError(f"{self.name}: streaming the result failed: {detail}\n"
+                            f"  statement: {_shorten(sql)}") from exc
+
+    def _iter_copy_csv(self, cursor: Any, sql: str, params: Any, schema: pa.Schema,
+                       batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Parse a ``COPY (FORMAT csv, FORCE_QUOTE *)`` stream with ``pyarrow.csv``."""
+        types = list(schema.types)
+        # Columns are addressed by position: names may repeat in a query.
+        keys = [f"c{i}" for i in range(len(types))]
+        copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, FORCE_QUOTE *)"
+        empty = True
+        with self.translate_errors(sql, "streaming the result"), \
+                cursor.copy(copy_sql, params) as copy:
+            try:
+                reader = pacsv.open_csv(
+                    _CopyStream(iter(copy)),
+                    read_options=pacsv.ReadOptions(column_names=keys,
+                                                   block_size=_BLOCK_BYTES),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                                     ignore_empty_lines=False),
+                    convert_options=pacsv.ConvertOptions(
+                        column_types=dict(zip(keys, types, strict=True)),
+                        strings_can_be_null=True, quoted_strings_can_be_null=False,
+                        null_values=[""], true_values=["t"], false_values=["f"]),
+                )
+            except pa.ArrowInvalid as exc:
+                if "Empty CSV" not in str(exc):
+                    raise
+                reader = iter(())  # no rows at all
+            for block in reader:
+                batch = pa.RecordBatch.from_arrays(block.columns, schema=schema)
+                for start in range(0, batch.num_rows, batch_rows):
+                    empty = False
+                    yield batch.slice(start, batch_rows)
+        if empty:
+            yield pa.RecordBatch.from_pylist([], schema=schema)
 
     def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
                  progress: Progress | None) -> int:
@@ -148,6 +178,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         try:
             lines = 0
             with self.translate_errors(sql, "exporting the result"):
+                cursor.execute("SET TRANSACTION READ ONLY")
                 cursor.execute("SET LOCAL TimeZone = 'UTC'")
                 with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
                     for chunk in copy:

@@ -1,0 +1,124 @@
+"""PostgreSQL to Arrow through ADBC: ``COPY ... (FORMAT binary)`` decoded in C++.
+
+The ADBC PostgreSQL driver (``adbc-driver-postgresql``) reads a query with
+``COPY (query) TO STDOUT (FORMAT binary)`` and decodes the rows into Arrow arrays in
+native code, so neither the server nor Python formats or parses text per value.  It
+is used for Arrow batches (and so for Parquet channels) when the driver is installed;
+:mod:`fedsage.data.dialects.postgresql` falls back to parsing a CSV ``COPY`` stream
+otherwise.
+
+The result keeps the schema the CSV path produces, taken from the query's type OIDs:
+columns the driver decodes natively are read as they are; NUMERIC is read as text and
+cast on the client (``decimal128(p, s)`` or ``float64``), OID as ``int8``, and every
+other type (json, uuid, arrays, intervals, ...) as its text form, as the CSV path does.
+The ADBC session gets the same credentials (taken from the live psycopg connection),
+the same ``search_path``, and is read-only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["adbc_available", "iter_adbc"]
+
+# OIDs whose ADBC decoding gives the type fedsage's schema already uses.
+_NATIVE_OIDS = frozenset({16, 20, 21, 23, 700, 701, 25, 1043, 1042, 19, 1082, 1114, 1184})
+_OID, _NUMERIC = 26, 1700
+
+
+def adbc_available() -> bool:
+    """Whether ``adbc_driver_postgresql`` can be imported."""
+    return importlib.util.find_spec("adbc_driver_postgresql") is not None
+
+
+def _conninfo(conn: Any) -> str:
+    """A libpq connection string for a second session with ``conn``'s credentials."""
+    from psycopg.conninfo import make_conninfo
+
+    options = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info
+               if o.val is not None}
+    return make_conninfo("", **options)
+
+
+def _select_list(oids: Sequence[int]) -> str:
+    """``c0, c1::text, ...``: native columns as they are, the rest in a decodable type."""
+    items = []
+    for i, oid in enumerate(oids):
+        if oid in _NATIVE_OIDS:
+            items.append(f"c{i}")
+        elif oid == _OID:
+            items.append(f"c{i}::int8")
+        else:
+            items.append(f"c{i}::text")
+    return ", ".join(items)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast ``batch`` column by column to ``schema`` (names by position)."""
+    arrays = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        if isinstance(column.type, pa.ExtensionType):
+            column = column.storage
+        if column.type != field.type:
+            column = pc.cast(column, field.type)
+        arrays.append(column)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequence[int],
+              batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Yield the rows of ``sql`` as batches of ``schema``, read through ADBC.
+
+    Parameters
+    ----------
+    conn : psycopg.Connection
+        The live session: its credentials and ``search_path`` are reused.
+    sql : str
+        One read-only query, in psycopg's parameter style.
+    params : sequence or mapping or None
+        Its parameters; bound on the client by psycopg's own quoting
+        (``ClientCursor.mogrify``), since ADBC uses ``$n`` placeholders.
+    schema : pyarrow.Schema
+        The result schema (from the type OIDs), which every batch gets.
+    oids : sequence of int
+        The type OID of each result column.
+    batch_rows : int
+        The most rows per batch.
+
+    Yields
+    ------
+    pyarrow.RecordBatch
+        At least one (possibly empty) batch.
+    """
+    import adbc_driver_postgresql.dbapi as adbc
+    from psycopg import ClientCursor
+
+    quoting = ClientCursor(conn)
+    try:
+        if params is not None:
+            sql = quoting.mogrify(sql, params)
+        search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+        set_path = quoting.mogrify("SELECT set_config('search_path', %s, false)", [search_path])
+    finally:
+        quoting.close()
+    # Positional aliases: result names may repeat or need quoting.
+    aliases = ", ".join(f"c{i}" for i in range(len(oids)))
+    query = f"SELECT {_select_list(oids)} FROM ({sql}) AS fedsage_q({aliases})"
+    empty = True
+    with adbc.connect(_conninfo(conn), autocommit=True) as session, session.cursor() as cur:
+        cur.execute("SET default_transaction_read_only = on")
+        cur.execute(set_path)
+        cur.fetchall()
+        cur.execute(query)
+        for block in cur.fetch_record_batch():
+            batch = _conform(block, schema)
+            for start in range(0, batch.num_rows, batch_rows):
+                empty = False
+                yield batch.slice(start, batch_rows)
+    if empty:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
