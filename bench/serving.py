@@ -5,7 +5,15 @@ Run:  .venv/bin/python bench/serving.py [--duration 5] [--only fedsage,flask,...
 Load generator: ``wrk`` (Debian package) with ``--latency``.  Every stack serves the same
 LogisticRegression (4 features) on 127.0.0.1 with 2 worker processes:
 
-- ``fedsage``: ``fedsage.serving.supervisor`` (raw asyncio protocol, shared socket);
+- ``fedsage``: ``fedsage.serving.supervisor`` on the host runtime (scikit-learn of
+  fedsage's environment): raw asyncio protocol, one ``SO_REUSEPORT`` socket per worker,
+  workers forked from a zygote that loaded the model;
+- ``fedsage-0.23-1``: the same on the default runtime ``0.23-1`` (Python 3.7,
+  scikit-learn 0.23.2; the model trained under it), built by
+  ``fedsage.runtimes.resolve_runtime`` on first use;
+- ``kyma-nginx-0.23-1``: the Kyma stack (nginx -> gunicorn/gevent -> Flask) running in the
+  0.23-1 runtime with the image's own Flask 1.1.1, gunicorn 20.0.4 and gevent, on the
+  0.23-1 model -- the like-for-like reference for ``fedsage-0.23-1``;
 - ``flask-gunicorn``: Flask under gunicorn (gevent workers, as the SageMaker scikit-learn
   image runs them) with the image's default decode/predict/encode handlers;
 - ``kyma-nginx``: fedml-aws's Kyma image stack, nginx -> gunicorn (unix socket) -> Flask;
@@ -42,7 +50,8 @@ import numpy as np
 import sklearn
 from sklearn.linear_model import LogisticRegression
 
-from fedsage.runtimes.base import host_runtime
+from fedsage.runtimes import resolve_runtime
+from fedsage.runtimes.base import Runtime, host_runtime
 from fedsage.serving import create_endpoint, delete_endpoint
 from fedsage.serving.supervisor import ServerConfig
 
@@ -51,6 +60,15 @@ INFERENCE = (
     "import os, joblib\n\ndef model_fn(model_dir):\n"
     "    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n"
 )
+TRAIN = """
+import sys
+import joblib
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+rng = np.random.RandomState(0)
+X = rng.rand(1000, 4)
+joblib.dump(LogisticRegression().fit(X, (X[:, 0] + X[:, 1] > 1).astype(int)), sys.argv[1])
+"""
 FLASK_APP = """
 import csv, io, json, os
 import flask, joblib, numpy as np
@@ -227,7 +245,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration: int) -> dict[str, f
     lat = {}
     for pct in ("50", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-        lat[pct] = float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")  # type: ignore[union-attr]
+        lat[pct] = float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
     return {
@@ -262,7 +280,12 @@ def main() -> None:
         "--bench-dir", type=Path, default=Path(tempfile.gettempdir()) / "fedsage-bench"
     )
     parser.add_argument("--only", default="", help="comma list of stacks")
+    parser.add_argument("--payloads", default="", help="comma list of csv-1,csv-1000,json-1")
     parser.add_argument("--deploys", type=int, default=3, help="deploy-to-healthy repetitions")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per cell (median kept)")
+    parser.add_argument(
+        "--runtime", default="0.23-1", help="framework runtime of the fedsage-RT rows ('' skips)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
@@ -275,6 +298,22 @@ def main() -> None:
     model = LogisticRegression().fit(X, (X[:, 0] + X[:, 1] > 1).astype(int))
     joblib.dump(model, model_dir / "model.joblib")
     (model_dir / "inference.py").write_text(INFERENCE)
+    runtime = None
+    rt_dir = work / "model-rt"
+    notes: list[str] = []
+    if args.runtime:
+        try:
+            runtime = resolve_runtime(args.runtime)
+            rt_dir.mkdir()
+            subprocess.run(
+                [str(runtime.python), "-c", TRAIN, str(rt_dir / "model.joblib")],
+                check=True,
+                env={**os.environ, **runtime.env},
+            )
+            (rt_dir / "inference.py").write_text(INFERENCE)
+        except Exception as exc:
+            notes.append(f"runtime {args.runtime}: unusable ({exc}); its rows are skipped")
+            runtime = None
     payloads = {
         "csv-1": (",".join(map(str, ROW)).encode(), "text/csv"),
         "csv-1000": ("\n".join(",".join(f"{v:.6f}" for v in r) for r in X).encode(), "text/csv"),
@@ -294,10 +333,14 @@ def main() -> None:
                 work / f"{kind}-{name}.lua", work / f"{kind}-{name}.body", ctype, accept
             )
     conns = [int(c) for c in args.connections.split(",")]
+    if args.payloads:
+        payloads = {k: v for k, v in payloads.items() if k in args.payloads.split(",")}
     stacks = [
         "fedsage",
+        *([f"fedsage-{runtime.framework_version}"] if runtime else []),
         "flask-gunicorn",
         "kyma-nginx",
+        *([f"kyma-nginx-{runtime.framework_version}"] if runtime else []),
         "mlflow",
         "floor-http.server",
         "floor-asyncio",
@@ -305,7 +348,7 @@ def main() -> None:
     if args.only:
         stacks = [s for s in stacks if s in args.only.split(",")]
     results: dict[tuple[str, str, int], dict[str, float]] = {}
-    notes: list[str] = []
+    load_before = os.getloadavg()
     sk = f"scikit-learn=={sklearn.__version__}"
     for stack in stacks:
         port = free_port()
@@ -313,7 +356,9 @@ def main() -> None:
         log = work / f"{stack}.log"
         kind = "default"
         try:
-            with start_stack(stack, port, args, model_dir, work, log, sk, notes) as ready:
+            rt = runtime if runtime and stack.endswith(runtime.framework_version) else None
+            mdir = rt_dir if rt else model_dir
+            with start_stack(stack, port, args, mdir, work, log, sk, notes, rt) as ready:
                 if ready is None:
                     continue
                 kind = ready
@@ -322,9 +367,13 @@ def main() -> None:
                 run_wrk(url + "/invocations", scripts[kind]["csv-1"], 8, max(3, args.duration))
                 for name in payloads:
                     for c in conns:
-                        results[(stack, name, c)] = run_wrk(
-                            url + "/invocations", scripts[kind][name], c, args.duration
-                        )
+                        runs = [
+                            run_wrk(url + "/invocations", scripts[kind][name], c, args.duration)
+                            for _ in range(args.repeat)
+                        ]
+                        results[(stack, name, c)] = {
+                            k: statistics.median(r[k] for r in runs) for k in runs[0]
+                        }
                         r = results[(stack, name, c)]
                         print(
                             f"# {stack:18} {name:9} c={c:<3} {r['rps']:9.0f} req/s "
@@ -333,14 +382,26 @@ def main() -> None:
                         )
         except Exception as exc:  # one stack failing must not hide the others
             notes.append(f"{stack}: failed ({exc}); log {log}")
-    deploy = measure_deploy(model_dir, work, args.deploys)
-    print_table(results, stacks, list(payloads), conns)
+    deploys = {"host": measure_deploy(model_dir, work, args.deploys, host_runtime(), args.workers)}
+    if runtime is not None:
+        deploys[runtime.framework_version] = measure_deploy(
+            rt_dir, work, args.deploys, runtime, args.workers
+        )
+    load_after = os.getloadavg()
     print(
-        f"\ndeploy-to-healthy (create_endpoint on the host runtime, {args.workers} workers): "
-        + ", ".join(f"{d:.2f}s" for d in deploy)
-        + f"; median {statistics.median(deploy):.2f}s"
+        f"\nwrk -t min(c,2) -c C -d {args.duration}s --latency, {args.workers} workers per stack, "
+        f"median of {args.repeat} run(s) per cell; load average before "
+        f"{load_before[0]:.2f}/{load_before[1]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f} "
+        f"(1/5 min) on {os.cpu_count()} cores"
     )
-    print_targets(results)
+    print_table(results, stacks, list(payloads), conns)
+    for version, times in deploys.items():
+        print(
+            f"\ndeploy-to-healthy (create_endpoint, {version} runtime, {args.workers} workers): "
+            + ", ".join(f"{d:.2f}s" for d in times)
+            + f"; median {statistics.median(times):.2f}s"
+        )
+    print_targets(results, runtime.framework_version if runtime else None)
     for note in notes:
         print("note:", note)
     shutil.rmtree(work, ignore_errors=True)
@@ -356,24 +417,27 @@ def start_stack(
     log: Path,
     sk: str,
     notes: list[str],
+    runtime: Runtime | None = None,
 ) -> Iterator[str | None]:
     env = {**os.environ, "MODEL_PATH": str(model_dir / "model.joblib")}
     w = str(args.workers)
-    if stack == "fedsage":
+    if stack.startswith("fedsage"):
         config = ServerConfig(
             model_dir=str(model_dir),
             code_dir=str(model_dir),
             program="inference.py",
             port=port,
             workers=args.workers,
+            python=str(runtime.python if runtime else sys.executable),
+            env=dict(runtime.env) if runtime else {},
         )
-        (work / "fedsage.json").write_text(config.to_json())
+        (work / f"{stack}.json").write_text(config.to_json())
         argv = [
             sys.executable,
             "-m",
             "fedsage.serving.supervisor",
             "--config",
-            str(work / "fedsage.json"),
+            str(work / f"{stack}.json"),
         ]
         with process(argv, log):
             yield "default"
@@ -384,12 +448,16 @@ def start_stack(
         with process([sys.executable, str(work / f"{stack}.py"), str(port)], log):
             yield "default"
         return
-    if stack in ("flask-gunicorn", "kyma-nginx"):
-        python = ensure_venv(
-            args.bench_dir,
-            "flask",
-            ["flask", "gunicorn", "gevent", "packaging", "numpy", sk, "joblib"],
-        )
+    if stack.startswith(("flask-gunicorn", "kyma-nginx")):
+        if runtime is not None:  # the image's own Flask/gunicorn/gevent inside the runtime
+            python: Path | None = runtime.python
+            env.update(runtime.env)
+        else:
+            python = ensure_venv(
+                args.bench_dir,
+                "flask",
+                ["flask", "gunicorn", "gevent", "packaging", "numpy", sk, "joblib"],
+            )
         if python is None:
             notes.append(f"{stack}: no venv")
             yield None
@@ -463,8 +531,11 @@ def start_stack(
     raise ValueError(stack)
 
 
-def measure_deploy(model_dir: Path, work: Path, n: int) -> list[float]:
-    tar = work / "model.tar.gz"
+def measure_deploy(
+    model_dir: Path, work: Path, n: int, runtime: Runtime, workers: int
+) -> list[float]:
+    """Seconds from ``create_endpoint`` to a healthy endpoint, ``n`` times."""
+    tar = work / f"model-{runtime.framework_version}.tar.gz"
     subprocess.run(["tar", "czf", str(tar), "-C", str(model_dir), "."], check=True)
     old = os.environ.get("FEDSAGE_HOME")
     os.environ["FEDSAGE_HOME"] = str(work / "home")
@@ -477,7 +548,8 @@ def measure_deploy(model_dir: Path, work: Path, n: int) -> list[float]:
                 model_tar=tar,
                 code_tar=None,
                 program="inference.py",
-                runtime=host_runtime(),
+                runtime=runtime,
+                workers=workers,
             )
             times.append(time.perf_counter() - start)
             delete_endpoint(f"bench-{i}")
@@ -489,7 +561,7 @@ def measure_deploy(model_dir: Path, work: Path, n: int) -> list[float]:
     return times
 
 
-def print_table(results: dict, stacks: list[str], payloads: list[str], conns: list[int]) -> None:  # type: ignore[type-arg]
+def print_table(results: dict, stacks: list[str], payloads: list[str], conns: list[int]) -> None:
     print("\n| stack | payload | conns | req/s | p50 ms | p99 ms | non-2xx |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for stack in stacks:
@@ -503,11 +575,23 @@ def print_table(results: dict, stacks: list[str], payloads: list[str], conns: li
                     )
 
 
-def print_targets(results: dict) -> None:  # type: ignore[type-arg]
+def print_targets(results: dict, version: str | None) -> None:
+    rt = results.get((f"fedsage-{version}", "csv-1", 8))
+    if rt:
+        print(f"\ntargets of the {version} runtime at one-row CSV, 8 connections (issue 9):")
+        for other in ("kyma-nginx", f"kyma-nginx-{version}"):
+            them = results.get((other, "csv-1", 8))
+            if them:
+                ratio = rt["rps"] / them["rps"]
+                print(
+                    f"- req/s >= 2x {other}: {ratio:.2f}x -> {'met' if ratio >= 2 else 'NOT met'}"
+                )
+        print(f"- req/s >= 4,800: {rt['rps']:.0f} -> {'met' if rt['rps'] >= 4800 else 'NOT met'}")
+        print(f"- p99 <= 3 ms: {rt['p99']:.2f} ms -> {'met' if rt['p99'] <= 3 else 'NOT met'}")
     me = results.get(("fedsage", "csv-1", 8))
     if not me:
         return
-    print("\ntargets at one-row CSV, 8 connections:")
+    print("\ntargets of the host runtime at one-row CSV, 8 connections (issue 4):")
     for other, need, what in (
         ("flask-gunicorn", 3.0, "req/s >= 3x"),
         ("kyma-nginx", 2.0, "req/s >= 2x"),

@@ -121,11 +121,17 @@ def serve_command(
     timeout: float = typer.Option(60.0, help="Per-request timeout in seconds."),
     max_body: int = typer.Option(DEFAULT_MAX_BODY, help="Largest request body in bytes."),
     debug: bool = typer.Option(False, help="Tracebacks in error bodies, debug logging."),
+    preload: bool = typer.Option(
+        True,
+        help="Load the model once and fork the workers from it (--no-preload: every "
+        "worker loads its own copy, for models that are not safe to fork).",
+    ),
 ) -> None:
     """Serve a model in the foreground with SageMaker's inference protocol (Ctrl-C stops)."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s supervisor %(levelname)s %(message)s",
+        force=True,  # a server's log is its output, whatever the root --verbose said
     )
     with tempfile.TemporaryDirectory(prefix="fedsage-serve-") as tmp:
         try:
@@ -148,6 +154,7 @@ def serve_command(
             timeout=timeout,
             max_body=max_body,
             debug=debug,
+            preload=preload,
         )
         try:
             code_ = serve(config)

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._process import alive, process_start
 from ._http import HttpError, Message, error_body, read_body, read_head, render
-from ._proc import alive, process_start
 
 __all__ = ["GatewayConfig", "main"]
 

@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 
 from .._home import fedsage_home, registry
+from .._process import alive, process_start, stop_process
 from ..errors import ConfigurationError, DeploymentError, EndpointError
 from ..runtimes.base import Runtime
-from ._proc import alive, process_start, stop_process
 from .gateway import GatewayConfig
 from .manifests import validate_name
 from .records import KIND

@@ -25,9 +25,9 @@ import httpx
 
 from .._archive import extract_safely
 from .._home import fedsage_home, registry
+from .._process import alive, process_start, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
-from ._process import alive, process_start, stop_process
 from .supervisor import DEFAULT_MAX_BODY, ServerConfig
 
 __all__ = [
@@ -86,6 +86,7 @@ def create_endpoint(
     timeout: float = 60.0,
     max_body: int = DEFAULT_MAX_BODY,
     ready_timeout: float = 120.0,
+    preload: bool | None = None,
 ) -> dict[str, Any]:
     """Unpack a model, start a detached model server for it and wait until it is healthy.
 
@@ -114,6 +115,10 @@ def create_endpoint(
         Largest accepted request body in bytes.
     ready_timeout : float, default=120.0
         How long to wait for ``/ping`` to answer 200.
+    preload : bool, optional
+        Load the model once in a zygote and fork the workers from it; ``False`` makes
+        every worker load its own copy (for models that are not safe to fork).  Default:
+        true unless the environment variable ``FEDSAGE_SERVING_PRELOAD`` is ``0``.
 
     Returns
     -------
@@ -163,6 +168,7 @@ def create_endpoint(
             max_body=max_body,
             env={**runtime.env, **(env or {})},
             state_file=str(folder / "state.json"),
+            preload=_preload() if preload is None else preload,
         )
         (folder / "config.json").write_text(config.to_json(), encoding="utf-8")
         log_path = folder / "server.log"
@@ -206,6 +212,10 @@ def create_endpoint(
         runtime=runtime.describe(),
     )
     return describe_endpoint(name)
+
+
+def _preload() -> bool:
+    return os.environ.get("FEDSAGE_SERVING_PRELOAD", "1").strip().lower() not in ("0", "false")
 
 
 def _wait_healthy(
@@ -359,7 +369,8 @@ def delete_endpoint(name: str) -> None:
     state = _read_state(folder / "state.json") or {}
     if record.get("pid"):
         stop_process(record["pid"], record.get("pid_start"), grace=10.0)
-    for pid in state.get("workers", []):  # orphans left by a supervisor killed hard
+    orphans = [*state.get("workers", []), *([state["zygote"]] if state.get("zygote") else [])]
+    for pid in orphans:  # left by a supervisor killed hard
         stop_process(pid, None, grace=2.0, must_contain="fedsage_worker")
     with _clients_lock:
         cached = _clients.pop(name, None)

@@ -1,12 +1,19 @@
-"""The model-server supervisor: one listening socket, N worker processes, replaced when they die.
+"""The model-server supervisor: a listening socket per worker, a preloading zygote, replacement.
 
-The supervisor runs in fedsage's own environment.  It binds the socket once (127.0.0.1
-unless asked otherwise; port 0 picks a free port), starts each worker as
-``<runtime python> fedsage_worker.py --fd N --model-dir DIR`` with the socket passed
-through ``pass_fds``, so all workers accept on the same socket.  A worker that exits is
-replaced (with a back-off, and the supervisor gives up when workers keep dying at
-start-up).  SIGTERM or SIGINT only set a flag; the main loop then asks every worker to
-drain and stops the stragglers by PID.
+The supervisor runs in fedsage's own environment.  It binds one listening socket per
+worker on the same address with ``SO_REUSEPORT`` (127.0.0.1 unless asked otherwise;
+port 0 picks a free port), so the kernel spreads connections evenly over the workers
+instead of one worker winning every ``accept()`` of a shared socket.
+
+By default (``preload=True``) it starts one *zygote* under the runtime's interpreter,
+``<runtime python> fedsage_worker.py --control N --model-dir DIR``: the zygote imports the
+entry point and runs ``model_fn`` once, then forks each worker when the supervisor sends
+it that worker's socket over the control socket (``SCM_RIGHTS``).  Workers share the
+loaded model copy-on-write, start in milliseconds, and a dead worker is replaced by a
+new fork on the same socket (connections that arrive meanwhile wait in its backlog).
+With ``preload=False`` every worker is a fresh ``--fd N`` process that loads the model
+itself (for models that are not safe to fork).  SIGTERM or SIGINT only set a flag; the
+main loop then asks every worker to drain and stops the stragglers by PID.
 
 ``python -m fedsage.serving.supervisor --config FILE`` runs a supervisor from a JSON
 :class:`ServerConfig`; that is how a detached local endpoint is started.
@@ -15,10 +22,13 @@ drain and stops the stragglers by PID.
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import json
 import logging
+import math
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -28,7 +38,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WORKER_PATH", "ServerConfig", "Supervisor", "serve", "worker_env"]
+__all__ = [
+    "WORKER_PATH",
+    "ServerConfig",
+    "Supervisor",
+    "recv_message",
+    "send_message",
+    "serve",
+    "worker_env",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +55,7 @@ DEFAULT_MAX_BODY = 6 * 1024 * 1024
 _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__")
 _CRASH_WINDOW = 3.0  # a worker dying sooner than this after start counts as a crash
 _MAX_CRASHES = 5
+_FD_SIZE = array.array("i").itemsize
 
 
 @dataclass
@@ -67,6 +86,9 @@ class ServerConfig:
         Extra environment for the workers (the runtime's, then the user's).
     state_file : str or None
         Where the supervisor writes its PID, port and worker PIDs (JSON, atomically).
+    preload : bool
+        Load the model once in a zygote and fork the workers from it (default); ``False``
+        starts every worker as a fresh process that loads the model itself.
     """
 
     model_dir: str
@@ -81,6 +103,7 @@ class ServerConfig:
     debug: bool = False
     env: dict[str, str] = field(default_factory=dict)
     state_file: str | None = None
+    preload: bool = True
 
     def to_json(self) -> str:
         """Serialise to JSON text."""
@@ -90,6 +113,49 @@ class ServerConfig:
     def from_json(cls, text: str) -> ServerConfig:
         """Build from :meth:`to_json` output."""
         return cls(**json.loads(text))
+
+
+def send_message(control: socket.socket, words: list[Any], fds: list[int] | None = None) -> None:
+    """Send one control message to a zygote (words joined by spaces, optional fds).
+
+    Parameters
+    ----------
+    control : socket.socket
+        The supervisor's end of the ``SOCK_SEQPACKET`` control socket pair.
+    words : list
+        The command, e.g. ``["fork", 0]``.
+    fds : list of int, optional
+        File descriptors to pass along (``SCM_RIGHTS``).
+    """
+    data = " ".join(str(w) for w in words).encode("ascii")
+    if fds:
+        control.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        control.send(data)
+
+
+def recv_message(control: socket.socket, block: bool = True) -> tuple[list[str], list[int]]:
+    """Receive one control message.
+
+    Parameters
+    ----------
+    control : socket.socket
+        One end of a ``SOCK_SEQPACKET`` control socket pair.
+    block : bool, default=True
+        Wait for a message; ``False`` raises :class:`BlockingIOError` when none is queued.
+
+    Returns
+    -------
+    tuple
+        ``(words, fds)``; ``([], [])`` once the other end is closed.
+    """
+    flags = 0 if block else socket.MSG_DONTWAIT
+    msg, ancdata, _, _ = control.recvmsg(512, socket.CMSG_SPACE(16 * _FD_SIZE), flags)
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - len(data) % _FD_SIZE])
+    return msg.decode("ascii").split(), list(fds)
 
 
 def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
@@ -112,7 +178,8 @@ def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
         {
             "SAGEMAKER_PROGRAM": config.program or "",
             "SAGEMAKER_SUBMIT_DIRECTORY": config.code_dir or config.model_dir,
-            "SAGEMAKER_MODEL_SERVER_TIMEOUT": str(config.timeout),
+            # sagemaker_containers parses this with int() when a script imports it.
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT": str(max(1, math.ceil(config.timeout))),
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(workers),
             "SAGEMAKER_BIND_TO_PORT": str(config.port),
             "SM_MODEL_DIR": config.model_dir,
@@ -136,63 +203,127 @@ class Supervisor:
     Attributes
     ----------
     started : bool
-        True once the socket is bound and the first workers are spawned.
+        True once the sockets are bound and the workers are being started.
     should_exit : bool
         Set by a signal (or :meth:`request_exit`); the main loop then shuts down.
     port : int
         The bound port (known after :meth:`startup`).
+    pids : dict
+        Worker slot -> PID of the running worker.
     """
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.workers: dict[int, subprocess.Popen[bytes]] = {}
+        self.socks: dict[int, socket.socket] = {}
+        self.pids: dict[int, int] = {}
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}  # preload=False only
         self.started_at: dict[int, float] = {}
+        self.zygote: subprocess.Popen[bytes] | None = None
+        self.control: socket.socket | None = None
+        self.zygote_started = 0.0
         self.started = False
         self.should_exit = False
         self.exit_code = 0
         self.port = config.port
-        self.sock: socket.socket | None = None
         self._crashes = 0
+        self._status = "Creating"
+        self._stopping = False
         n = config.workers if config.workers else (os.cpu_count() or 1)
         self.n_workers = max(1, int(n))
 
-    # ---- lifecycle
-    def startup(self) -> None:
-        """Bind the socket and start every worker.
+    # ---- sockets
+    def _bind(self, port: int) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((self.config.host, port))
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def bind_all(self) -> None:
+        """Bind one listening socket per worker slot, all on one port (``SO_REUSEPORT``).
 
         Raises
         ------
         OSError
             If the address cannot be bound (e.g. the port is in use).
         """
-        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((self.config.host, self.config.port))
+            for slot in range(self.n_workers):
+                sock = self._bind(self.port)
+                self.port = sock.getsockname()[1]
+                self.socks[slot] = sock
         except OSError:
-            sock.close()
+            for sock in self.socks.values():
+                sock.close()
+            self.socks.clear()
             raise
-        sock.listen(1024)
-        sock.set_inheritable(True)
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        for slot in range(self.n_workers):
-            self._spawn(slot)
+
+    # ---- lifecycle
+    def startup(self) -> None:
+        """Bind the sockets and start the workers (through the zygote unless preload is off).
+
+        Raises
+        ------
+        OSError
+            If the address cannot be bound (e.g. the port is in use).
+        """
+        self.bind_all()
+        if self.config.preload:
+            self._start_zygote()
+        else:
+            for slot in range(self.n_workers):
+                self._spawn(slot)
         self.started = True
-        self._write_state("InService")
+        self._write_state()
         log.info(
-            "serving %s on http://%s:%d with %d worker(s) under %s",
+            "serving %s on http://%s:%d with %d worker(s) under %s%s",
             self.config.model_dir,
             self.config.host,
             self.port,
             self.n_workers,
             self.config.python,
+            " (preloading zygote)" if self.config.preload else "",
         )
 
+    def _start_zygote(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [self.config.python, str(WORKER_PATH), "--control", str(theirs.fileno())]
+        argv += ["--model-dir", self.config.model_dir]
+        try:
+            self.zygote = subprocess.Popen(
+                argv,
+                pass_fds=(theirs.fileno(),),
+                env=worker_env(self.config, self.n_workers),
+                cwd=self.config.code_dir or self.config.model_dir,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.control = ours
+        self.zygote_started = time.monotonic()
+        log.info("started zygote (pid %d)", self.zygote.pid)
+        for slot in range(self.n_workers):  # queued until the model is loaded
+            self._ask_fork(slot)
+
+    def _ask_fork(self, slot: int) -> None:
+        self.started_at[slot] = time.monotonic()
+        if self.control is None:
+            return
+        try:
+            send_message(self.control, ["fork", slot], [self.socks[slot].fileno()])
+        except OSError as exc:  # the zygote is gone; check_workers restarts it
+            log.warning("cannot reach the zygote: %s", exc)
+
     def _spawn(self, slot: int) -> None:
-        assert self.sock is not None
-        fd = self.sock.fileno()
+        fd = self.socks[slot].fileno()
         argv = [self.config.python, str(WORKER_PATH), "--fd", str(fd)]
         argv += ["--model-dir", self.config.model_dir]
         proc = subprocess.Popen(
@@ -201,30 +332,96 @@ class Supervisor:
             env=worker_env(self.config, self.n_workers),
             cwd=self.config.code_dir or self.config.model_dir,
         )
-        self.workers[slot] = proc
+        self.procs[slot] = proc
+        self.pids[slot] = proc.pid
         self.started_at[slot] = time.monotonic()
         log.info("started worker %d (pid %d)", slot, proc.pid)
 
-    def check_workers(self) -> None:
-        """Replace every worker that has exited (called by the main loop)."""
-        for slot, proc in list(self.workers.items()):
-            code = proc.poll()
-            if code is None:
-                continue
-            lived = time.monotonic() - self.started_at[slot]
-            log.warning(
-                "worker %d (pid %d) exited with %s after %.1fs", slot, proc.pid, code, lived
-            )
-            self._crashes = self._crashes + 1 if lived < _CRASH_WINDOW else 0
-            if self._crashes >= _MAX_CRASHES:
-                log.error("workers keep dying at start-up; giving up (see the lines above)")
-                self.exit_code = 1
-                self.should_exit = True
-                return
-            if self._crashes:
-                time.sleep(min(0.2 * self._crashes, 2.0))
+    def _count_crash(self, lived: float) -> bool:
+        """Count a quick death; True when the supervisor should give up."""
+        self._crashes = self._crashes + 1 if lived < _CRASH_WINDOW else 0
+        if self._crashes >= _MAX_CRASHES:
+            log.error("workers keep dying at start-up; giving up (see the lines above)")
+            self.exit_code = 1
+            self.should_exit = True
+            return True
+        if self._crashes:
+            time.sleep(min(0.2 * self._crashes, 2.0))
+        return False
+
+    def _worker_exited(self, slot: int, pid: int, code: int) -> None:
+        lived = time.monotonic() - self.started_at.get(slot, 0.0)
+        level = logging.INFO if self._stopping else logging.WARNING
+        log.log(level, "worker %d (pid %d) exited with %s after %.1fs", slot, pid, code, lived)
+        if self.pids.get(slot) == pid:
+            del self.pids[slot]
+        if self._stopping or self._count_crash(lived):
+            return
+        if self.config.preload:
+            self._ask_fork(slot)
+        else:
             self._spawn(slot)
-            self._write_state("InService")
+        self._write_state()
+
+    def _read_control(self) -> None:
+        while self.control is not None:
+            try:
+                words, fds = recv_message(self.control, block=False)
+            except BlockingIOError:
+                return
+            except OSError:
+                words, fds = [], []
+            for fd in fds:
+                os.close(fd)
+            if not words:
+                self.control.close()
+                self.control = None
+                return
+            if words[0] == "ready":
+                log.info("zygote loaded the model in %ss", words[1])
+            elif words[0] == "forked":
+                slot, pid = int(words[1]), int(words[2])
+                self.pids[slot] = pid
+                log.info("started worker %d (pid %d)", slot, pid)
+                self._write_state()
+            elif words[0] == "exited":
+                self._worker_exited(int(words[1]), int(words[2]), int(words[3]))
+
+    def check_workers(self, wait: float = 0.0) -> None:
+        """Handle worker deaths and zygote messages (called by the main loop).
+
+        Parameters
+        ----------
+        wait : float, default=0.0
+            Seconds to wait for a message from the zygote before returning.
+        """
+        if not self.config.preload:
+            for slot, proc in list(self.procs.items()):
+                code = proc.poll()
+                if code is not None and self.pids.get(slot) == proc.pid:
+                    self._worker_exited(slot, proc.pid, code)
+            if wait:
+                time.sleep(wait)
+            return
+        if self.control is not None and wait:
+            select.select([self.control], [], [], wait)
+        self._read_control()
+        if self.zygote is not None and self.zygote.poll() is not None and not self.should_exit:
+            lived = time.monotonic() - self.zygote_started
+            log.warning(
+                "zygote (pid %d) exited with %s after %.1fs; its workers stop on their own",
+                self.zygote.pid,
+                self.zygote.returncode,
+                lived,
+            )
+            self.pids.clear()
+            if self.control is not None:
+                self.control.close()
+                self.control = None
+            if self._count_crash(lived):
+                return
+            self._start_zygote()
+            self._write_state()
 
     def request_exit(self, signum: int | None = None, frame: Any = None) -> None:
         """Ask the main loop to stop (safe to call from a signal handler)."""
@@ -233,36 +430,63 @@ class Supervisor:
     def main_loop(self) -> None:
         """Watch the workers until :attr:`should_exit` is set."""
         while not self.should_exit:
-            self.check_workers()
-            time.sleep(0.05)
+            self.check_workers(wait=0.05)
 
     def shutdown(self, grace: float | None = None) -> None:
-        """Ask every worker to drain (SIGTERM), wait, then SIGKILL what is left; close the socket.
+        """Ask every worker to drain (SIGTERM), wait, then SIGKILL what is left; close sockets.
 
         Parameters
         ----------
         grace : float, optional
             Seconds to wait for the workers; default the request timeout plus 5 s.
         """
+        self._stopping = True
         self._write_state("Deleting")
         wait_for = self.config.timeout + 5.0 if grace is None else grace
-        for proc in self.workers.values():
+        deadline = time.monotonic() + wait_for
+        if self.zygote is not None:
+            self._stop_zygote(wait_for, deadline)
+        for proc in self.procs.values():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + wait_for
-        for proc in self.workers.values():
+        for proc in self.procs.values():
             try:
                 proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("worker pid %d did not stop in %.0fs; killing it", proc.pid, wait_for)
                 proc.kill()
                 proc.wait()
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        self.pids.clear()
+        for sock in self.socks.values():
+            sock.close()
+        self.socks.clear()
         self._write_state("Stopped")
         log.info("model server stopped")
+
+    def _stop_zygote(self, wait_for: float, deadline: float) -> None:
+        zygote = self.zygote
+        assert zygote is not None
+        if zygote.poll() is None:
+            try:
+                assert self.control is not None
+                send_message(self.control, ["stop", wait_for])
+            except (OSError, AssertionError):
+                with contextlib.suppress(ProcessLookupError):
+                    zygote.send_signal(signal.SIGTERM)
+        try:
+            zygote.wait(timeout=max(0.0, deadline - time.monotonic()) + 2.0)
+        except subprocess.TimeoutExpired:
+            log.warning("zygote pid %d did not stop; killing it and its workers", zygote.pid)
+            zygote.kill()
+            zygote.wait()
+            for pid in self.pids.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        self._read_control()  # the last "exited" messages (logged)
+        if self.control is not None:
+            self.control.close()
+            self.control = None
 
     def run(self, install_signals: bool = True) -> int:
         """Start, watch until SIGTERM/SIGINT, shut down; return the exit code.
@@ -287,7 +511,11 @@ class Supervisor:
             self.shutdown()
         return self.exit_code
 
-    def _write_state(self, status: str) -> None:
+    def _write_state(self, status: str | None = None) -> None:
+        if status is None:  # InService once every worker slot has a running worker
+            full = len(self.pids) == self.n_workers
+            status = "InService" if full or self._status != "Creating" else "Creating"
+        self._status = status
         if not self.config.state_file:
             return
         state = {
@@ -295,7 +523,8 @@ class Supervisor:
             "host": self.config.host,
             "port": self.port,
             "url": f"http://{_url_host(self.config.host)}:{self.port}",
-            "workers": [p.pid for p in self.workers.values() if p.poll() is None],
+            "workers": sorted(self.pids.values()),
+            "zygote": self.zygote.pid if self.zygote is not None else None,
             "status": status,
             "updated": time.time(),
         }

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._home import Registry, fedsage_home
+from .._process import alive
 from .spec import JobSpec
 
 __all__ = [
@@ -126,19 +127,7 @@ def set_secondary(registry: Registry, job_name: str, status: str, message: str) 
 
 def pid_alive(pid: int | None) -> bool:
     """Whether a process with ``pid`` exists (and is not a zombie)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
+    return pid is not None and pid > 0 and alive(pid)
 
 
 def refresh_stale(registry: Registry, record: dict[str, Any]) -> dict[str, Any]:

@@ -154,6 +154,7 @@ def start_server(
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     max_body: int = 6 * 1024 * 1024,
+    preload: bool = True,
 ) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
     config = ServerConfig(
@@ -166,6 +167,7 @@ def start_server(
         max_body=max_body,
         env=env or {},
         state_file=str(tmp / "state.json"),
+        preload=preload,
     )
     (tmp / "config.json").write_text(config.to_json())
     log = tmp / "server.log"
@@ -187,6 +189,9 @@ def start_server(
             raise AssertionError(f"server exited early:\n{log.read_text()}")
         if (tmp / "state.json").exists():
             state = json.loads((tmp / "state.json").read_text())
+            if state["status"] != "InService":  # until every worker runs
+                time.sleep(0.05)
+                continue
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(state["url"] + "/ping", timeout=5).status_code == 200:
                     return Server(proc, state["url"], state["port"], tmp / "state.json", log)
@@ -198,7 +203,8 @@ def start_server(
 def stop_server_proc(proc: subprocess.Popen[bytes], state_file: Path) -> None:
     workers = []
     with contextlib.suppress(OSError, ValueError):
-        workers = json.loads(state_file.read_text())["workers"]
+        state = json.loads(state_file.read_text())
+        workers = [*state["workers"], *([state["zygote"]] if state.get("zygote") else [])]
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -206,7 +212,7 @@ def stop_server_proc(proc: subprocess.Popen[bytes], state_file: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    for pid in workers:  # only the PIDs this test's supervisor started
+    for pid in workers:  # only the PIDs this test's supervisor (and its zygote) started
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

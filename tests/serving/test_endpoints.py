@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -15,9 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from fedsage._archive import extract_safely
+from fedsage._process import alive
 from fedsage.cli.endpoints import app
 from fedsage.errors import ConfigurationError, EndpointError, InvocationError
-from fedsage.runtimes.base import host_runtime
+from fedsage.runtimes.base import Runtime, host_runtime
 from fedsage.serving import (
     create_endpoint,
     delete_endpoint,
@@ -25,7 +27,6 @@ from fedsage.serving import (
     invoke_endpoint,
     list_endpoints,
 )
-from fedsage.serving._process import alive
 
 from .conftest import make_tar
 
@@ -73,7 +74,8 @@ def test_lifecycle(home: Path, np_tar: Path) -> None:
     assert [e["EndpointName"] for e in list_endpoints()] == ["ep-1"]
     state = json.loads((home / "endpoints" / "ep-1" / "state.json").read_text())
     delete_endpoint("ep-1")
-    assert not alive(pid) and not any(alive(w) for w in state["workers"])
+    assert state["zygote"] and state["workers"]
+    assert not alive(pid) and not any(alive(w) for w in [*state["workers"], state["zygote"]])
     assert not (home / "endpoints" / "ep-1").exists()
     assert list_endpoints() == []
     with pytest.raises(EndpointError, match="no endpoint named"):
@@ -97,7 +99,8 @@ def test_code_tar_and_stale_detection(home: Path, tmp_path: Path, np_model_dir: 
     )
     assert invoke_endpoint("stale", "[[1, 2]]").body == b"[3.0]"
     pid = describe_endpoint("stale")["Local"]["pid"]
-    workers = json.loads((home / "endpoints" / "stale" / "state.json").read_text())["workers"]
+    state = json.loads((home / "endpoints" / "stale" / "state.json").read_text())
+    workers = [*state["workers"], state["zygote"]]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10  # orphaned workers notice and stop within a second
     while any(alive(p) for p in [pid, *workers]) and time.monotonic() < deadline:
@@ -127,6 +130,38 @@ def test_failing_model_fn_cleans_up(home: Path, tmp_path: Path) -> None:
             workers=1,
         )
     assert list_endpoints() == [] and not (home / "endpoints" / "broken").exists()
+    assert _processes_mentioning(str(home / "endpoints" / "broken")) == []
+
+
+def _processes_mentioning(text: str, timeout: float = 5.0) -> list[int]:
+    """PIDs whose command line contains ``text`` (a test's own temporary path)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+                    if text.encode() in cmdline and alive(int(entry.name)):
+                        found.append(int(entry.name))
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_unrunnable_interpreter_fails_and_cleans_up(home: Path, np_tar: Path) -> None:
+    broken = Runtime(framework_version="host", python=Path("/bin/false"), python_version="0")
+    with pytest.raises(EndpointError, match="exited with code 1"):
+        create_endpoint(
+            "no-python",
+            model_tar=np_tar,
+            code_tar=None,
+            program="inference.py",
+            runtime=broken,
+            workers=1,
+        )
+    assert list_endpoints() == [] and not (home / "endpoints" / "no-python").exists()
+    assert _processes_mentioning(str(home / "endpoints" / "no-python")) == []
 
 
 @pytest.mark.parametrize("name", ["", "-x", "x-", "a_b", "a" * 64, "ä"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from fedsage.serving._process import alive
+from fedsage._process import alive
 
 from .conftest import running
 

@@ -195,6 +195,53 @@ def check_chunked_parser():
     assert W._parse_chunked(bytearray(b"3\r\nab"), 0, 100) is None
 
 
+def check_csv_fast_path_matches_csv_reader():
+    import csv
+
+    texts = [
+        "",
+        "\n",
+        "1,2",
+        "1,2\n",
+        "1,2\n3,4",
+        "1,2\n\n3,4\n",
+        "a,,b",
+        ",",
+        "\n\n",
+        " 1 , 2 ",
+        "1;2",
+        "1\t2,3",
+        '"1",2',
+        "1,2\r\n3,4",
+        "\u00e9,\u00fc",
+        "x" * 1000,
+    ]
+    for text in texts:
+        expected = list(
+            csv.reader(
+                io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True
+            )
+        )
+        assert W.csv_rows(text) == expected, text[:40]
+    try:
+        W.csv_rows("1" * 200000)
+    except Exception as exc:  # csv's field size limit still applies to long fields
+        assert "field larger than field limit" in str(exc), exc
+    else:
+        raise AssertionError("a field above csv's limit was accepted")
+
+
+def check_json_encoder_layout():
+    for value in (
+        np.array([1.0, 2.5]),
+        np.array([[1, 2]], dtype=np.int64),
+        np.array(3.0, dtype=np.float32),
+        [np.float64(0.1), 2],
+        {"a": np.arange(2)},
+    ):
+        assert W.array_to_json(value) == json.dumps(value, default=lambda x: x.tolist())
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
 
 

@@ -1,4 +1,4 @@
-"""Processes the local Kyma target started, found by PID and start time (never by name)."""
+"""Processes fedsage started (jobs, servers, gateways), found by PID and checked by start time."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ def _stat(pid: int) -> list[str] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
+    # the command name (field 2) may hold spaces and parentheses: split after the last ')'
     return raw[raw.rfind(")") + 2 :].split()
 
 
 def process_start(pid: int) -> str | None:
-    """Return the start time of ``pid`` in clock ticks since boot (Linux), or ``None``."""
+    """The process's start time in clock ticks since boot (Linux), or ``None``.
+
+    Recorded with a PID, it tells a reused PID from the process fedsage started.
+    """
     fields = _stat(pid)
     return None if fields is None else fields[19]
 
@@ -35,14 +39,36 @@ def alive(pid: int, start: str | None = None) -> bool:
         return start is None
     fields = _stat(pid)
     if fields is None:
-        return not Path("/proc").is_dir()
+        return not Path("/proc").is_dir()  # no procfs: trust kill(0)
     if fields[0] in ("Z", "X"):
         return False
     return start is None or fields[19] == start
 
 
-def stop_process(pid: int, start: str | None, grace: float = 10.0) -> bool:
-    """SIGTERM ``pid`` (if it is still the process recorded), wait ``grace`` s, then SIGKILL.
+def _cmdline(pid: int) -> str:
+    try:
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
+    except OSError:
+        return ""
+
+
+def stop_process(
+    pid: int, start: str | None, grace: float = 10.0, must_contain: str | None = None
+) -> bool:
+    """SIGTERM a process fedsage started, wait up to ``grace`` s, then SIGKILL it.
+
+    Parameters
+    ----------
+    pid : int
+        The process id.
+    start : str or None
+        Its recorded start time; a different process with the same PID is left alone.
+    grace : float, default=10.0
+        Seconds between SIGTERM and SIGKILL.
+    must_contain : str, optional
+        Only signal the process if its command line contains this text.
 
     Returns
     -------
@@ -50,6 +76,8 @@ def stop_process(pid: int, start: str | None, grace: float = 10.0) -> bool:
         True if the process had to be signalled.
     """
     if not alive(pid, start):
+        return False
+    if must_contain is not None and must_contain not in _cmdline(pid):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
@@ -60,7 +88,7 @@ def stop_process(pid: int, start: str | None, grace: float = 10.0) -> bool:
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    for _ in range(250):
+    for _ in range(100):
         if not alive(pid, start):
             break
         time.sleep(0.02)
