@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -17,9 +19,38 @@ from ..errors import FedsageError
 from ..serving import endpoints as api
 from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, serve
 
-app = typer.Typer(help="Local endpoints: list, describe, show logs, delete.", no_args_is_help=True)
+app = typer.Typer(help="Endpoints: list, describe, show logs, delete.", no_args_is_help=True)
 console = Console()
 err_console = Console(stderr=True)
+
+_MODE: dict[str, str | None] = {"mode": None}
+
+
+@app.callback()
+def _options(
+    mode: str = typer.Option(
+        None, "--mode", help="local or aws (default: FEDSAGE_MODE, else local)."
+    ),
+) -> None:
+    _MODE["mode"] = mode
+
+
+def _aws_backend() -> Any:
+    """The aws backend when aws mode is asked for, else ``None`` (local endpoints)."""
+    from ..dwc_sagemaker import MODE_ENV, DwcSagemaker
+
+    mode = _MODE["mode"] or os.environ.get(MODE_ENV) or "local"
+    if mode == "local":
+        return None
+    return DwcSagemaker(mode=mode)._backend
+
+
+def _aws_list(backend: Any) -> None:
+    table = Table("Name", "Status", "Created")
+    for row in backend.list_endpoints():
+        created = row.get("CreationTime")
+        table.add_row(row["EndpointName"], row["EndpointStatus"], str(created or ""))
+    console.print(table)
 
 
 def _fail(exc: FedsageError) -> typer.Exit:
@@ -29,8 +60,12 @@ def _fail(exc: FedsageError) -> typer.Exit:
 
 @app.command("list")
 def list_command() -> None:
-    """List local endpoints (a dead server shows as Failed)."""
+    """List endpoints (a dead local server shows as Failed)."""
     try:
+        backend = _aws_backend()
+        if backend is not None:
+            _aws_list(backend)
+            return
         rows = api.list_endpoints()
     except FedsageError as exc:
         raise _fail(exc) from None
@@ -56,7 +91,8 @@ def list_command() -> None:
 def describe_command(name: str) -> None:
     """Show one endpoint's description."""
     try:
-        info = api.describe_endpoint(name)
+        backend = _aws_backend()
+        info = api.describe_endpoint(name) if backend is None else backend.describe_endpoint(name)
     except FedsageError as exc:
         raise _fail(exc) from None
     table = Table("Field", "Value", show_header=False)
@@ -74,8 +110,13 @@ def logs_command(
     name: str,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
 ) -> None:
-    """Print an endpoint's server log."""
+    """Print a local endpoint's server log."""
     try:
+        if _aws_backend() is not None:
+            raise FedsageError(
+                "aws endpoints log to CloudWatch (/aws/sagemaker/Endpoints/NAME); "
+                "read them there or with the AWS CLI"
+            )
         path = api.endpoint_log(name)
     except FedsageError as exc:
         raise _fail(exc) from None
@@ -102,9 +143,11 @@ def delete_command(
     if bool(name) == all_:
         raise _fail(FedsageError("give either an endpoint NAME or --all"))
     try:
-        names = [e["EndpointName"] for e in api.list_endpoints()] if all_ else [name]
+        backend = _aws_backend()
+        target: Any = api if backend is None else backend
+        names = [e["EndpointName"] for e in target.list_endpoints()] if all_ else [name]
         for one in names:
-            api.delete_endpoint(one)
+            target.delete_endpoint(one)
             console.print(f"deleted endpoint {one}")
     except FedsageError as exc:
         raise _fail(exc) from None

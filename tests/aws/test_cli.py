@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,3 +30,25 @@ def test_jobs_cli_in_aws_mode(sm: Any, train_script: Path, monkeypatch: pytest.M
     # The local registry knows nothing of it.
     local = runner.invoke(app, ["jobs", "--mode", "local", "describe", handle.job_name])
     assert local.exit_code == 1
+
+
+def test_endpoints_cli_in_aws_mode(
+    sm: Any, train_script: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .test_endpoints_and_config import canned_answer, run_notebook
+
+    monkeypatch.setenv("COLUMNS", "250")
+    monkeypatch.setenv("FEDSAGE_MODE", "aws")
+    canned_answer(os.environ["AWS_ENDPOINT_URL"], "[1.0]")
+    name, _ = run_notebook(DwcSagemaker(), train_script)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["endpoints", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert name in listed.output and "InService" in listed.output
+    described = runner.invoke(app, ["endpoints", "describe", name])
+    assert described.exit_code == 0 and "EndpointArn" in described.output
+    logs = runner.invoke(app, ["endpoints", "logs", name])
+    assert logs.exit_code == 1 and "CloudWatch" in logs.output
+    deleted = runner.invoke(app, ["endpoints", "--mode", "aws", "delete", name])
+    assert deleted.exit_code == 0, deleted.output
+    assert sm.list_endpoints()["Endpoints"] == []
