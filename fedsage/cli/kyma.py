@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import FedsageError
+from ..errors import ConfigurationError, FedsageError
 
 app = typer.Typer(help="Kyma deployments (SAP BTP Kyma, or local replicas).", no_args_is_help=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,12 +95,21 @@ def manifests(
         False, help="Expose the model without authentication (noAuth)."
     ),
 ) -> None:
-    """Write the YAML fedsage applies (the pull Secret is left out: it holds a token)."""
+    """Write the YAML fedsage applies (the pull Secret is left out: it holds a token).
+
+    Local deployments have no manifests: naming one is an error.
+    """
     from .._home import registry
     from ..kyma.manifests import KymaSpec, build_manifests, derive_name, to_yaml
     from ..kyma.records import KIND
 
     record = registry().get(KIND, job_or_name)
+    if record is not None and record.get("target") == "local":
+        raise ConfigurationError(
+            f"{job_or_name!r} is a local deployment (replicas behind a gateway on "
+            "127.0.0.1): it has no Kubernetes manifests; deploy it to a cluster, or pass "
+            "a training job name with --image to write the manifests for one"
+        )
     if record is not None:
         name, objects = record["name"], record["manifests"]
     else:

@@ -5,6 +5,7 @@ Modules (none needs an extra at import time; ``apply`` imports ``kubernetes`` an
 
 * :mod:`~fedsage.kyma.bundle` -- model and code laid out as ``/opt/ml/{model,code}``
 * :mod:`~fedsage.kyma.layers` -- reproducible gzip layers
+* :mod:`~fedsage.kyma.requirements_layer` -- ``requirements.txt`` as a layer (uv, wheels only)
 * :mod:`~fedsage.kyma.registry_client` -- the OCI Distribution API on httpx
 * :mod:`~fedsage.kyma.image` -- base images, image plans, push
 * :mod:`~fedsage.kyma.oci_layout` -- OCI layouts on disk (bases without a registry)

@@ -1,6 +1,7 @@
 """``deploy_to_kyma`` orchestration for both targets: local replicas, or a Kyma cluster.
 
-Cluster path: bundle -> layers -> ECR repository + login -> base image -> image plan ->
+Cluster path: bundle -> requirements layer (when the code has a ``requirements.txt``) ->
+bundle layer -> ECR repository + login -> base image -> image plan ->
 push -> manifests (+ pull Secret) -> server-side apply -> rollout -> APIRule ``Ready`` ->
 record -> URL.  Every step is a function of :mod:`fedsage.kyma`; this module only
 chains them and reports progress through ``progress(event, info)`` (it never prints).
@@ -14,14 +15,19 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ..errors import ConfigurationError
-from ..runtimes.base import Runtime
+from ..runtimes.base import HOST, Runtime
 from .image import BaseImage, base_from_registry, plan_image, push_image
+from .layers import Layer
 from .registry_client import RegistryClient
+from .requirements_layer import build_requirements_layer, pythonpath_env
+
+if TYPE_CHECKING:
+    from .bundle import Bundle
 
 __all__ = [
     "ALLOW_UNAUTHENTICATED_ENV",
@@ -129,6 +135,32 @@ def _base_image(login: Any, session: Any, framework_version: str | None) -> Base
     else:
         client = RegistryClient(f"{scheme}://{host}")
     return base_from_registry(client, repository, reference)
+
+
+def _requirements_layers(
+    bundle: Bundle, runtime: Runtime, emit: Progress, code_tar: Path | None
+) -> list[Layer]:
+    """The requirements layer (a list of zero or one), built before anything is pushed."""
+    if not bundle.requirements:
+        return []
+    if runtime.framework_version == HOST:
+        emit(
+            "warning",
+            {
+                "message": "requirements.txt is not baked into the image: with the host "
+                "runtime the image's Python is unknown (pass a framework_version); the "
+                "image's `serve` must install it at start-up (pods need network access)"
+            },
+        )
+        return []
+    emit("step", {"step": "requirements"})
+    layer = build_requirements_layer(
+        bundle.requirements,
+        runtime.framework_version,
+        source=f"requirements.txt of {code_tar}",
+        cwd=bundle.code_dir,
+    )
+    return [] if layer is None else [layer]
 
 
 def deploy_to_kyma(
@@ -269,16 +301,9 @@ def _deploy_cluster(
         work = Path(tmp)
         emit("step", {"step": "bundle"})
         bundle = build_bundle(model_tar, work / "root", code_tar=code_tar, program=program)
-        layers = [build_layer([(bundle.root / "opt", "opt")], work / "bundle.tar.gz")]
-        if bundle.requirements:
-            emit(
-                "warning",
-                {
-                    "message": "requirements.txt is not baked into the image; the "
-                    "SageMaker image's `serve` installs it at start-up (pods need "
-                    "network access to PyPI)"
-                },
-            )
+        requirements = _requirements_layers(bundle, runtime, emit, code_tar)  # before any push
+        code_layer = build_layer([(bundle.root / "opt", "opt")], work / "bundle.tar.gz")
+        layers = [*requirements, code_layer]
         emit("step", {"step": "ecr"})
         session = aws_session(profile_name)
         ensure_ecr_repository(name, session)
@@ -286,7 +311,10 @@ def _deploy_cluster(
         client = registry or login.client()
         emit("step", {"step": "base image"})
         base = base_image or _base_image(login, session, runtime.framework_version)
-        plan = plan_image(base, layers, env=bundle.env, labels={"fedsage.job": job_name or ""})
+        env = dict(bundle.env)
+        if requirements:
+            env.update(pythonpath_env(base.config))
+        plan = plan_image(base, layers, env=env, labels={"fedsage.job": job_name or ""})
         emit("step", {"step": "push", "repository": name})
         pushed = push_image(plan, client, name, "latest", workdir=work / "blobs", progress=emit)
     emit("step", {"step": "apply"})

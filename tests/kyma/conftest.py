@@ -135,3 +135,19 @@ def skopeo() -> str:
     if path is None:
         raise RuntimeError("skopeo is missing: apt-get install -y skopeo")
     return path
+
+
+@pytest.fixture
+def aws_env(monkeypatch, tmp_path):
+    """Fake AWS credentials (profile ``dwc``, eu-central-1) for moto, and a fresh FEDSAGE_HOME."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
+    (tmp_path / "aws-config").write_text("[profile dwc]\nregion = eu-central-1\n")
+    (tmp_path / "aws-credentials").write_text(
+        "[dwc]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    monkeypatch.setenv("FEDSAGE_HOME", str(tmp_path / "home"))
+    for var in ("FEDSAGE_KYMA_JWT_ISSUER", "FEDSAGE_KYMA_JWKS_URI"):
+        monkeypatch.delenv(var, raising=False)

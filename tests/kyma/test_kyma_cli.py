@@ -78,3 +78,15 @@ def test_list_describe_manifests_delete(tmp_path):
     assert missing.exit_code == 1 and "no Kyma deployment named" in missing.output
     with pytest.raises(Exception, match=r"no Kyma deployment"):
         get_record(spec.name)
+
+
+def test_manifests_of_a_local_deployment_is_a_clear_error(tmp_path):
+    from fedsage._home import registry
+    from fedsage.kyma.records import KIND
+
+    registry().add(KIND, "churn-local", {"name": "churn-local", "target": "local", "manifests": []})
+    result = runner.invoke(app, ["manifests", "churn-local", "--out", str(tmp_path / "m")])
+    assert result.exit_code == 1
+    assert "local deployment" in result.output and "no Kubernetes manifests" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()  # no empty file written

@@ -25,21 +25,6 @@ from .k8s_peer import recording_peer
 NAME, NS = "churn-2025-01-02-03-04-05", "fedsage"
 
 
-@pytest.fixture
-def aws_env(monkeypatch, tmp_path):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    (tmp_path / "aws-config").write_text("[profile dwc]\nregion = eu-central-1\n")
-    (tmp_path / "aws-credentials").write_text(
-        "[dwc]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
-    )
-    monkeypatch.setenv("FEDSAGE_HOME", str(tmp_path / "home"))
-    for var in ("FEDSAGE_KYMA_JWT_ISSUER", "FEDSAGE_KYMA_JWKS_URI"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def _rolled_out(obj):
     dep = copy.deepcopy(obj)
     dep["metadata"]["generation"] = 1
