@@ -308,12 +308,7 @@ class AwsBackend(Backend):
     # -- Kyma --------------------------------------------------------------------
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
-        description = self.describe_training_job(job_name)
-        if description["TrainingJobStatus"] != "Completed":
-            raise ConfigurationError(
-                f"training job {job_name} is {description['TrainingJobStatus']}, not "
-                "Completed; only a completed job has a model to deploy (wait for it with .wait())"
-            )
+        description = self.completed_job(job_name)
         hyperparameters = decode_hyperparameters(description["HyperParameters"])
         model = parse_s3_uri(description["ModelArtifacts"]["S3ModelArtifacts"])
         source = parse_s3_uri(str(hyperparameters["sagemaker_submit_directory"]))
@@ -349,12 +344,7 @@ class AwsBackend(Backend):
                 f"instance_type={instance_type!r} needs local mode; in aws mode pass an ml.* "
                 "type such as 'ml.m5.large'"
             )
-        description = self.describe_training_job(job_name)
-        if description["TrainingJobStatus"] != "Completed":
-            raise ConfigurationError(
-                f"training job {job_name} is {description['TrainingJobStatus']}, not "
-                "Completed; only a completed job has a model to deploy (wait for it with .wait())"
-            )
+        description = self.completed_job(job_name)
         trained = framework_version_of(description["AlgorithmSpecification"]["TrainingImage"])
         if framework_version is not None and framework_version != trained:
             raise ConfigurationError(

@@ -116,6 +116,19 @@ class Backend(ABC):
     def delete_channel_data(self, job_name: str) -> int:
         """Remove the training data uploaded for ``job_name``; return objects removed."""
 
+    def completed_job(self, job_name: str) -> dict[str, Any]:
+        """The description of ``job_name``, which must have completed (it has a model)."""
+        from ..errors import ConfigurationError
+
+        description = self.describe_training_job(job_name)
+        status = description["TrainingJobStatus"]
+        if status != "Completed":
+            raise ConfigurationError(
+                f"training job {job_name} is {status}, not Completed; only a completed job "
+                "has a model to deploy (wait for it with .wait())"
+            )
+        return description
+
     # -- Kyma --------------------------------------------------------------------
 
     @abstractmethod

@@ -306,7 +306,7 @@ class LocalBackend(Backend):
     ) -> str:
         from ..serving import endpoints
 
-        spec = self._completed_spec(job_name, "deploy")
+        spec = self._completed_spec(job_name)
         runtime = spec.get_runtime()
         if framework_version is not None and framework_version != spec.framework_version:
             raise ConfigurationError(
@@ -351,17 +351,12 @@ class LocalBackend(Backend):
 
     # -- Kyma --------------------------------------------------------------------
 
-    def _completed_spec(self, job_name: str, caller: str) -> JobSpec:
-        record = self._record(job_name)
-        if record["TrainingJobStatus"] != "Completed":
-            raise ConfigurationError(
-                f"training job {job_name} is {record['TrainingJobStatus']}, not Completed; "
-                f"only a completed job has a model to {caller} (wait for it with .wait())"
-            )
+    def _completed_spec(self, job_name: str) -> JobSpec:
+        self.completed_job(job_name)
         return JobSpec.from_file(records.job_dir(job_name) / "spec.json")
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
-        spec = self._completed_spec(job_name, "deploy")
+        spec = self._completed_spec(job_name)
         source = parse_s3_uri(spec.submit_directory)
         return KymaInputs(
             model_tar=self.store.download(spec.model_key, scratch / "model.tar.gz"),
