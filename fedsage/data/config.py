@@ -100,13 +100,10 @@ class ConnectionConfig:
 
 def masked_url(url: str) -> str:
     """Return ``url`` with its password replaced by ``***``."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from ._url import parse_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable URL>"
+    parsed = parse_url(url)
+    return parsed.render(hide_password=True) if parsed is not None else "<unparsable URL>"
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:

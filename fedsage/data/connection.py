@@ -11,9 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
-
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, Any
 
 from ..errors import DataError
 from ._sqltext import first_keyword, statement_count
@@ -22,6 +20,9 @@ from .dialects import Dialect, open_connection
 from .dialects.base import Progress
 from .fedml import FedmlMethods
 from .sources import DEFAULT_BATCH_ROWS, Query, Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = ["DbConnection"]
 
@@ -245,8 +246,10 @@ class DbConnection(FedmlMethods):
         DataError
             If ``sql`` is not a single read-only statement.
         """
-        self._check_query(sql)
-        return Query(self, sql, params)
+        checked = self._check_query(sql)
+        query = Query(self, sql, params)
+        query._checked = (sql, checked)
+        return query
 
     def _source(self, query_or_table: str | Query) -> Query:
         if isinstance(query_or_table, Query):

@@ -2,6 +2,8 @@
 
 Files are written through :func:`fedsage._home.atomic_write`, batch by batch, so
 memory stays bounded by one batch and a reader never sees a half-written file.
+pyarrow's CSV and Parquet modules are imported only by the writer that uses them
+(and pyarrow not at all by a PostgreSQL CSV export, which ``COPY`` writes).
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import queue
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from .._home import atomic_write
 from ..errors import ConfigurationError, DataError
 from .dialects.base import Progress
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
 __all__ = ["FILE_FORMATS", "check_format", "write_batches"]
 
@@ -42,8 +45,12 @@ def check_format(file_format: str) -> str:
 def _csv_safe(batch: pa.RecordBatch) -> pa.RecordBatch:
     # pandas' to_csv writes True/False; Arrow's CSV writer writes true/false.  Keep
     # fedml-aws's (pandas') spelling so scripts parse channels the same way.
+    import pyarrow as pa
+
     if not any(pa.types.is_boolean(f.type) for f in batch.schema):
         return batch
+    import pyarrow.compute
+
     arrays = [
         pa.compute.if_else(col, "True", "False") if pa.types.is_boolean(col.type) else col
         for col in batch.columns
@@ -56,6 +63,8 @@ def _dictionary_columns(schema: pa.Schema) -> list[str] | bool:
     # trying it (then falling back to plain pages) doubled the Parquet writing time
     # of the 20-column benchmark table (1.2 s -> 0.5 s per million rows without it,
     # and the file got smaller: 65 MB instead of 87 MB).
+    import pyarrow as pa
+
     names = [f.name for f in schema
              if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
              or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
@@ -109,6 +118,18 @@ class _Pipeline:
             raise self._error
 
 
+def _open_writer(handle: Any, schema: pa.Schema,
+                 fmt: str) -> pacsv.CSVWriter | pq.ParquetWriter:
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        return pacsv.CSVWriter(handle, schema,
+                               write_options=pacsv.WriteOptions(include_header=False))
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(handle, schema, use_dictionary=_dictionary_columns(schema))
+
+
 def write_batches(batches: Iterable[pa.RecordBatch], path: Path, file_format: str = "csv",
                   progress: Progress | None = None) -> int:
     """Write ``batches`` to ``path`` atomically; return the number of rows.
@@ -145,12 +166,7 @@ def write_batches(batches: Iterable[pa.RecordBatch], path: Path, file_format: st
             if fmt == "csv":
                 batch = _csv_safe(batch)
             if pipeline.writer is None:
-                pipeline.writer = (
-                    pacsv.CSVWriter(handle, batch.schema,
-                                    write_options=pacsv.WriteOptions(include_header=False))
-                    if fmt == "csv" else pq.ParquetWriter(
-                        handle, batch.schema, use_dictionary=_dictionary_columns(batch.schema))
-                )
+                pipeline.writer = _open_writer(handle, batch.schema, fmt)
             elif not batch.schema.equals(schema):
                 # Arrow's CSV writer crashes the process on a mismatched batch.
                 raise DataError(f"the result changed schema mid-stream: {schema} -> "

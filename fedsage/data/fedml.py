@@ -13,8 +13,6 @@ from __future__ import annotations
 import datetime
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from ..errors import DataError
 from ._sqltext import first_keyword, statement_count
 
@@ -198,6 +196,7 @@ class FedmlMethods:
             the insert fails (nothing is inserted then).
         """
         import pandas as pd
+        import pyarrow as pa
 
         name = _check_name(table_name, "table_name")
         if not isinstance(table_values, pd.DataFrame):

@@ -11,14 +11,13 @@ import pathlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from .._home import atomic_write
 from .dialects.base import Progress
-from .export import check_format, write_batches
+from .export import check_format
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from .connection import DbConnection
 
@@ -45,6 +44,8 @@ class Query:
         self.connection = connection
         self.sql = sql
         self.params = params
+        #: ``(sql, checked text)`` once ``sql`` passed ``DbConnection._check_query``.
+        self._checked: tuple[str, str] | None = None
 
     def __repr__(self) -> str:
         text = " ".join(self.sql.split())
@@ -53,7 +54,10 @@ class Query:
         return f"Query({text!r}{bound})"
 
     def _statement(self) -> tuple[str, Any]:
-        return self.connection._check_query(self.sql), self.params
+        # Checked once per text (DuckDB parses it): DbConnection.query already did.
+        if self._checked is None or self._checked[0] != self.sql:
+            self._checked = (self.sql, self.connection._check_query(self.sql))
+        return self._checked[1], self.params
 
     def iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Yield the rows as Arrow record batches of at most ``batch_rows`` rows."""
@@ -62,6 +66,8 @@ class Query:
 
     def to_arrow(self) -> pa.Table:
         """Return all rows as an Arrow table."""
+        import pyarrow as pa
+
         return pa.Table.from_batches(list(self.iter_batches()))
 
     def to_pandas(self) -> pd.DataFrame:
@@ -98,6 +104,8 @@ class Query:
         if fmt == "csv" and self.connection.dialect.has_copy_csv:
             with atomic_write(pathlib.Path(path)) as handle:
                 return self.connection._copy_csv(sql, params, handle, progress)
+        from .export import write_batches
+
         return write_batches(self.iter_batches(), pathlib.Path(path), fmt, progress)
 
 
@@ -117,7 +125,8 @@ class Table(Query):
     def __init__(self, connection: DbConnection, name: str, schema: str | None = None) -> None:
         self.name = name
         self.schema = schema
-        sql, params = connection._compile(connection.dialect.head(name, schema, None))
+        # Written without SQLAlchemy where the dialect can (see Dialect.select_all).
+        sql, params = connection.dialect.select_all(name, schema)
         super().__init__(connection, sql, params)
 
     def __repr__(self) -> str:

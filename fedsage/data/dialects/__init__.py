@@ -3,6 +3,11 @@
 :func:`open_connection` is the only place that turns a
 :class:`~fedsage.data.config.ConnectionConfig` into a live DB-API connection and the
 matching :class:`~fedsage.data.dialects.base.Dialect`.
+
+DuckDB files and ``postgresql+psycopg://`` URLs are opened with their drivers directly,
+without importing SQLAlchemy (a quarter of a second): the URL is parsed as SQLAlchemy
+parses it and handed to ``psycopg.connect`` as SQLAlchemy's psycopg dialect would.
+Other URLs (and PostgreSQL URLs with several hosts) go through ``create_engine``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigurationError, DataError
+from .._url import parse_url
 from ..config import ConnectionConfig, masked_url
 from .base import Dialect
 
@@ -47,6 +53,64 @@ def _open_duckdb(config: ConnectionConfig) -> OpenConnection:
     except duckdb.Error as exc:
         raise DataError(f"cannot open the DuckDB file {path} ({config.describe()}): {exc}") from exc
     return OpenConnection(DuckDBDialect(), conn, conn.close)
+
+
+def _log_notice(diagnostic: Any) -> None:
+    # What SQLAlchemy's psycopg dialect does with server notices.
+    logging.getLogger("sqlalchemy.dialects.postgresql").info(
+        "%s: %s", diagnostic.severity, diagnostic.message_primary)
+
+
+def _psycopg_kwargs(url: str) -> dict[str, Any] | None:
+    """``psycopg.connect`` arguments for ``url`` as SQLAlchemy makes them, or ``None``.
+
+    ``None`` (leave it to SQLAlchemy) for anything but a plain
+    ``postgresql+psycopg://`` URL: several hosts or repeated query keys.
+    """
+    parsed = parse_url(url)
+    if parsed is None or parsed.drivername != "postgresql+psycopg":
+        return None
+    if "host" in parsed.query or any(not isinstance(v, str) for v in parsed.query.values()):
+        return None
+    kwargs: dict[str, Any] = {
+        key: value for key, value in (
+            ("host", parsed.host), ("dbname", parsed.database), ("user", parsed.username),
+            ("password", parsed.password), ("port", parsed.port)) if value}
+    kwargs.update(parsed.query)
+    return kwargs
+
+
+def _open_psycopg(config: ConnectionConfig, kwargs: dict[str, Any]) -> OpenConnection:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"cannot use the URL {masked_url(config.url or '')} from {config.source}: {exc}; "
+            "check the scheme and install its driver (e.g. psycopg for "
+            "postgresql+psycopg://)") from None
+    from .postgresql import PostgreSQLDialect
+
+    try:
+        conn = psycopg.connect(**kwargs) if kwargs else psycopg.connect("")
+    except psycopg.Error as exc:
+        detail = " ".join(str(exc).split())
+        raise DataError(f"cannot connect to {config.describe()}: {detail}") from exc
+    try:
+        conn.add_notice_handler(_log_notice)
+        # As SQLAlchemy's first connect: hstore values load as dicts where it exists.
+        from psycopg.types import TypeInfo
+
+        info = TypeInfo.fetch(conn, "hstore")
+        if info is not None:
+            from psycopg.types.hstore import register_hstore
+
+            register_hstore(info, conn)
+        conn.rollback()
+    except psycopg.Error as exc:
+        conn.close()
+        detail = " ".join(str(exc).split())
+        raise DataError(f"cannot connect to {config.describe()}: {detail}") from exc
+    return OpenConnection(PostgreSQLDialect(), conn, conn.close)
 
 
 def _open_url(config: ConnectionConfig) -> OpenConnection:
@@ -136,4 +200,7 @@ def open_connection(config: ConnectionConfig) -> OpenConnection:
         return _open_hana(config)
     if (config.url or "").startswith("duckdb://"):
         return _open_duckdb(config)
+    kwargs = _psycopg_kwargs(config.url or "")
+    if kwargs is not None:
+        return _open_psycopg(config, kwargs)
     return _open_url(config)

@@ -2,7 +2,9 @@
 
 A :class:`Dialect` builds SQLAlchemy Core statements and compiles them with the
 vendor's SQLAlchemy dialect, so identifiers are quoted by the vendor's preparer and
-values always travel as bound parameters.  Subclasses override only what differs:
+values always travel as bound parameters.  SQLAlchemy (and pyarrow) are imported only
+where they are used: streaming a query or a whole table (:meth:`Dialect.select_all`)
+needs neither, so an export does not pay for importing them.  Subclasses override only what differs:
 catalog views, the fast paths for Arrow batches and CSV, and the read-only guard.
 Nothing outside ``fedsage.data.dialects`` builds SQL text.
 """
@@ -13,27 +15,15 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import IO, Any
-
-import pyarrow as pa
-from sqlalchemy import (
-    Column,
-    MetaData,
-    Table,
-    func,
-    insert,
-    literal,
-    literal_column,
-    null,
-    select,
-)
-from sqlalchemy.engine.interfaces import Dialect as SADialect
-from sqlalchemy.sql import ClauseElement, quoted_name
-from sqlalchemy.sql.expression import ColumnClause, TableClause, column, table
-from sqlalchemy.types import NullType
+from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import ConfigurationError, DataError
-from .._arrow import rows_to_batch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.sql import ClauseElement, quoted_name
+    from sqlalchemy.sql.expression import ColumnClause, TableClause
 
 __all__ = ["COLUMN_HEADERS", "Dialect", "Progress"]
 
@@ -54,8 +44,9 @@ class Dialect:
 
     Parameters
     ----------
-    sa_dialect : sqlalchemy.engine.interfaces.Dialect
-        The SQLAlchemy dialect that compiles statements for this engine.
+    sa_dialect : sqlalchemy.engine.interfaces.Dialect or None, default=None
+        The SQLAlchemy dialect that compiles statements for this engine; ``None``
+        makes it on first use with :meth:`_make_sa_dialect`.
     """
 
     #: A short engine name used in messages.
@@ -64,9 +55,22 @@ class Dialect:
     driver_errors: tuple[type[BaseException], ...] = ()
     #: Whether :meth:`copy_csv` exports CSV on the server side.
     has_copy_csv = False
+    #: The identifier quote when it is ``"`` doubled inside names (as the SQLAlchemy
+    #: preparer of PostgreSQL, DuckDB, SQLite and HANA quotes); ``None``: ask the preparer.
+    quote_char: str | None = None
 
-    def __init__(self, sa_dialect: SADialect) -> None:
-        self.sa_dialect = sa_dialect
+    def __init__(self, sa_dialect: SADialect | None = None) -> None:
+        self._sa_dialect = sa_dialect
+
+    @property
+    def sa_dialect(self) -> SADialect:
+        """The SQLAlchemy dialect, made (and SQLAlchemy imported) on first use."""
+        if self._sa_dialect is None:
+            self._sa_dialect = self._make_sa_dialect()
+        return self._sa_dialect
+
+    def _make_sa_dialect(self) -> SADialect:
+        raise NotImplementedError(f"{type(self).__name__} needs a SQLAlchemy dialect")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -102,12 +106,18 @@ class Dialect:
         Meant for SQL text run *without* parameters, so unlike the preparer's own
         ``quote_identifier`` it does not double ``%`` for ``pyformat`` drivers.
         """
+        if self.quote_char is not None:
+            q = self.quote_char
+            return q + name.replace(q, q + q) + q
         prep = self.sa_dialect.identifier_preparer
         return prep.initial_quote + name.replace(prep.final_quote, prep.escape_to_quote) + (
             prep.final_quote)
 
     def relation(self, name: str, schema: str | None, *columns: str) -> TableClause:
         """Return a table clause whose name (and schema) are quoted verbatim."""
+        from sqlalchemy.sql import quoted_name
+        from sqlalchemy.sql.expression import column, table
+
         cols: list[ColumnClause[Any]] = [column(c) for c in columns]
         qschema = quoted_name(schema, quote=True) if schema is not None else None
         return table(quoted_name(name, quote=True), *cols, schema=qschema)
@@ -120,6 +130,8 @@ class Dialect:
         column ``id`` fills a column created as ``ID INTEGER``.  Any other name
         (spaces, quotes, reserved words, non-ASCII) is quoted verbatim.
         """
+        from sqlalchemy.sql import quoted_name
+
         preparer = self.sa_dialect.identifier_preparer
         plain = _PLAIN.fullmatch(name) is not None
         return quoted_name(name, quote=not plain or name.lower() in preparer.reserved_words)
@@ -131,17 +143,35 @@ class Dialect:
 
     # -- statements every engine shares ------------------------------------------
 
+    def select_all(self, name: str, schema: str | None) -> tuple[str, Any]:
+        """``SELECT *`` of a whole table or view as SQL text and parameters.
+
+        With a known :attr:`quote_char` the text is written here, without importing
+        SQLAlchemy, and has no parameters; otherwise :meth:`head` is compiled.
+        """
+        if self.quote_char is None:
+            return self.compile(self.head(name, schema, None))
+        return f"SELECT * FROM {self.qualified(name, schema)}", None
+
     def count(self, name: str, schema: str | None) -> ClauseElement:
         """``SELECT COUNT(*)`` of a table or view."""
+        from sqlalchemy import func, select
+
         return select(func.count().label("COUNT")).select_from(self.relation(name, schema))
 
     def head(self, name: str, schema: str | None, limit: int | None) -> ClauseElement:
         """``SELECT *`` of a table or view, the first ``limit`` rows (all when ``None``)."""
+        from sqlalchemy import literal_column, select
+
         stmt: Any = select(literal_column("*")).select_from(self.relation(name, schema))
         return stmt if limit is None else stmt.limit(limit)
 
     def insert(self, name: str, schema: str | None, columns: Sequence[str]) -> ClauseElement:
         """``INSERT INTO name (columns…) VALUES (?, …)`` for ``executemany``."""
+        from sqlalchemy import Column, MetaData, Table, insert
+        from sqlalchemy.sql import quoted_name
+        from sqlalchemy.types import NullType
+
         target = Table(quoted_name(name, quote=True), MetaData(),
                        *[Column(self.column_name(c), NullType()) for c in columns],
                        schema=quoted_name(schema, quote=True) if schema else None)
@@ -149,15 +179,22 @@ class Dialect:
 
     def current_schema(self) -> ColumnClause[Any] | Any:
         """An expression for the session's current schema."""
+        from sqlalchemy import func
+
         return func.current_schema()
 
     # -- catalog (overridden where the engine has no information_schema) ---------
 
     def _schema_filter(self, schema: str | None) -> Any:
+        from sqlalchemy import literal
+
         return literal(schema) if schema is not None else self.current_schema()
 
     def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
         """Views of ``schema`` (``VIEW_NAME``, ``VIEW_TYPE``), optionally filtered by name."""
+        from sqlalchemy import func, literal, select
+        from sqlalchemy.sql.expression import column, table
+
         v = table("views", column("table_schema"), column("table_name"),
                   schema="information_schema")
         stmt: Any = select(v.c.table_name.label("VIEW_NAME"),
@@ -170,6 +207,9 @@ class Dialect:
 
     def tables(self, schema: str | None) -> ClauseElement:
         """Base tables of ``schema`` (``SCHEMA_NAME``, ``TABLE_NAME``, ``TABLE_TYPE``)."""
+        from sqlalchemy import select
+        from sqlalchemy.sql.expression import column, table
+
         t = table("tables", column("table_schema"), column("table_name"), column("table_type"),
                   schema="information_schema")
         return select(t.c.table_schema.label("SCHEMA_NAME"), t.c.table_name.label("TABLE_NAME"),
@@ -179,6 +219,9 @@ class Dialect:
 
     def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
         """Columns of a table or view (``kind`` is ``'table'`` or ``'view'``); COLUMN_HEADERS."""
+        from sqlalchemy import func, null, select
+        from sqlalchemy.sql.expression import column, table
+
         c = table("columns", *[column(n) for n in (
             "table_schema", "table_name", "ordinal_position", "column_name", "data_type",
             "character_maximum_length", "numeric_precision", "numeric_scale", "is_nullable",
@@ -234,6 +277,8 @@ class Dialect:
         The generic path: a DB-API cursor and ``fetchmany``; engines with a columnar
         API override it.
         """
+        from .._arrow import rows_to_batch
+
         cursor = conn.cursor()
         try:
             if params is None:

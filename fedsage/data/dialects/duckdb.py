@@ -8,17 +8,17 @@ SQL DuckDB accepts; results stream through DuckDB's Arrow export
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
-from sqlalchemy import func, literal, select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.expression import column, table
 
 from ...errors import DataError
 from .base import Dialect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.sql import ClauseElement
 
 __all__ = ["DuckDBDialect", "connect_duckdb"]
 
@@ -74,11 +74,20 @@ class DuckDBDialect(Dialect):
     name = "duckdb"
     driver_errors = (duckdb.Error,)
 
+    quote_char = '"'
+
     def __init__(self) -> None:
-        super().__init__(postgresql.dialect(paramstyle="qmark"))
+        super().__init__()
+
+    def _make_sa_dialect(self) -> SADialect:
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.dialect(paramstyle="qmark")
 
     def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
         """User views from ``duckdb_views()`` (DuckDB's own catalog views are internal)."""
+        from sqlalchemy import func, literal, select
+
         v = func.duckdb_views().table_valued("schema_name", "view_name", "internal")
         stmt = select(v.c.view_name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE")).where(
             v.c.schema_name == self._schema_filter(schema), v.c.internal.is_(False))
@@ -115,6 +124,8 @@ class DuckDBDialect(Dialect):
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream through DuckDB's own Arrow export."""
+        import pyarrow as pa
+
         cursor = conn.cursor()
         try:
             with self.translate_errors(sql, "running the query"):
@@ -131,6 +142,9 @@ class DuckDBDialect(Dialect):
 
     def insert_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """Insert by scanning a registered Arrow table: one statement, no per-row calls."""
+        from sqlalchemy import select
+        from sqlalchemy.sql.expression import column, table
+
         view = "__fedsage_insert"
         names = data.column_names
         source: Any = select(*[column(n) for n in names]).select_from(table(view))

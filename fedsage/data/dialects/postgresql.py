@@ -6,32 +6,30 @@ installed (binary ``COPY`` decoded in C++, see :mod:`._pg_adbc`).  Without it th
 parsed from a ``COPY ... (FORMAT csv, FORCE_QUOTE *)`` stream by ``pyarrow.csv``.  Both
 give the schema taken from the result's type OIDs.  In the CSV stream NULL is an
 unquoted empty field, an empty string a quoted one, so both survive.
+
+Neither SQLAlchemy nor pyarrow is imported here at module level: a CSV export (``COPY``
+straight to the file) needs neither, and SQLAlchemy is made only for the statements the
+fedml-aws methods build.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Iterator
-from typing import IO, Any
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-from sqlalchemy.engine.interfaces import Dialect as SADialect
+from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import DataError
 from ._pg_adbc import adbc_available, iter_adbc
 from .base import Progress, _shorten
 from .sqlalchemy_url import SQLAlchemyDialect
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+
 __all__ = ["PostgreSQLDialect"]
 
-# PostgreSQL type OIDs -> Arrow types; anything else is read as its text form.
-_OID_TYPES: dict[int, pa.DataType] = {
-    16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
-    700: pa.float32(), 701: pa.float64(), 25: pa.string(), 1043: pa.string(),
-    1042: pa.string(), 19: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
-    1184: pa.timestamp("us", tz="UTC"),
-}
 _NUMERIC = 1700
 _BLOCK_BYTES = 4 << 20
 
@@ -64,27 +62,49 @@ class _CopyStream(io.RawIOBase):
         return filled
 
 
+@functools.cache
+def _oid_types() -> dict[int, pa.DataType]:
+    """PostgreSQL type OIDs -> Arrow types; anything else is read as its text form."""
+    import pyarrow as pa
+
+    return {
+        16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
+        700: pa.float32(), 701: pa.float64(), 25: pa.string(), 1043: pa.string(),
+        1042: pa.string(), 19: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+        1184: pa.timestamp("us", tz="UTC"),
+    }
+
+
 def _arrow_type(column: Any) -> pa.DataType:
+    import pyarrow as pa
+
     if column.type_code == _NUMERIC:
         precision, scale = column.precision, column.scale
         if precision is not None and scale is not None and precision <= 38:
             return pa.decimal128(precision, scale)
         return pa.float64()
-    return _OID_TYPES.get(column.type_code, pa.string())
+    return _oid_types().get(column.type_code, pa.string())
 
 
 class PostgreSQLDialect(SQLAlchemyDialect):
     """PostgreSQL (psycopg 3)."""
 
     has_copy_csv = True
+    quote_char = '"'
     #: Read Arrow batches through ADBC when ``adbc-driver-postgresql`` is installed.
     use_adbc = True
 
-    def __init__(self, sa_dialect: SADialect) -> None:
+    def __init__(self, sa_dialect: SADialect | None = None) -> None:
+        """``sa_dialect``: the engine's, when SQLAlchemy connected; else made on first use."""
         import psycopg
 
-        super().__init__(sa_dialect, (psycopg.Error,))
-        self.name = "postgresql"
+        SQLAlchemyDialect.__init__(self, sa_dialect, (psycopg.Error,), name="postgresql")
+
+    def _make_sa_dialect(self) -> SADialect:
+        # What create_engine("postgresql+psycopg://...") makes (before it connects).
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        return PGDialect_psycopg(dbapi=PGDialect_psycopg.import_dbapi())
 
     def use_schema(self, conn: Any, schema: str) -> None:
         """``SET search_path``: unqualified names (e.g. in ``create_table``) go to ``schema``."""
@@ -106,6 +126,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Yield typed Arrow batches: through ADBC when installed, else a CSV ``COPY``."""
+        import pyarrow as pa
+
         conn = self._driver(conn)
         cursor = conn.cursor()
         try:
@@ -126,6 +148,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
     def _iter_adbc(self, conn: Any, sql: str, params: Any, schema: pa.Schema,
                    oids: list[int], batch_rows: int) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
         from adbc_driver_manager import Error as AdbcError
 
         try:
@@ -140,6 +163,9 @@ class PostgreSQLDialect(SQLAlchemyDialect):
     def _iter_copy_csv(self, cursor: Any, sql: str, params: Any, schema: pa.Schema,
                        batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Parse a ``COPY (FORMAT csv, FORCE_QUOTE *)`` stream with ``pyarrow.csv``."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         types = list(schema.types)
         # Columns are addressed by position: names may repeat in a query.
         keys = [f"c{i}" for i in range(len(types))]

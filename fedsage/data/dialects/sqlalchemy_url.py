@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy import func, literal, null, select
-from sqlalchemy.engine.interfaces import Dialect as SADialect
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.expression import column, table
+from typing import TYPE_CHECKING, Any
 
 from .base import Dialect
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import Dialect as SADialect
+    from sqlalchemy.sql import ClauseElement
 
 __all__ = ["SQLAlchemyDialect", "SQLiteDialect"]
 
@@ -26,27 +25,34 @@ class SQLAlchemyDialect(Dialect):
 
     Parameters
     ----------
-    sa_dialect : sqlalchemy.engine.interfaces.Dialect
-        The engine's dialect.
+    sa_dialect : sqlalchemy.engine.interfaces.Dialect or None
+        The engine's dialect (``None``: a subclass makes it on first use).
     driver_errors : tuple of exception classes
         The DB-API driver's ``Error`` class(es).
+    name : str or None, default=None
+        The engine name in messages; default the SQLAlchemy dialect's name.
     """
 
-    def __init__(self, sa_dialect: SADialect,
-                 driver_errors: tuple[type[BaseException], ...]) -> None:
+    def __init__(self, sa_dialect: SADialect | None,
+                 driver_errors: tuple[type[BaseException], ...], name: str | None = None) -> None:
         super().__init__(sa_dialect)
-        self.name = sa_dialect.name
+        if name is not None or sa_dialect is not None:
+            self.name = name if name is not None else sa_dialect.name  # type: ignore[union-attr]
         self.driver_errors = driver_errors
 
 
 class SQLiteDialect(SQLAlchemyDialect):
     """SQLite: one schema per file, catalog in ``sqlite_master``."""
 
+    quote_char = '"'
+
     def __init__(self, sa_dialect: SADialect) -> None:
         super().__init__(sa_dialect, (sqlite3.Error,))
 
     def current_schema(self) -> Any:
         """SQLite's main database is called ``main``."""
+        from sqlalchemy import literal
+
         return literal("main")
 
     def use_schema(self, conn: Any, schema: str) -> None:
@@ -54,6 +60,9 @@ class SQLiteDialect(SQLAlchemyDialect):
 
     def views(self, schema: str | None, name_contains: str | None = None) -> ClauseElement:
         """Views from ``sqlite_master`` (the schema is ignored: one file, one schema)."""
+        from sqlalchemy import func, literal, select
+        from sqlalchemy.sql.expression import column, table
+
         m = table("sqlite_master", column("type"), column("name"))
         stmt = select(m.c.name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE")).where(
             m.c.type == "view")
@@ -64,6 +73,9 @@ class SQLiteDialect(SQLAlchemyDialect):
 
     def tables(self, schema: str | None) -> ClauseElement:
         """Tables from ``sqlite_master``, without SQLite's internal ``sqlite_*`` tables."""
+        from sqlalchemy import literal, select
+        from sqlalchemy.sql.expression import column, table
+
         m = table("sqlite_master", column("type"), column("name"))
         return select(literal("main").label("SCHEMA_NAME"), m.c.name.label("TABLE_NAME"),
                       literal("BASE TABLE").label("TABLE_TYPE")).where(
@@ -71,6 +83,8 @@ class SQLiteDialect(SQLAlchemyDialect):
 
     def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
         """Columns from ``pragma_table_info(name)`` (a bound parameter)."""
+        from sqlalchemy import func, null, select
+
         info = func.pragma_table_info(name).table_valued(
             "cid", "name", "type", "notnull", "dflt_value", "pk")
         return select(
