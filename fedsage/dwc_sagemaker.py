@@ -335,6 +335,8 @@ class DwcSagemaker:
         instance_type: str,
         endpoint_name: str | None = None,
         cleanup_resources: bool = True,
+        *,
+        framework_version: str | None = None,
     ) -> str:
         """Deploy a trained model to an endpoint that speaks SageMaker's protocol.
 
@@ -350,6 +352,10 @@ class DwcSagemaker:
             The endpoint's name (SageMaker's naming rule); generated when omitted.
         cleanup_resources : bool, default=True
             Delete the training data uploaded for the job, as fedml-aws did.
+        framework_version : str, optional
+            Only for a model fedsage did not train (an aws job on another image): the
+            scikit-learn image to serve it on.  A model is otherwise always served by
+            the runtime that trained it, and a different value is an error.
 
         Returns
         -------
@@ -370,11 +376,16 @@ class DwcSagemaker:
         if endpoint_name is not None:
             check_job_name(endpoint_name, "endpoint_name")
         check.check_bool(cleanup_resources, "cleanup_resources", caller)
+        if framework_version is not None:
+            from .runtimes import check_framework_version
+
+            check_framework_version(framework_version)
         name = self._backend.deploy(
             job_name,
             initial_instance_count=initial_instance_count,
             instance_type=instance,
             endpoint_name=endpoint_name,
+            framework_version=framework_version,
         )
         if cleanup_resources:
             self._backend.delete_channel_data(job_name)

@@ -38,8 +38,9 @@ def framework_version_of(image: str) -> str:
     match = _IMAGE_TAG.search(image)
     if not match or "sagemaker-scikit-learn" not in image:
         raise ConfigurationError(
-            f"the training image {image!r} is not a SageMaker scikit-learn image; fedsage "
-            "deploys only models trained by its SKLearn estimator"
+            f"the training image {image!r} is not a SageMaker scikit-learn image; pass "
+            "deploy(..., framework_version='0.23-1' or another supported version) to serve "
+            "its model on that scikit-learn image"
         )
     return str(match.group("version") or match.group("old"))
 

@@ -345,7 +345,13 @@ class AwsBackend(Backend):
                 "type such as 'ml.m5.large'"
             )
         description = self.completed_job(job_name)
-        trained = framework_version_of(description["AlgorithmSpecification"]["TrainingImage"])
+        image = description["AlgorithmSpecification"].get("TrainingImage", "")
+        if framework_version is not None and "sagemaker-scikit-learn" not in image:
+            # A script-mode model trained on another image (not by fedsage): serve it on
+            # the scikit-learn image the caller names.
+            trained = framework_version
+        else:
+            trained = framework_version_of(image)
         if framework_version is not None and framework_version != trained:
             raise ConfigurationError(
                 f"the framework_version parameter of deploy is {framework_version!r}, but job "

@@ -175,3 +175,11 @@ def test_deploy_to_kyma_needs_a_profile_in_aws_mode(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with pytest.raises(ConfigurationError, match="profile_name"):
         DwcSagemaker(bucket_name="some-bucket").deploy_to_kyma("some-job")
+
+
+def test_deploy_keeps_the_runtime_that_trained_the_model(dwc, trained):
+    handle = _train(dwc, trained[2])
+    with pytest.raises(ConfigurationError, match="runtime that trained it"):
+        dwc.deploy(handle, 1, "local", framework_version="1.2-1")
+    with pytest.raises(ConfigurationError, match=r"0\.23-1"):
+        dwc.deploy(handle, 1, "local", framework_version="9.9")

@@ -260,3 +260,40 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
 def test_nothing_secret_in_reprs() -> None:
     dwc = DwcSagemaker(mode="aws")
     assert "testing-secret-value" not in repr(dwc) + repr(dwc._backend) + repr(dwc._backend.store)
+
+
+def test_deploy_a_model_trained_on_another_image(sm: Any, s3: Any, aws_env: str) -> None:
+    # A script-mode job trained outside fedsage on a custom image: framework_version names
+    # the scikit-learn image to serve it on; without it the error says what to pass.
+    bucket = "foreign-models"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket=bucket, Key="job/output/model.tar.gz", Body=b"model")
+    s3.put_object(Bucket=bucket, Key="job/source/sourcedir.tar.gz", Body=b"code")
+    sm.create_training_job(
+        TrainingJobName="foreign-job",
+        AlgorithmSpecification={
+            "TrainingImage": f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/my-sklearn:latest",
+            "TrainingInputMode": "File",
+        },
+        HyperParameters={
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": f'"s3://{bucket}/job/source/sourcedir.tar.gz"',
+        },
+        RoleArn=ROLE,
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    dwc = DwcSagemaker(mode="aws")
+    with pytest.raises(ConfigurationError, match="framework_version="):
+        dwc.deploy("foreign-job", 1, "ml.m5.large", cleanup_resources=False)
+    name = dwc.deploy(
+        "foreign-job", 1, "ml.m5.large", cleanup_resources=False, framework_version="0.23-1"
+    )
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+    )
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["PrimaryContainer"]["Image"] == IMAGE_0231
+    with pytest.raises(ConfigurationError, match="framework_version"):
+        dwc.deploy("foreign-job", 1, "ml.m5.large", framework_version="0.99")
