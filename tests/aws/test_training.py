@@ -251,3 +251,17 @@ def test_download_output(s3: Any, train_script: Path, tmp_path: Path) -> None:
     dest = dwc._backend.download_output(handle.job_name, tmp_path / "out")
     assert dest is not None
     assert json.loads((dest / "metrics.json").read_text()) == {"accuracy": 0.97}
+
+
+def test_extra_channels_go_to_fit(sm: Any, s3: Any, train_script: Path, tmp_path: Path) -> None:
+    holdout = tmp_path / "holdout.csv"
+    holdout.write_text("1,2\n")
+    handle = train(
+        DwcSagemaker(mode="aws"), train_script, channels={"validation": f"file://{holdout}"}
+    )
+    described = sm.describe_training_job(TrainingJobName=handle.job_name)
+    channels = {c["ChannelName"]: c for c in described["InputDataConfig"]}
+    assert set(channels) == {"train", "test", "validation"}
+    uri = channels["validation"]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert uri == f"s3://{DEFAULT_BUCKET}/model-data/{handle.job_name}/data/validation/"
+    assert f"model-data/{handle.job_name}/data/validation/holdout.csv" in keys(s3)
