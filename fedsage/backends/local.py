@@ -22,7 +22,7 @@ from ..storage import LocalStore, parse_s3_uri
 from ..storage.local import store_root
 from ..training import contract, records
 from ..training.handle import TrainingJobHandle
-from ..training.spec import JobSpec, name_from_base, runtime_to_dict
+from ..training.spec import JobSpec, name_from_base
 from .base import Backend, KymaInputs, TrainingRequest
 
 __all__ = ["DEFAULT_LOCAL_BUCKET", "LOCAL_REGION", "LocalBackend", "store_root"]
@@ -152,7 +152,7 @@ class LocalBackend(Backend):
             channels=channels,
             hyperparameters=hyperparameters,
             output_path=output_path,
-            runtime=runtime_to_dict(runtime),
+            runtime=runtime.to_dict(),
         )
         (folder / "spec.json").write_text(spec.to_json(), encoding="utf-8")
         record = records.new_record(spec)

@@ -55,7 +55,7 @@ class GatewayConfig:
     model_tar, code_tar, program : str or None
         The archives and entry script a replica is (re)created from.
     runtime : dict
-        The runtime's fields (``dataclasses.asdict`` of a ``Runtime``, ``python`` as str).
+        The runtime as ``Runtime.to_dict()`` gives it.
     workers : int
         Worker processes per replica.
     host, port : str, int
@@ -292,27 +292,12 @@ class Gateway:
     def _recreate(self, endpoint: str) -> dict[str, Any]:
         from ..errors import EndpointError
         from ..runtimes.base import Runtime
-        from ..serving import create_endpoint, delete_endpoint
+        from ..serving import delete_endpoint
+        from .local import create_replica
 
         with contextlib.suppress(EndpointError):
             delete_endpoint(endpoint)  # also stops workers orphaned by a killed supervisor
-        data = dict(self.config.runtime)
-        data["python"] = Path(data["python"])
-        data["root"] = Path(data["root"]) if data.get("root") else None
-        runtime = Runtime(**data)
-        cfg = self.config
-        described = create_endpoint(
-            endpoint,
-            model_tar=Path(cfg.model_tar),
-            code_tar=Path(cfg.code_tar) if cfg.code_tar else None,
-            program=cfg.program,
-            runtime=runtime,
-            workers=cfg.workers,
-            timeout=cfg.timeout,
-            max_body=cfg.max_body,
-        )
-        local = described["Local"]
-        return {"host": cfg.host, "port": int(local["port"]), "pid": int(local["pid"])}
+        return create_replica(endpoint, self.config, Runtime.from_dict(self.config.runtime))
 
     def _save_replicas(self) -> None:
         from .._home import registry

@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +52,8 @@ def replica_names(name: str, replicas: int) -> list[str]:
     return [f"{stem}-r{i}" for i in range(replicas)]
 
 
-def _runtime_dict(runtime: Runtime) -> dict[str, Any]:
-    data = asdict(runtime)
-    data["python"] = str(runtime.python)
-    data["root"] = str(runtime.root) if runtime.root is not None else None
-    return data
-
-
-def _create_replica(endpoint: str, cfg: GatewayConfig, runtime: Runtime) -> dict[str, Any]:
+def create_replica(endpoint: str, cfg: GatewayConfig, runtime: Runtime) -> dict[str, Any]:
+    """Start one replica (a local endpoint) for ``cfg``; return its record entry."""
     from ..serving import create_endpoint
 
     described = create_endpoint(
@@ -163,14 +156,14 @@ def deploy_local(
             model_tar=str(folder / "model.tar.gz"),
             code_tar=str(folder / "sourcedir.tar.gz") if code_tar is not None else None,
             program=program,
-            runtime=_runtime_dict(runtime),
+            runtime=runtime.to_dict(),
             workers=workers or max(1, (os.cpu_count() or 1) // replicas),
             timeout=timeout,
             state_file=str(folder / "gateway.state.json"),
         )
         reg.update(KIND, name, replica_endpoints=names, local={"dir": str(folder)})
         with ThreadPoolExecutor(max_workers=min(replicas, 4)) as pool:
-            futures = [pool.submit(_create_replica, n, cfg, runtime) for n in names]
+            futures = [pool.submit(create_replica, n, cfg, runtime) for n in names]
             cfg.replicas = [f.result() for f in futures]
         for info in cfg.replicas:
             emit("replica", info)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,23 @@ class Runtime:
     approximate: bool = False
     root: Path | None = None
     spec_hash: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-ready data (paths as strings); see :meth:`from_dict`."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Path):
+                data[key] = str(value)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Runtime:
+        """The inverse of :meth:`to_dict`."""
+        fields = dict(data)
+        fields["python"] = Path(fields["python"])
+        if fields.get("root"):
+            fields["root"] = Path(fields["root"])
+        return cls(**fields)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary recorded with every job and endpoint."""

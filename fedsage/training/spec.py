@@ -94,11 +94,7 @@ class JobSpec:
     def get_runtime(self) -> Runtime:
         from ..runtimes.base import Runtime
 
-        data = dict(self.runtime)
-        data["python"] = Path(data["python"])
-        if data.get("root"):
-            data["root"] = Path(data["root"])
-        return Runtime(**data)
+        return Runtime.from_dict(self.runtime)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -106,12 +102,3 @@ class JobSpec:
     @classmethod
     def from_file(cls, path: Path) -> JobSpec:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
-
-
-def runtime_to_dict(runtime: Runtime) -> dict[str, Any]:
-    """The fields of ``runtime`` as JSON-ready data (inverse of :meth:`JobSpec.get_runtime`)."""
-    data = asdict(runtime)
-    for key, value in data.items():
-        if isinstance(value, Path):
-            data[key] = str(value)
-    return data
