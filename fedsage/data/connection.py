@@ -189,22 +189,30 @@ class DbConnection(FedmlMethods):
 
     # -- streaming ----------------------------------------------------------------------
 
-    def _stream(self, sql: str, params: Any, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    def _stream(self, sql: str, params: Any, batch_rows: int,
+                table: tuple[str, str | None] | None = None) -> Iterator[pa.RecordBatch]:
+        """Stream ``sql``; ``table``: ``(name, schema)`` when it reads one whole table."""
         if not isinstance(batch_rows, int) or batch_rows < 1:
             raise DataError(f"batch_rows must be a positive integer; got {batch_rows!r}")
         ok = False
         try:
             with self.dialect.translate_errors(sql, "reading the result"):
-                yield from self.dialect.iter_arrow(self._conn, sql, params, batch_rows)
+                if table is None:
+                    yield from self.dialect.iter_arrow(self._conn, sql, params, batch_rows)
+                else:
+                    yield from self.dialect.iter_table_arrow(self._conn, *table, batch_rows)
             ok = True
         finally:
             self._end(ok)
 
-    def _copy_csv(self, sql: str, params: Any, handle: IO[bytes],
-                  progress: Progress | None) -> int:
+    def _copy_csv(self, sql: str, params: Any, handle: IO[bytes], progress: Progress | None,
+                  table: tuple[str, str | None] | None = None) -> int:
         ok = False
         try:
-            rows = self.dialect.copy_csv(self._conn, sql, params, handle, progress)
+            if table is None:
+                rows = self.dialect.copy_csv(self._conn, sql, params, handle, progress)
+            else:
+                rows = self.dialect.copy_table_csv(self._conn, *table, handle, progress)
             ok = True
             return rows
         finally:

@@ -46,6 +46,8 @@ class Query:
         self.params = params
         #: ``(sql, checked text)`` once ``sql`` passed ``DbConnection._check_query``.
         self._checked: tuple[str, str] | None = None
+        #: ``(name, schema)`` when the rows are one whole table (engines read it faster).
+        self._table: tuple[str, str | None] | None = None
 
     def __repr__(self) -> str:
         text = " ".join(self.sql.split())
@@ -62,7 +64,7 @@ class Query:
     def iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Yield the rows as Arrow record batches of at most ``batch_rows`` rows."""
         sql, params = self._statement()
-        return self.connection._stream(sql, params, batch_rows)
+        return self.connection._stream(sql, params, batch_rows, self._table)
 
     def to_arrow(self) -> pa.Table:
         """Return all rows as an Arrow table."""
@@ -103,7 +105,7 @@ class Query:
         sql, params = self._statement()
         if fmt == "csv" and self.connection.dialect.has_copy_csv:
             with atomic_write(pathlib.Path(path)) as handle:
-                return self.connection._copy_csv(sql, params, handle, progress)
+                return self.connection._copy_csv(sql, params, handle, progress, self._table)
         from .export import write_batches
 
         return write_batches(self.iter_batches(), pathlib.Path(path), fmt, progress)
@@ -128,6 +130,7 @@ class Table(Query):
         # Written without SQLAlchemy where the dialect can (see Dialect.select_all).
         sql, params = connection.dialect.select_all(name, schema)
         super().__init__(connection, sql, params)
+        self._table = (name, schema)
 
     def __repr__(self) -> str:
         where = f"{self.schema}." if self.schema else ""

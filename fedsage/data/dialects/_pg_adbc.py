@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["adbc_available", "iter_adbc"]
+__all__ = ["AdbcSession", "adbc_available", "adbc_query", "conninfo", "iter_adbc"]
 
 # OIDs whose ADBC decoding gives the type fedsage's schema already uses.
 _NATIVE_OIDS = frozenset({16, 20, 21, 23, 700, 701, 25, 1043, 1042, 19, 1082, 1114, 1184})
@@ -40,7 +40,7 @@ def adbc_available() -> bool:
     return importlib.util.find_spec("adbc_driver_postgresql") is not None
 
 
-def _conninfo(conn: Any) -> str:
+def conninfo(conn: Any) -> str:
     """A libpq connection string for a second session with ``conn``'s credentials."""
     from psycopg.conninfo import make_conninfo
 
@@ -87,6 +87,67 @@ def _run(connection: Any, sql: str) -> None:
         statement.execute_update()
 
 
+def adbc_query(sql: str, oids: Sequence[int]) -> str:
+    """``sql`` wrapped so every column comes back in a type :func:`_conform` can cast."""
+    # Positional aliases: result names may repeat or need quoting.
+    aliases = ", ".join(f"c{i}" for i in range(len(oids)))
+    return f"SELECT {_select_list(oids)} FROM ({sql}) AS fedsage_q({aliases})"
+
+
+class AdbcSession:
+    """An ADBC PostgreSQL session (its own connection) that reads queries as Arrow.
+
+    Parameters
+    ----------
+    conninfo : str
+        The libpq connection string.
+    setup : sequence of str
+        Statements to run first (read-only mode, ``search_path``, a snapshot, ...).
+    """
+
+    def __init__(self, conninfo: str, setup: Sequence[str]) -> None:
+        import adbc_driver_manager as adbm
+        import adbc_driver_postgresql
+
+        self._database = adbc_driver_postgresql.connect(conninfo)
+        try:
+            # Low-level ADBC connections start in autocommit mode.
+            self._session = adbm.AdbcConnection(self._database)
+            try:
+                for statement in setup:
+                    _run(self._session, statement)
+            except BaseException:
+                self._session.close()
+                raise
+        except BaseException:
+            self._database.close()
+            raise
+
+    def stream(self, query: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        """Yield the rows of ``query`` (from :func:`adbc_query`) as batches of ``schema``."""
+        import adbc_driver_manager as adbm
+        from adbc_driver_manager._reader import AdbcRecordBatchReader
+
+        with adbm.AdbcStatement(self._session) as statement:
+            statement.set_sql_query(query)
+            stream, _ = statement.execute_query()
+            reader = AdbcRecordBatchReader._import_from_c(stream.address)
+            try:
+                for block in reader:
+                    yield _conform(block, schema)
+            finally:
+                reader.close()
+
+    def read(self, query: str, schema: pa.Schema) -> list[pa.RecordBatch]:
+        """All rows of ``query`` as a list of batches (one range of a parallel read)."""
+        return list(self.stream(query, schema))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._session.close()
+        self._database.close()
+
+
 def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequence[int],
               batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Yield the rows of ``sql`` as batches of ``schema``, read through ADBC.
@@ -112,10 +173,7 @@ def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequenc
     pyarrow.RecordBatch
         At least one (possibly empty) batch.
     """
-    import adbc_driver_manager as adbm
-    import adbc_driver_postgresql
     import pyarrow as pa
-    from adbc_driver_manager._reader import AdbcRecordBatchReader
     from psycopg import ClientCursor
 
     quoting = ClientCursor(conn)
@@ -126,26 +184,14 @@ def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequenc
         set_path = quoting.mogrify("SELECT set_config('search_path', %s, false)", [search_path])
     finally:
         quoting.close()
-    # Positional aliases: result names may repeat or need quoting.
-    aliases = ", ".join(f"c{i}" for i in range(len(oids)))
-    query = f"SELECT {_select_list(oids)} FROM ({sql}) AS fedsage_q({aliases})"
     empty = True
-    # Low-level ADBC connections start in autocommit mode.
-    with adbc_driver_postgresql.connect(_conninfo(conn)) as database, \
-            adbm.AdbcConnection(database) as session:
-        _run(session, "SET default_transaction_read_only = on")
-        _run(session, set_path)
-        with adbm.AdbcStatement(session) as statement:
-            statement.set_sql_query(query)
-            stream, _ = statement.execute_query()
-            reader = AdbcRecordBatchReader._import_from_c(stream.address)
-            try:
-                for block in reader:
-                    batch = _conform(block, schema)
-                    for start in range(0, batch.num_rows, batch_rows):
-                        empty = False
-                        yield batch.slice(start, batch_rows)
-            finally:
-                reader.close()
+    session = AdbcSession(conninfo(conn), ["SET default_transaction_read_only = on", set_path])
+    try:
+        for batch in session.stream(adbc_query(sql, oids), schema):
+            for start in range(0, batch.num_rows, batch_rows):
+                empty = False
+                yield batch.slice(start, batch_rows)
+    finally:
+        session.close()
     if empty:
         yield pa.RecordBatch.from_pylist([], schema=schema)

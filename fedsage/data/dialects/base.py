@@ -299,6 +299,18 @@ class Dialect:
         finally:
             cursor.close()
 
+    def iter_table_arrow(self, conn: Any, name: str, schema: str | None,
+                         batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """All rows of a table as record batches; engines with a faster way override it."""
+        sql, params = self.select_all(name, schema)
+        return self.iter_arrow(conn, sql, params, batch_rows)
+
+    def copy_table_csv(self, conn: Any, name: str, schema: str | None, handle: IO[bytes],
+                       progress: Progress | None) -> int:
+        """All rows of a table as header-less CSV from the server (``has_copy_csv``)."""
+        sql, params = self.select_all(name, schema)
+        return self.copy_csv(conn, sql, params, handle, progress)
+
     def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
                  progress: Progress | None) -> int:
         """Write the result as header-less CSV straight from the server (``has_copy_csv``)."""

@@ -14,13 +14,15 @@ fedml-aws methods build.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import DataError
-from ._pg_adbc import adbc_available, iter_adbc
+from . import _pg_parallel
+from ._pg_adbc import AdbcSession, adbc_available, adbc_query, conninfo, iter_adbc
 from .base import Progress, _shorten
 from .sqlalchemy_url import SQLAlchemyDialect
 
@@ -123,28 +125,81 @@ class PostgreSQLDialect(SQLAlchemyDialect):
     def _driver(conn: Any) -> Any:
         return getattr(conn, "driver_connection", conn)
 
+    def _describe(self, cursor: Any, sql: str, params: Any) -> tuple[pa.Schema, list[int]]:
+        """Start a read-only UTC transaction and return the result's schema and type OIDs."""
+        import pyarrow as pa
+
+        with self.translate_errors(sql, "describing the query"):
+            cursor.execute("SET TRANSACTION READ ONLY")
+            cursor.execute("SET LOCAL TimeZone = 'UTC'")
+            cursor.execute(f"SELECT * FROM ({sql}) AS fedsage_q LIMIT 0", params)
+        names = [c.name for c in cursor.description]
+        schema = pa.schema(list(zip(names, [_arrow_type(c) for c in cursor.description],
+                                    strict=True)))
+        return schema, [c.type_code for c in cursor.description]
+
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Yield typed Arrow batches: through ADBC when installed, else a CSV ``COPY``."""
-        import pyarrow as pa
-
         conn = self._driver(conn)
         cursor = conn.cursor()
         try:
-            with self.translate_errors(sql, "describing the query"):
-                cursor.execute("SET TRANSACTION READ ONLY")
-                cursor.execute("SET LOCAL TimeZone = 'UTC'")
-                cursor.execute(f"SELECT * FROM ({sql}) AS fedsage_q LIMIT 0", params)
-            names = [c.name for c in cursor.description]
-            oids = [c.type_code for c in cursor.description]
-            schema = pa.schema(list(zip(names, [_arrow_type(c) for c in cursor.description],
-                                        strict=True)))
+            schema, oids = self._describe(cursor, sql, params)
             if self.use_adbc and adbc_available():
                 yield from self._iter_adbc(conn, sql, params, schema, oids, batch_rows)
             else:
                 yield from self._iter_copy_csv(cursor, sql, params, schema, batch_rows)
         finally:
             cursor.close()
+
+    def iter_table_arrow(self, conn: Any, name: str, schema: str | None,
+                         batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """All rows of a table: page ranges read in parallel (see :mod:`._pg_parallel`)."""
+        sql, params = self.select_all(name, schema)
+        if not (self.use_adbc and adbc_available()):
+            yield from self.iter_arrow(conn, sql, params, batch_rows)
+            return
+        conn = self._driver(conn)
+        with _pg_parallel.scan_plan(conn, conninfo(conn), self.qualified(name, schema),
+                                    _pg_parallel.worker_count()) as plan:
+            if plan is None:
+                yield from self.iter_arrow(conn, sql, params, batch_rows)
+                return
+            cursor = conn.cursor()
+            try:
+                arrow_schema, oids = self._describe(cursor, sql, params)
+            finally:
+                cursor.close()
+            info, setup = conninfo(conn), plan.setup_statements()
+
+            def read(session: AdbcSession, pages: tuple[int, int | None]) -> list[Any]:
+                return session.read(adbc_query(plan.range_query(*pages), oids), arrow_schema)
+
+            with self._parallel_errors(sql):
+                sessions = _pg_parallel.open_sessions(lambda: AdbcSession(info, setup),
+                                                      plan.workers)
+            try:
+                with self._parallel_errors(sql):
+                    for batches in _pg_parallel.ordered_map(read, plan.ranges, sessions):
+                        for batch in batches:
+                            for start in range(0, batch.num_rows, batch_rows):
+                                yield batch.slice(start, batch_rows)
+            finally:
+                for session in sessions:
+                    session.close()
+
+    @contextlib.contextmanager
+    def _parallel_errors(self, sql: str) -> Iterator[None]:
+        """ADBC and Arrow errors of a parallel read as :class:`DataError`."""
+        import pyarrow as pa
+        from adbc_driver_manager import Error as AdbcError
+
+        try:
+            yield
+        except (AdbcError, pa.ArrowException, OSError) as exc:
+            detail = " ".join(str(exc).split("\n", 1)[0].split())
+            raise DataError(f"{self.name}: reading the table failed: {detail}\n"
+                            f"  statement: {_shorten(sql)}") from exc
 
     def _iter_adbc(self, conn: Any, sql: str, params: Any, schema: pa.Schema,
                    oids: list[int], batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -216,4 +271,32 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         finally:
             cursor.close()
 
+    def copy_table_csv(self, conn: Any, name: str, schema: str | None, handle: IO[bytes],
+                       progress: Progress | None) -> int:
+        """All rows of a table as CSV: page ranges copied in parallel, written in order."""
+        sql, params = self.select_all(name, schema)
+        driver = self._driver(conn)
+        with _pg_parallel.scan_plan(driver, conninfo(driver), self.qualified(name, schema),
+                                    _pg_parallel.worker_count(),
+                                    _pg_parallel.CSV_CHUNK_PAGES) as plan:
+            if plan is None:
+                return self.copy_csv(conn, sql, params, handle, progress)
+            info, setup = conninfo(driver), plan.setup_statements()
 
+            def copy(session: _pg_parallel.CopySession,
+                     pages: tuple[int, int | None]) -> tuple[bytearray, int]:
+                return session.copy_out(plan.range_query(*pages))
+
+            sessions = _pg_parallel.open_sessions(
+                lambda: _pg_parallel.CopySession(info, setup), plan.workers)
+            try:
+                rows = 0
+                for data, count in _pg_parallel.ordered_map(copy, plan.ranges, sessions):
+                    handle.write(data)
+                    rows += count
+                    if progress is not None:
+                        progress(rows)
+                return rows
+            finally:
+                for session in sessions:
+                    session.close()
