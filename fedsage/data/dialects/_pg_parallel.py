@@ -235,14 +235,14 @@ def open_sessions(opener: Callable[[], SessionT], count: int) -> list[SessionT]:
 
     Raises
     ------
-    DataError
-        If not even one session opens.
+    Exception
+        The opener's error, if not even one session opens.
     """
     sessions: list[SessionT] = []
     while len(sessions) < count:
         try:
             sessions.append(opener())
-        except DataError:
+        except Exception:  # the driver's own error class: libpq's or ADBC's
             if not sessions:
                 raise
             logger.debug("parallel read: %d of %d sessions opened", len(sessions), count)
