@@ -1,9 +1,10 @@
 """The model-server supervisor: a listening socket per worker, a preloading zygote, replacement.
 
 The supervisor runs in fedsage's own environment.  It binds one listening socket per
-worker on the same address with ``SO_REUSEPORT`` (127.0.0.1 unless asked otherwise;
-port 0 picks a free port), so the kernel spreads connections evenly over the workers
-instead of one worker winning every ``accept()`` of a shared socket.
+worker slot on the same address with ``SO_REUSEPORT`` (127.0.0.1 unless asked otherwise;
+port 0 picks a free port).  The zygote accepts on them and hands each connection to
+the next worker in turn; a plain worker (``preload=False``) accepts on its own socket
+and the kernel's hash spreads the connections.
 
 By default (``preload=True``) it starts one *zygote* under the runtime's interpreter,
 ``<runtime python> fedsage_worker.py --control N --model-dir DIR``: the zygote imports the

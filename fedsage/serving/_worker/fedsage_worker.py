@@ -9,9 +9,12 @@ Python 3.7 syntax.  ``fedsage.serving.supervisor`` starts it in one of two ways:
 
 As a zygote it imports the entry point and runs ``model_fn`` once, then forks the
 workers (they share the model copy-on-write) whenever the supervisor sends a ``fork``
-command with a listening socket over the control socket ``N``; see ``Zygote``.  A worker
-serves ``GET /ping``, ``POST /invocations`` and ``GET /execution-parameters`` on its own
-listening socket (the supervisor binds one per worker with ``SO_REUSEPORT``).  Settings
+command with a listening socket over the control socket ``N``; see ``Zygote``.  The
+zygote keeps the listening sockets, accepts the connections and hands each to the next
+worker in turn (``SCM_RIGHTS``), skipping workers that are busy with a long request, so
+a few keep-alive clients are spread evenly.  A plain worker (``--fd``) accepts on its own
+listening socket (the supervisor binds one per worker with ``SO_REUSEPORT``).  Workers
+serve ``GET /ping``, ``POST /invocations`` and ``GET /execution-parameters``.  Settings
 come from the SageMaker serving variables (``SAGEMAKER_PROGRAM``,
 ``SAGEMAKER_SUBMIT_DIRECTORY``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``,
 ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``) plus ``FEDSAGE_MAX_BODY`` (bytes) and
@@ -614,13 +617,44 @@ def _beat(heartbeat):
         struct.pack_into("d", heartbeat[0], heartbeat[1] * 8, time.monotonic())
 
 
-def run(sock, service, timeout, max_body, grace=10.0, heartbeat=None):
-    """Serve on the listening socket ``sock`` until SIGTERM/SIGINT or the parent's death.
+def _take_connections(loop, channel, server):
+    """Serve the connections the zygote hands over on ``channel``; return a stop function."""
+    channel.setblocking(False)
 
-    ``sock`` is this worker's own socket (the supervisor binds one per worker with
-    ``SO_REUSEPORT``, so the kernel spreads connections across the workers).
-    ``heartbeat`` is ``(shared_mmap, slot)``: the time written there every 0.5 s lets
-    the zygote tell a hung worker from a busy one.
+    def receive():
+        while True:
+            try:
+                words, fds = recv_message(channel)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                words, fds = [], []
+            if not words:  # the zygote is gone; tick() notices and stops the worker
+                loop.remove_reader(channel.fileno())
+                return
+            for fd in fds:
+                conn = socket.socket(fileno=fd)
+                conn.setblocking(False)
+                loop.create_task(
+                    loop.connect_accepted_socket(lambda: HttpProtocol(server), conn))
+
+    def stop():
+        if channel.fileno() >= 0:
+            loop.remove_reader(channel.fileno())
+            channel.close()
+
+    loop.add_reader(channel.fileno(), receive)
+    return stop
+
+
+def run(sock, service, timeout, max_body, grace=10.0, heartbeat=None, channel=None):
+    """Serve until SIGTERM/SIGINT or the parent's death.
+
+    Connections come from the listening socket ``sock`` (a plain worker's own, bound by
+    the supervisor with ``SO_REUSEPORT``) or, when ``channel`` is given, from the zygote,
+    which hands each accepted connection over that socket.  ``heartbeat`` is
+    ``(shared_mmap, slot)``: the time written there every 0.5 s lets the zygote tell a
+    hung worker from a busy one, and hand new connections to idle workers first.
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -643,14 +677,18 @@ def run(sock, service, timeout, max_body, grace=10.0, heartbeat=None):
     signal.signal(signal.SIGALRM, _on_alarm)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop)
-    sock.setblocking(False)
-    listener = loop.run_until_complete(
-        loop.create_server(lambda: HttpProtocol(server), sock=sock, backlog=1024))
+    if channel is None:
+        sock.setblocking(False)
+        listener = loop.run_until_complete(
+            loop.create_server(lambda: HttpProtocol(server), sock=sock, backlog=1024))
+        stop_accepting = listener.close
+    else:
+        stop_accepting = _take_connections(loop, channel, server)
     _beat(heartbeat)
     loop.call_later(0.5, tick)
     log.info("worker %d ready", os.getpid())
     loop.run_until_complete(stop)
-    listener.close()
+    stop_accepting()
     server.draining = True
     loop.run_until_complete(_drain(server, grace))
     loop.close()
@@ -693,6 +731,8 @@ def freeze_heap():
 # ---------------------------------------------------------------- zygote (preloading parent)
 _MAX_SLOTS = 1024
 _FD_SIZE = array.array("i").itemsize
+_ACCEPT_BATCH = 64  # connections accepted per wake-up before looking at control again
+_BUSY_AFTER = 1.0  # seconds without a heartbeat: busy with a request, served last
 
 
 def _exit_code(status):
@@ -728,7 +768,16 @@ class Zygote(object):
     ``fork SLOT`` with the slot's listening socket attached, and ``stop GRACE``.  The
     zygote answers ``ready SECONDS`` once the model is loaded, ``forked SLOT PID`` and
     ``exited SLOT PID CODE`` (``CODE`` as ``Popen.returncode``).  Workers share the
-    loaded model copy-on-write.  A worker whose heartbeat is older than the request
+    loaded model copy-on-write.
+
+    The zygote keeps every slot's listening socket and accepts the connections itself:
+    each goes to the next worker in turn over that worker's hand-over channel (a
+    ``SOCK_SEQPACKET`` pair made at fork), workers whose heartbeat is older than
+    ``_BUSY_AFTER`` last.  With ``SO_REUSEPORT`` alone the kernel hashes each connection
+    to a socket, so 8 keep-alive connections landed 6/2, 7/1 or even 8/0 on 2 workers in
+    most runs (8/0 halved the throughput); handing them over spreads them exactly, as
+    Node's cluster module does for the same reason.  While no worker runs, connections
+    wait in the listening backlog.  A worker whose heartbeat is older than the request
     timeout + ``hang_grace`` seconds is stuck outside Python (a C call, a deadlock) and is
     killed, so that it is replaced.
     """
@@ -740,6 +789,9 @@ class Zygote(object):
         self.max_body = max_body
         self.hang_after = timeout + hang_grace
         self.children = {}  # pid -> slot
+        self.channels = {}  # pid -> the zygote's end of that worker's hand-over channel
+        self.listeners = {}  # slot -> listening socket (the zygote accepts)
+        self.turn = 0
         self.killed = set()
         self.beats = mmap.mmap(-1, 8 * _MAX_SLOTS)
         self.stopping = None  # grace in seconds once a stop is asked
@@ -757,9 +809,15 @@ class Zygote(object):
         freeze_heap()
         self._tell("ready", "%.3f" % (time.monotonic() - started))
         while self.stopping is None:
-            readable, _, _ = select.select([self.control], [], [], 0.2)
-            if readable:
-                self._command()
+            watched = [self.control] if self.control is not None else []
+            if self.channels:  # no worker yet: connections wait in the backlog
+                watched.extend(self.listeners.values())
+            readable, _, _ = select.select(watched, [], [], 0.2)
+            for ready in readable:
+                if ready is self.control:
+                    self._command()
+                elif self.stopping is None:
+                    self._accept(ready)
             self._reap()
             self._check_hung()
         self._shutdown(self.stopping)
@@ -791,24 +849,67 @@ class Zygote(object):
 
     def _fork(self, slot, fd):
         slot = slot % _MAX_SLOTS
+        listener = socket.socket(fileno=fd)
+        listener.setblocking(False)
+        previous = self.listeners.pop(slot, None)
+        if previous is not None:  # the same socket, sent again for a replacement
+            previous.close()
+        self.listeners[slot] = listener
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         struct.pack_into("d", self.beats, slot * 8, time.monotonic())
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
-                self.control.close()
+                for inherited in [self.control, ours] + list(self.listeners.values()) + list(
+                        self.channels.values()):
+                    if inherited is not None:
+                        inherited.close()
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
-                run(socket.socket(fileno=fd), self.service, self.timeout, self.max_body,
-                    heartbeat=(self.beats, slot))
+                run(None, self.service, self.timeout, self.max_body,
+                    heartbeat=(self.beats, slot), channel=theirs)
                 code = 0
             except BaseException:
                 log.exception("worker failed")
             finally:
                 os._exit(code)
-        os.close(fd)
+        theirs.close()
+        ours.setblocking(False)
         self.children[pid] = slot
+        self.channels[pid] = ours
         self._tell("forked", slot, pid)
+
+    def _accept(self, listener):
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of file descriptors, aborted handshake, ...
+                log.warning("accepting a connection failed: %s", exc)
+                return
+            try:
+                self._hand_over(conn)
+            finally:
+                conn.close()  # the worker has its own descriptor now
+
+    def _hand_over(self, conn):
+        """Send ``conn`` to the next worker in turn, idle workers before busy ones."""
+        now = time.monotonic()
+        pids = [pid for pid in self.channels if pid not in self.killed]
+        idle = [pid for pid in pids if now - struct.unpack_from(
+            "d", self.beats, self.children[pid] * 8)[0] < _BUSY_AFTER]
+        self.turn += 1
+        for candidates in (idle, pids):
+            for i in range(len(candidates)):
+                pid = candidates[(self.turn + i) % len(candidates)]
+                try:
+                    send_message(self.channels[pid], ["conn"], [conn.fileno()])
+                    return
+                except OSError:  # its channel is full (stuck) or it is gone
+                    continue
+        log.error("no worker could take a connection; it was closed")
 
     def _reap(self):
         while self.children:
@@ -819,6 +920,9 @@ class Zygote(object):
             if pid == 0:
                 return
             slot = self.children.pop(pid, None)
+            channel = self.channels.pop(pid, None)
+            if channel is not None:
+                channel.close()
             self.killed.discard(pid)
             if slot is not None:
                 self._tell("exited", slot, pid, _exit_code(status))
@@ -834,6 +938,9 @@ class Zygote(object):
                 _kill(pid, signal.SIGKILL)
 
     def _shutdown(self, grace):
+        for listener in self.listeners.values():  # new connections wait in the backlog
+            listener.close()
+        self.listeners.clear()
         for pid in list(self.children):
             _kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
