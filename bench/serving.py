@@ -615,10 +615,10 @@ def print_targets(results: dict, version: str | None) -> None:
             ratio = me["p99"] / flask["p99"]
             print(f"- p99 <= 1/3 of flask-gunicorn{suffix}: {ratio:.2f} -> "
                   f"{'met' if ratio <= 1 / 3 else 'NOT met'}")
+        # floor-asyncio is a reference (a Python server's ceiling here), not a target.
         for other, need, what in (
             ("mlflow", 1.5, "req/s >= 1.5x"),
             ("floor-http.server", 0.6, "req/s >= 60% of"),
-            ("floor-asyncio", 0.6, "req/s >= 60% of"),
         ):
             them = results.get((other, "csv-1", 8))
             if them:
