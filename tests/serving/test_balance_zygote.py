@@ -26,7 +26,7 @@ class PidModel(object):
     def predict(self, X):
         if X[0, 0] == 777:  # a long request: the worker stops beating while it runs
             open(os.path.join(self.model_dir, "busy-%d" % os.getpid()), "w").close()
-            time.sleep(4)
+            time.sleep(6)
         return np.full(len(X), os.getpid())
 
 def model_fn(model_dir):
@@ -146,7 +146,7 @@ def test_new_connections_avoid_a_worker_busy_with_a_long_request(
         )
         _wait(lambda: any(model_dir.glob("busy-*")))
         busy = int(next(model_dir.glob("busy-*")).name.split("-")[1])
-        time.sleep(1.2)  # past _BUSY_AFTER without a heartbeat from the busy worker
+        time.sleep(2.4)  # past _BUSY_AFTER (2 s) without a heartbeat from the busy worker
         pids = _ask_pids(server.port, 4)
         assert busy not in pids and len(set(pids)) == 1, (busy, pids)
         slow.settimeout(30)

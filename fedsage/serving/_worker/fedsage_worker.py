@@ -732,7 +732,7 @@ def freeze_heap():
 _MAX_SLOTS = 1024
 _FD_SIZE = array.array("i").itemsize
 _ACCEPT_BATCH = 64  # connections accepted per wake-up before looking at control again
-_BUSY_AFTER = 1.0  # seconds without a heartbeat: busy with a request, served last
+_BUSY_AFTER = 2.0  # seconds without a heartbeat: busy with a request, served last
 
 
 def _exit_code(status):
