@@ -456,6 +456,15 @@ def _parse_chunked(buf, pos, limit):
         pos = start + size + 2
 
 
+# After each response, let whoever that response woke (a client or proxy on the same
+# cores: the notebook, a sidecar, a load generator) run before the next request here.
+# Under saturation a worker otherwise keeps the CPU for a whole scheduler slice while
+# the client waits: on 2 shared cores, one-row CSV at 8 connections, p99 fell from
+# 3.3-4.5 ms to 2.2-2.7 ms and req/s rose 5-10 % (and with a CPU hog running beside,
+# p99 6-41 ms instead of 9.5-87 ms).  It returns at once when nothing else is runnable.
+_yield_cpu = getattr(os, "sched_yield", lambda: None)
+
+
 class HttpProtocol(asyncio.Protocol):
     """One keep-alive connection; requests are answered in order, synchronously."""
 
@@ -551,6 +560,7 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = keep_alive and not self.server.draining
         response = self.server.dispatch(method, target, headers, body)
         self.transport.write(render(response, keep_alive, method == b"HEAD"))
+        _yield_cpu()
         if not keep_alive:
             self.transport.close()
             self.transport = None
