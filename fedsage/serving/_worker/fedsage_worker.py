@@ -825,7 +825,7 @@ class Zygote(object):
             readable, _, _ = select.select(watched, [], [], 0.2)
             for ready in readable:
                 if ready is self.control:
-                    self._command()
+                    self._commands()
                 elif self.stopping is None:
                     self._accept(ready)
             self._reap()
@@ -841,6 +841,13 @@ class Zygote(object):
         except OSError:  # the supervisor is gone
             self.control = None
             self._stop()
+
+    def _commands(self):
+        # Every pending command before the next accept: the supervisor queues all the
+        # start-up forks at once, so no connection reaches a lone first worker.
+        self._command()
+        while self.control is not None and select.select([self.control], [], [], 0)[0]:
+            self._command()
 
     def _command(self):
         try:
