@@ -1,4 +1,4 @@
-"""Helpers every sub-command shares: one red line for expected failures."""
+"""Helpers every sub-command shares: the consoles, and one red line for expected failures."""
 
 from __future__ import annotations
 
@@ -7,11 +7,23 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..errors import FedsageError
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+def fail(message: object) -> typer.Exit:
+    """Print ``error: MESSAGE`` on stderr and return the ``typer.Exit(1)`` to raise.
+
+    The message is printed as it is, never read as markup: names and values in it
+    (``list[str]``, ``[/]``) are shown, not swallowed or turned into a crash.
+    """
+    err_console.print(Text.assemble(("error:", "bold red"), " ", str(message)),
+                      highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
 
 
 @contextlib.contextmanager
@@ -20,8 +32,7 @@ def handle_errors() -> Iterator[None]:
     try:
         yield
     except FedsageError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        raise typer.Exit(code=1) from exc
+        raise fail(exc) from exc
 
 
 def format_time(value: object) -> str:

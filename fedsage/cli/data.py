@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from ..errors import FedsageError
+from ._common import console, err_console, fail, handle_errors
 
 app = typer.Typer(
     help="Browse and export data: Datasphere (config.json), a SQL URL or the embedded warehouse.",
@@ -32,8 +32,7 @@ def _connection(config: str | None) -> Iterator[Any]:
         with DbConnection(url=config) as db:
             yield db
     except FedsageError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(code=1) from None
+        raise fail(exc) from None
 
 
 def _show(rows: list[tuple[Any, ...]], headers: list[str], title: str) -> None:
@@ -42,7 +41,7 @@ def _show(rows: list[tuple[Any, ...]], headers: list[str], title: str) -> None:
         table.add_column(str(header))
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
-    Console().print(table)
+    console.print(table)
 
 
 @app.command()
@@ -75,8 +74,7 @@ def describe(name: str, config: str | None = _CONFIG) -> None:
 
 def raise_missing(name: str) -> None:
     """Report an unknown view or table and exit 1."""
-    Console(stderr=True).print(f"[red]error:[/red] no view or table named {name!r}")
-    raise typer.Exit(code=1)
+    raise fail(f"no view or table named {name!r}")
 
 
 @app.command()
@@ -95,13 +93,13 @@ def export(query: str, to: Path = typer.Option(..., "--to", help="The file to wr
     """Export QUERY (a SELECT or a table name) to a file, streaming, with progress."""
     with _connection(config) as db, Progress(
         TextColumn("[bold]export"), BarColumn(), TextColumn("{task.completed:,} rows"),
-        TimeElapsedColumn(), console=Console(stderr=True),
+        TimeElapsedColumn(), console=err_console,
     ) as progress:
         task = progress.add_task("export", total=None)
         count = db.export(query, to, file_format,
                           progress=lambda done: progress.update(task, completed=done))
         progress.update(task, completed=count)
-    Console().print(f"wrote {count:,} rows to {to}")
+    console.print(f"wrote {count:,} rows to {to}")
 
 
 @app.command()
@@ -109,9 +107,6 @@ def samples() -> None:
     """Load the sample data sets (IRIS, BREAST_CANCER, SALES) into the embedded warehouse."""
     from ..data.samples import load_samples
 
-    try:
+    with handle_errors():
         names = load_samples()
-    except FedsageError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=1) from None
-    Console().print("loaded: " + ", ".join(names))
+    console.print("loaded: " + ", ".join(names))

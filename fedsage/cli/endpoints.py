@@ -11,17 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .._archive import extract_safely
 from ..errors import FedsageError
 from ..serving import endpoints as api
 from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, serve
+from ._common import console, fail
 
 app = typer.Typer(help="Endpoints: list, describe, show logs, delete.", no_args_is_help=True)
-console = Console()
-err_console = Console(stderr=True)
 
 _MODE: dict[str, str | None] = {"mode": None}
 
@@ -53,11 +51,6 @@ def _aws_list(backend: Any) -> None:
     console.print(table)
 
 
-def _fail(exc: FedsageError) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=1)
-
-
 @app.command("list")
 def list_command() -> None:
     """List endpoints (a dead local server shows as Failed)."""
@@ -68,7 +61,7 @@ def list_command() -> None:
             return
         rows = api.list_endpoints()
     except FedsageError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table("Name", "Status", "URL", "Workers", "Runtime", "Created")
     for row in rows:
         local = row["Local"]
@@ -94,7 +87,7 @@ def describe_command(name: str) -> None:
         backend = _aws_backend()
         info = api.describe_endpoint(name) if backend is None else backend.describe_endpoint(name)
     except FedsageError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     table = Table("Field", "Value", show_header=False)
     for key, value in info.items():
         if key == "Local":
@@ -119,9 +112,9 @@ def logs_command(
             )
         path = api.endpoint_log(name)
     except FedsageError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     if not path.exists():
-        raise _fail(FedsageError(f"endpoint {name!r} has no log yet ({path})"))
+        raise fail(f"endpoint {name!r} has no log yet ({path})")
     with open(path, encoding="utf-8", errors="replace") as handle:
         sys.stdout.write(handle.read())
         sys.stdout.flush()
@@ -141,7 +134,7 @@ def delete_command(
 ) -> None:
     """Stop an endpoint's server and remove it (or all of them with --all)."""
     if bool(name) == all_:
-        raise _fail(FedsageError("give either an endpoint NAME or --all"))
+        raise fail("give either an endpoint NAME or --all")
     try:
         backend = _aws_backend()
         target: Any = api if backend is None else backend
@@ -150,7 +143,7 @@ def delete_command(
             target.delete_endpoint(one)
             console.print(f"deleted endpoint {one}")
     except FedsageError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
 
 
 def serve_command(
@@ -184,7 +177,7 @@ def serve_command(
             if not model.is_dir():
                 raise FedsageError(f"{model} is neither a model folder nor a model.tar.gz")
         except FedsageError as exc:
-            raise _fail(exc) from None
+            raise fail(exc) from None
         code = code_dir or (model / "code" if (model / "code").is_dir() else model)
         config = ServerConfig(
             model_dir=str(model.resolve()),
@@ -202,5 +195,5 @@ def serve_command(
         try:
             code_ = serve(config)
         except OSError as exc:
-            raise _fail(FedsageError(f"cannot listen on {host}:{port}: {exc.strerror}")) from None
+            raise fail(FedsageError(f"cannot listen on {host}:{port}: {exc.strerror}")) from None
     raise typer.Exit(code=code_)

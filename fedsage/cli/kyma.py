@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ..errors import ConfigurationError, FedsageError
+from ..errors import ConfigurationError
+from ._common import console, handle_errors
 
 app = typer.Typer(help="Kyma deployments (SAP BTP Kyma, or local replicas).", no_args_is_help=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,11 +21,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fails_cleanly(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
+        with handle_errors():
             return func(*args, **kwargs)
-        except FedsageError as exc:
-            Console(stderr=True).print(f"[red]Error:[/red] {exc}", markup=True, highlight=False)
-            raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -48,7 +45,7 @@ def list_() -> None:
             str(record.get("replicas", "")),
             record.get("url") or record.get("host", ""),
         )
-    Console().print(table)
+    console.print(table)
 
 
 @app.command()
@@ -62,7 +59,7 @@ def describe(name: str) -> None:
         from ..kyma.local import describe_local
 
         record = describe_local(name)
-    Console().print_json(json.dumps(record, default=str))
+    console.print_json(json.dumps(record, default=str))
 
 
 @app.command()
@@ -75,8 +72,8 @@ def delete(
     from ..kyma.records import delete_deployment
 
     for line in delete_deployment(name, kubeconfig):
-        Console().print(f"deleted {line}")
-    Console().print(f"deleted {name}")
+        console.print(f"deleted {line}")
+    console.print(f"deleted {name}")
 
 
 @app.command()
@@ -135,4 +132,4 @@ def manifests(
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.yaml"
     target.write_text(to_yaml(objects))
-    Console().print(f"wrote {target}")
+    console.print(f"wrote {target}")

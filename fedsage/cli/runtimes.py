@@ -8,10 +8,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,20 +23,12 @@ from ..runtimes import (
 )
 from ..runtimes.build import built_runtimes, read_manifest, remove_entry, runtimes_root
 from ..runtimes.catalog import load_spec
+from ._common import console, err_console, fail
 
 app = typer.Typer(
     help="Per-framework_version runtimes (the image's Python and libraries, without Docker).",
     no_args_is_help=True,
 )
-_out = Console()
-_err = Console(stderr=True)
-
-
-def _fail(exc: FedsageError) -> NoReturn:
-    _err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(1)
-
-
 def _size(folder: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(folder):
@@ -56,7 +47,7 @@ def _versions(values: list[str]) -> list[str]:
 @contextmanager
 def _progress_bar(label: str) -> Iterator[Callable[[str, float | None], None]]:
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=_err, transient=False) as bar:
+    with Progress(*columns, console=err_console, transient=False) as bar:
         task = bar.add_task(label, total=1.0)
 
         def report(message: str, fraction: float | None) -> None:
@@ -93,9 +84,9 @@ def list_runtimes() -> None:
                     built,
                     "approximate" if manifest["approximate"] else "exact",
                 )
-        _out.print(table)
+        console.print(table)
     except FedsageError as exc:
-        _fail(exc)
+        raise fail(exc) from None
 
 
 @app.command("build")
@@ -114,16 +105,16 @@ def build(
                 warnings.simplefilter("always", ApproximateRuntimeWarning)
                 runtime = resolve_runtime(version, strict=strict or None, progress=report)
             for warning in said:
-                _err.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+                err_console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
             kind = "approximate" if runtime.approximate else "exact"
-            _out.print(
+            console.print(
                 f"{version}: Python {runtime.python_version}, scikit-learn "
                 f"{runtime.packages.get('scikit-learn', '?')} ({kind}) at {runtime.root}",
                 highlight=False,
                 soft_wrap=True,
             )
     except FedsageError as exc:
-        _fail(exc)
+        raise fail(exc) from None
 
 
 @app.command("path")
@@ -140,9 +131,9 @@ def path(version: str = typer.Argument(..., metavar="VERSION")) -> None:
                 f"fedsage runtimes build {version}"
             )
         folder = matches[0]
-        _out.print(str(folder), highlight=False, soft_wrap=True)
+        console.print(str(folder), highlight=False, soft_wrap=True)
     except FedsageError as exc:
-        _fail(exc)
+        raise fail(exc) from None
 
 
 @app.command("remove")
@@ -155,6 +146,6 @@ def remove(version: str = typer.Argument(..., metavar="VERSION")) -> None:
             raise FedsageError(f"no {version} runtime is built under {runtimes_root()}")
         for folder in matches:
             remove_entry(folder)
-            _out.print(f"removed {folder}", highlight=False, soft_wrap=True)
+            console.print(f"removed {folder}", highlight=False, soft_wrap=True)
     except FedsageError as exc:
-        _fail(exc)
+        raise fail(exc) from None

@@ -48,7 +48,7 @@ def test_manifests_for_a_job(tmp_path):
 def test_manifests_refuses_open_rule_without_opt_in(tmp_path):
     result = runner.invoke(app, ["manifests", "churn-1", "--out", str(tmp_path), "--image", IMAGE])
     assert result.exit_code == 1
-    assert "Error:" in result.output and "allow_unauthenticated" in result.output
+    assert result.output.startswith("error:") and "allow_unauthenticated" in result.output
     assert "Traceback" not in result.output
 
 

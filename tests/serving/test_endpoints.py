@@ -243,6 +243,9 @@ def test_cli(home: Path, np_tar: Path) -> None:
     missing = runner.invoke(app, ["describe", "nope"])
     assert missing.exit_code == 1 and "no endpoint named 'nope'" in missing.output
     assert "Traceback" not in missing.output
+    # names in messages are printed as they are, never read as rich markup
+    odd = runner.invoke(app, ["describe", "x[/]y[bold]z"])
+    assert odd.exit_code == 1 and "no endpoint named 'x[/]y[bold]z'" in odd.output
     both = runner.invoke(app, ["delete"])
     assert both.exit_code == 1
     deleted = runner.invoke(app, ["delete", "--all"])
