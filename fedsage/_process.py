@@ -5,10 +5,29 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["alive", "process_start", "stop_process"]
+__all__ = ["alive", "process_start", "start_service", "stop_process"]
+
+
+def start_service(module: str, folder: Path, config: str, log: str) -> subprocess.Popen[bytes]:
+    """Start ``python -m MODULE --config CONFIG`` in ``folder`` as a detached service.
+
+    The process gets its own session (it outlives the notebook kernel that started it),
+    no stdin, and its output appended to ``folder / log``.
+    """
+    with open(folder / log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, "--config", config],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +27,7 @@ from typing import Any
 import httpx
 
 from .._home import fedsage_home, registry
-from .._process import alive, process_start, stop_process
+from .._process import alive, process_start, start_service, stop_process
 from ..errors import ConfigurationError, DeploymentError, EndpointError
 from ..runtimes.base import Runtime
 from .gateway import GatewayConfig
@@ -203,15 +202,7 @@ def deploy_local(
 
 def _start_gateway(cfg: GatewayConfig, folder: Path, ready_timeout: float) -> tuple[str, int]:
     (folder / "gateway.json").write_text(cfg.to_json(), encoding="utf-8")
-    with open(folder / "gateway.log", "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fedsage.kyma.gateway", "--config", "gateway.json"],
-            cwd=folder,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_service("fedsage.kyma.gateway", folder, "gateway.json", "gateway.log")
     state_file = Path(cfg.state_file or folder / "gateway.state.json")
     deadline = time.monotonic() + ready_timeout
     with httpx.Client(timeout=5.0) as client:
@@ -220,8 +211,6 @@ def _start_gateway(cfg: GatewayConfig, folder: Path, ready_timeout: float) -> tu
                 tail = (folder / "gateway.log").read_text(errors="replace")[-2000:]
                 raise DeploymentError(f"the gateway exited with code {proc.returncode}:\n{tail}")
             with contextlib.suppress(OSError, ValueError):
-                import json
-
                 state = json.loads(state_file.read_text(encoding="utf-8"))
                 url = f"http://{cfg.host}:{state['port']}"
                 with contextlib.suppress(httpx.TransportError):

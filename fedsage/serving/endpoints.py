@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ import httpx
 
 from .._archive import extract_safely
 from .._home import fedsage_home, registry
-from .._process import alive, process_start, stop_process
+from .._process import alive, process_start, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
 from .supervisor import DEFAULT_MAX_BODY, ServerConfig
@@ -171,16 +170,7 @@ def create_endpoint(
             preload=_preload() if preload is None else preload,
         )
         (folder / "config.json").write_text(config.to_json(), encoding="utf-8")
-        log_path = folder / "server.log"
-        with open(log_path, "ab") as log_file:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "fedsage.serving.supervisor", "--config", "config.json"],
-                cwd=folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = start_service("fedsage.serving.supervisor", folder, "config.json", "server.log")
         state = _wait_healthy(name, proc, folder, ready_timeout)
     except BaseException as exc:
         if proc is not None:
