@@ -19,6 +19,9 @@ exception keep it as ``__cause__`` (``raise ... from exc``).
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 __all__ = [
     "ConfigurationError",
     "DataError",
@@ -51,6 +54,27 @@ class MissingExtraError(ConfigurationError, ImportError):
             f"this feature needs the optional module {module!r}, which is not installed; "
             f"install it with: pip install 'fedsage[{extra}]'"
         )
+
+
+def import_extra(module: str, extra: str) -> ModuleType:
+    """Import an optional dependency, or raise :class:`MissingExtraError` naming ``extra``.
+
+    Parameters
+    ----------
+    module : str
+        The module to import (``"boto3"``, ``"hdbcli.dbapi"``, ...).
+    extra : str
+        The fedsage extra that installs it (``"aws"``, ``"datasphere"``, ``"kyma"``).
+
+    Raises
+    ------
+    MissingExtraError
+        If the import fails; the message gives ``pip install 'fedsage[extra]'``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(extra, module.split(".", 1)[0]) from exc
 
 
 class DataError(FedsageError):

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError, DeploymentError, MissingExtraError
+from ..errors import ConfigurationError, DeploymentError, import_extra
 
 __all__ = [
     "FIELD_MANAGER",
@@ -50,11 +50,7 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 def _kubernetes() -> Any:
-    try:
-        import kubernetes
-    except ImportError as exc:
-        raise MissingExtraError("kyma", "kubernetes") from exc
-    return kubernetes
+    return import_extra("kubernetes", "kyma")
 
 
 @contextlib.contextmanager

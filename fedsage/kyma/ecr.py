@@ -16,21 +16,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError, DeploymentError, MissingExtraError
+from ..errors import ConfigurationError, DeploymentError, import_extra
 from .manifests import pull_secret_manifest
 from .registry_client import RegistryClient
 
 __all__ = ["EcrLogin", "aws_session", "ecr_login", "ensure_ecr_repository"]
 
 logger = logging.getLogger(__name__)
-
-
-def _boto3() -> Any:
-    try:
-        import boto3
-    except ImportError as exc:
-        raise MissingExtraError("aws", "boto3") from exc
-    return boto3
 
 
 @contextlib.contextmanager
@@ -55,7 +47,7 @@ def _aws_errors(what: str) -> Iterator[None]:
 
 def aws_session(profile_name: str | None = None, region_name: str | None = None) -> Any:
     """Return a ``boto3.Session`` for the AWS profile ``profile_name``."""
-    boto3 = _boto3()
+    boto3 = import_extra("boto3", "aws")
     import botocore.exceptions
 
     try:

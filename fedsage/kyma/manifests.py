@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError, DeploymentError
+from ..errors import ConfigurationError, DeploymentError, import_extra
 from .registry_client import REPOSITORY_RE
 
 __all__ = [
@@ -342,12 +342,7 @@ def pull_secret_manifest(
 
 def to_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
     """Render objects as one multi-document YAML string (needs PyYAML, from ``fedsage[kyma]``)."""
-    try:
-        import yaml
-    except ImportError as exc:  # pragma: no cover - PyYAML comes with kubernetes
-        from ..errors import MissingExtraError
-
-        raise MissingExtraError("kyma", "yaml") from exc
+    yaml = import_extra("yaml", "kyma")  # PyYAML comes with kubernetes
     if any(obj.get("kind") == "Secret" for obj in objects):
         raise DeploymentError("refusing to write a Secret to YAML: it holds a credential")
     return yaml.safe_dump_all([dict(o) for o in objects], sort_keys=False)

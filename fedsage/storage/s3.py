@@ -7,7 +7,6 @@ boto3 and botocore are optional (the ``aws`` extra) and are imported lazily thro
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
 
-from ..errors import ConfigurationError, MissingExtraError, StorageError
+from ..errors import ConfigurationError, StorageError, import_extra
 from .base import ObjectStore
 from .uris import check_bucket_name, check_key
 
@@ -48,10 +47,7 @@ def import_aws(module: str) -> ModuleType:
     MissingExtraError
         When the ``aws`` extra is not installed; the message gives the install command.
     """
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingExtraError("aws", module.split(".", 1)[0]) from exc
+    return import_extra(module, "aws")
 
 
 def _error_code(exc: BaseException) -> str:

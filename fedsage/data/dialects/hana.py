@@ -8,14 +8,13 @@ values.  hdbcli has no columnar API, so results stream through ``fetchmany``.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from sqlalchemy import func, literal, literal_column, select
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.expression import column, table
 
-from ...errors import MissingExtraError
+from ...errors import MissingExtraError, import_extra
 from .base import Dialect
 
 __all__ = ["HanaDialect", "import_hdbcli"]
@@ -23,18 +22,11 @@ __all__ = ["HanaDialect", "import_hdbcli"]
 
 def import_hdbcli() -> Any:
     """Import ``hdbcli.dbapi``, or raise :class:`MissingExtraError` (``fedsage[datasphere]``)."""
-    try:
-        return importlib.import_module("hdbcli.dbapi")
-    except ImportError as exc:
-        raise MissingExtraError("datasphere", "hdbcli") from exc
+    return import_extra("hdbcli.dbapi", "datasphere")
 
 
 def _hana_sa_dialect() -> Any:
-    try:
-        from sqlalchemy_hana.dialect import HANAHDBCLIDialect
-    except ImportError as exc:
-        raise MissingExtraError("datasphere", "sqlalchemy_hana") from exc
-    return HANAHDBCLIDialect()
+    return import_extra("sqlalchemy_hana.dialect", "datasphere").HANAHDBCLIDialect()
 
 
 def _sys(name: str, *columns: str) -> Any:
