@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,6 +215,16 @@ def stop_server_proc(proc: subprocess.Popen[bytes], state_file: Path) -> None:
     for pid in workers:  # only the PIDs this test's supervisor (and its zygote) started
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """Poll ``predicate`` every 50 ms until it is true; fail the test after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
 
 
 @contextlib.contextmanager

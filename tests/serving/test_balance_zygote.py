@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Server, running
+from .conftest import Server, running, wait_until
 
 WHOAMI = """
 import os
@@ -77,20 +77,16 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
-def _wait(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def _ask_pid(sock: socket.socket) -> int:
     sock.sendall(
         b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
         b"Content-Length: 1\r\n\r\n1"
     )
+    return _read_pid(sock)
+
+
+def _read_pid(sock: socket.socket) -> int:
+    """Read one response of the PID model: ``[pid]``."""
     data = b""
     while not data.endswith(b"]"):
         chunk = sock.recv(4096)
@@ -144,18 +140,13 @@ def test_new_connections_avoid_a_worker_busy_with_a_long_request(
             b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
             b"Content-Length: 3\r\n\r\n777"
         )
-        _wait(lambda: any(model_dir.glob("busy-*")))
+        wait_until(lambda: any(model_dir.glob("busy-*")))
         busy = int(next(model_dir.glob("busy-*")).name.split("-")[1])
         time.sleep(2.4)  # past _BUSY_AFTER (2 s) without a heartbeat from the busy worker
         pids = _ask_pids(server.port, 4)
         assert busy not in pids and len(set(pids)) == 1, (busy, pids)
         slow.settimeout(30)
-        data = b""
-        while not data.endswith(b"]"):
-            chunk = slow.recv(4096)
-            assert chunk, data
-            data += chunk
-        assert int(float(data.split(b"\r\n\r\n", 1)[1].strip(b"[]"))) == busy
+        assert _read_pid(slow) == busy
     finally:
         slow.close()
         for flag in model_dir.glob("busy-*"):
@@ -171,7 +162,7 @@ def test_workers_are_forked_from_one_loaded_zygote_and_replaced(
     assert all(_ppid(pid) == zygote for pid in workers)
     assert (model_dir / "loads.txt").read_text().split() == [str(zygote)]  # model_fn ran once
     os.kill(workers[0], signal.SIGKILL)
-    _wait(
+    wait_until(
         lambda: workers[0] not in server.state()["workers"] and len(server.state()["workers"]) == 2
     )
     replacement = (set(server.state()["workers"]) - set(workers)).pop()
@@ -204,7 +195,7 @@ def test_hung_worker_is_killed_and_replaced(tmp_path: Path) -> None:
                 headers={"Content-Type": "text/csv"},
                 timeout=20,
             )
-        _wait(lambda: server.state()["workers"] not in ([], before))
+        wait_until(lambda: server.state()["workers"] not in ([], before))
         answer = httpx.post(
             server.url + "/invocations", content=b"1,2", headers={"Content-Type": "text/csv"}
         )
@@ -222,5 +213,5 @@ def test_without_preload_each_worker_loads_its_own_model(tmp_path: Path) -> None
         assert all(_ppid(pid) == server.pid for pid in state["workers"])
         expected = sorted(str(pid) for pid in state["workers"])
         # each worker loads on its own (the second may still be loading at first /ping)
-        _wait(lambda: sorted((model_dir / "loads.txt").read_text().split()) == expected, 20)
+        wait_until(lambda: sorted((model_dir / "loads.txt").read_text().split()) == expected, 20)
         assert len(_listening_inodes(server.port)) == 2

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
 
 from fedsage._process import alive
 
-from .conftest import running
-
-
-def _wait(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+from .conftest import running, wait_until
 
 
 def test_killed_worker_is_replaced(tmp_path: Path, np_model_dir: Path) -> None:
@@ -28,7 +18,7 @@ def test_killed_worker_is_replaced(tmp_path: Path, np_model_dir: Path) -> None:
         before = server.state()["workers"]
         assert len(before) == 2
         os.kill(before[0], signal.SIGKILL)
-        _wait(
+        wait_until(
             lambda: (
                 before[0] not in server.state()["workers"] and len(server.state()["workers"]) == 2
             )
@@ -62,4 +52,4 @@ def test_worker_stops_when_supervisor_is_killed(tmp_path: Path, np_model_dir: Pa
         workers = server.state()["workers"]
         server.proc.kill()
         server.proc.wait()
-        _wait(lambda: not any(alive(pid) for pid in workers), timeout=10)
+        wait_until(lambda: not any(alive(pid) for pid in workers), timeout=10)
