@@ -209,3 +209,17 @@ def test_ordered_map_keeps_order_bounds_work_and_stops_on_errors() -> None:
     assert peak[0] <= len(sessions)
     started = sorted(i for s in sessions for i in s.calls)
     assert started == list(range(len(started))) and len(started) <= 13 + len(sessions) + 1
+
+
+def test_a_table_whose_rows_are_all_deleted_keeps_its_schema(
+        pg: DbConnection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEDSAGE_PG_WORKERS", "2")
+    with pg._conn.cursor() as cur:  # the pages stay until VACUUM: still several ranges
+        cur.execute(f"DELETE FROM {pg.dialect.qualified(HOSTILE, pg.schema)}")
+    pg._conn.commit()
+    assert _planned(pg, HOSTILE) is not None
+    table = pg.to_arrow(HOSTILE)
+    assert table.num_rows == 0
+    assert table.column_names == ["id", "half", "s", "maybe", "ts"]
+    assert pg.export(HOSTILE, tmp_path / "empty.parquet", "parquet") == 0
+    assert pq.read_table(tmp_path / "empty.parquet").column_names == table.column_names

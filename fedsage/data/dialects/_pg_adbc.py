@@ -25,6 +25,8 @@ import importlib.util
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .base import rebatch
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -173,7 +175,6 @@ def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequenc
     pyarrow.RecordBatch
         At least one (possibly empty) batch.
     """
-    import pyarrow as pa
     from psycopg import ClientCursor
 
     quoting = ClientCursor(conn)
@@ -184,14 +185,8 @@ def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequenc
         set_path = quoting.mogrify("SELECT set_config('search_path', %s, false)", [search_path])
     finally:
         quoting.close()
-    empty = True
     session = AdbcSession(conninfo(conn), ["SET default_transaction_read_only = on", set_path])
     try:
-        for batch in session.stream(adbc_query(sql, oids), schema):
-            for start in range(0, batch.num_rows, batch_rows):
-                empty = False
-                yield batch.slice(start, batch_rows)
+        yield from rebatch(session.stream(adbc_query(sql, oids), schema), batch_rows, schema)
     finally:
         session.close()
-    if empty:
-        yield pa.RecordBatch.from_pylist([], schema=schema)

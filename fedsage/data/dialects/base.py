@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ...errors import ConfigurationError, DataError
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import ClauseElement, quoted_name
     from sqlalchemy.sql.expression import ColumnClause, TableClause
 
-__all__ = ["COLUMN_HEADERS", "Dialect", "Progress"]
+__all__ = ["COLUMN_HEADERS", "Dialect", "Progress", "rebatch"]
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +336,23 @@ class Dialect:
                     cursor.executemany(sql, params)
         finally:
             cursor.close()
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], batch_rows: int,
+            schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Yield ``batches`` cut to at most ``batch_rows`` rows; at least one batch of ``schema``.
+
+    A result without rows still gives one empty batch, so callers keep the schema.
+    """
+    empty = True
+    for batch in batches:
+        for start in range(0, batch.num_rows, batch_rows):
+            empty = False
+            yield batch.slice(start, batch_rows)
+    if empty:
+        import pyarrow as pa
+
+        yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _shorten(sql: str, limit: int = 300) -> str:

@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ...errors import DataError
 from . import _pg_parallel
 from ._pg_adbc import AdbcSession, adbc_available, adbc_query, conninfo, iter_adbc
-from .base import Progress, _shorten
+from .base import Progress, _shorten, rebatch
 from .sqlalchemy_url import SQLAlchemyDialect
 
 if TYPE_CHECKING:
@@ -160,7 +160,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             yield from self.iter_arrow(conn, sql, params, batch_rows)
             return
         conn = self._driver(conn)
-        with _pg_parallel.scan_plan(conn, conninfo(conn), self.qualified(name, schema),
+        info = conninfo(conn)
+        with _pg_parallel.scan_plan(conn, info, self.qualified(name, schema),
                                     _pg_parallel.worker_count()) as plan:
             if plan is None:
                 yield from self.iter_arrow(conn, sql, params, batch_rows)
@@ -170,50 +171,42 @@ class PostgreSQLDialect(SQLAlchemyDialect):
                 arrow_schema, oids = self._describe(cursor, sql, params)
             finally:
                 cursor.close()
-            info, setup = conninfo(conn), plan.setup_statements()
+            setup = plan.setup_statements()
 
             def read(session: AdbcSession, pages: tuple[int, int | None]) -> list[Any]:
                 return session.read(adbc_query(plan.range_query(*pages), oids), arrow_schema)
 
-            with self._parallel_errors(sql):
+            with self._adbc_errors(sql, "reading the table"):
                 sessions = _pg_parallel.open_sessions(lambda: AdbcSession(info, setup),
                                                       plan.workers)
             try:
-                with self._parallel_errors(sql):
-                    for batches in _pg_parallel.ordered_map(read, plan.ranges, sessions):
-                        for batch in batches:
-                            for start in range(0, batch.num_rows, batch_rows):
-                                yield batch.slice(start, batch_rows)
+                with self._adbc_errors(sql, "reading the table"):
+                    ranges = _pg_parallel.ordered_map(read, plan.ranges, sessions)
+                    yield from rebatch((b for batches in ranges for b in batches), batch_rows,
+                                       arrow_schema)
             finally:
                 for session in sessions:
                     session.close()
 
     @contextlib.contextmanager
-    def _parallel_errors(self, sql: str) -> Iterator[None]:
-        """ADBC and Arrow errors of a parallel read as :class:`DataError`."""
+    def _adbc_errors(self, sql: str, action: str) -> Iterator[None]:
+        """ADBC and Arrow errors as :class:`DataError`, with the first line of the reason."""
         import pyarrow as pa
         from adbc_driver_manager import Error as AdbcError
 
         try:
             yield
         except (AdbcError, pa.ArrowException, OSError) as exc:
+            # The reader raises server errors met mid-stream as OSError.  Only the first
+            # line: the rest repeats the query, with its values bound on the client.
             detail = " ".join(str(exc).split("\n", 1)[0].split())
-            raise DataError(f"{self.name}: reading the table failed: {detail}\n"
+            raise DataError(f"{self.name}: {action} failed: {detail}\n"
                             f"  statement: {_shorten(sql)}") from exc
 
     def _iter_adbc(self, conn: Any, sql: str, params: Any, schema: pa.Schema,
                    oids: list[int], batch_rows: int) -> Iterator[pa.RecordBatch]:
-        import pyarrow as pa
-        from adbc_driver_manager import Error as AdbcError
-
-        try:
+        with self._adbc_errors(sql, "streaming the result"):
             yield from iter_adbc(conn, sql, params, schema, oids, batch_rows)
-        except (AdbcError, pa.ArrowException, OSError) as exc:
-            # The reader raises server errors met mid-stream as OSError.  Only the first
-            # line: the rest repeats the query, with its values bound on the client.
-            detail = " ".join(str(exc).split("\n", 1)[0].split())
-            raise DataError(f"{self.name}: streaming the result failed: {detail}\n"
-                            f"  statement: {_shorten(sql)}") from exc
 
     def _iter_copy_csv(self, cursor: Any, sql: str, params: Any, schema: pa.Schema,
                        batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -225,7 +218,6 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         # Columns are addressed by position: names may repeat in a query.
         keys = [f"c{i}" for i in range(len(types))]
         copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, FORCE_QUOTE *)"
-        empty = True
         with self.translate_errors(sql, "streaming the result"), \
                 cursor.copy(copy_sql, params) as copy:
             try:
@@ -244,13 +236,9 @@ class PostgreSQLDialect(SQLAlchemyDialect):
                 if "Empty CSV" not in str(exc):
                     raise
                 reader = iter(())  # no rows at all
-            for block in reader:
-                batch = pa.RecordBatch.from_arrays(block.columns, schema=schema)
-                for start in range(0, batch.num_rows, batch_rows):
-                    empty = False
-                    yield batch.slice(start, batch_rows)
-        if empty:
-            yield pa.RecordBatch.from_pylist([], schema=schema)
+            yield from rebatch(
+                (pa.RecordBatch.from_arrays(block.columns, schema=schema) for block in reader),
+                batch_rows, schema)
 
     def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
                  progress: Progress | None) -> int:
@@ -276,12 +264,13 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         """All rows of a table as CSV: page ranges copied in parallel, written in order."""
         sql, params = self.select_all(name, schema)
         driver = self._driver(conn)
-        with _pg_parallel.scan_plan(driver, conninfo(driver), self.qualified(name, schema),
+        info = conninfo(driver)
+        with _pg_parallel.scan_plan(driver, info, self.qualified(name, schema),
                                     _pg_parallel.worker_count(),
                                     _pg_parallel.CSV_CHUNK_PAGES) as plan:
             if plan is None:
                 return self.copy_csv(conn, sql, params, handle, progress)
-            info, setup = conninfo(driver), plan.setup_statements()
+            setup = plan.setup_statements()
 
             def copy(session: _pg_parallel.CopySession,
                      pages: tuple[int, int | None]) -> tuple[bytearray, int]:
