@@ -15,13 +15,13 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["Registry", "atomic_write", "fedsage_home", "registry"]
+__all__ = ["Record", "Records", "Registry", "atomic_write", "fedsage_home", "registry"]
 
 HOME_ENV = "FEDSAGE_HOME"
 
@@ -162,6 +162,23 @@ class Registry:
         KeyError
             If there is no such record.
         """
+
+        def merge(data: dict[str, Any]) -> dict[str, Any]:
+            data.update(changes)
+            return data
+
+        return self.modify(kind, name, merge)
+
+    def modify(
+        self, kind: str, name: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Replace a record by ``change(record)``, read and written under one write lock.
+
+        Raises
+        ------
+        KeyError
+            If there is no such record.
+        """
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -170,8 +187,7 @@ class Registry:
                 ).fetchone()
                 if row is None:
                     raise KeyError(f"no {kind} named {name!r}")
-                data = json.loads(row[0])
-                data.update(changes)
+                data = change(json.loads(row[0]))
                 conn.execute(
                     "UPDATE records SET data = ?, updated = ? WHERE kind = ? AND name = ?",
                     (json.dumps(data, default=str), time.time(), kind, name),
@@ -200,3 +216,79 @@ class Registry:
 def registry() -> Registry:
     """Return the registry under the current home folder."""
     return Registry(fedsage_home() / "registry.sqlite3")
+
+
+class Record(Protocol):
+    """What :class:`Records` keeps: a named dataclass that round-trips through a dict."""
+
+    @property
+    def name(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=Record)
+
+
+class Records(Generic[R]):
+    """Typed access to the registry records of one kind.
+
+    Parameters
+    ----------
+    kind : str
+        The registry kind (``job``, ``endpoint``, ``kyma``).
+    from_dict : callable
+        Builds a record from its stored dict (the record class's ``from_dict``).
+    missing : callable
+        Builds the error raised for an unknown name (it names the listing command).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        from_dict: Callable[[dict[str, Any]], R],
+        missing: Callable[[str], Exception],
+    ) -> None:
+        self.kind = kind
+        self._from_dict = from_dict
+        self._missing = missing
+
+    def add(self, record: R) -> None:
+        """Store a new record; raise :class:`KeyError` if the name is taken."""
+        registry().add(self.kind, record.name, record.to_dict())
+
+    def find(self, name: str) -> R | None:
+        """The record named ``name``, or ``None``."""
+        data = registry().get(self.kind, name)
+        return None if data is None else self._from_dict(data)
+
+    def get(self, name: str) -> R:
+        """The record named ``name``; raise the kind's "no such" error otherwise."""
+        record = self.find(name)
+        if record is None:
+            raise self._missing(name)
+        return record
+
+    def modify(self, name: str, change: Callable[[R], None]) -> R:
+        """Apply ``change`` to the stored record under the registry's write lock."""
+        result: list[R] = []
+
+        def apply(data: dict[str, Any]) -> dict[str, Any]:
+            record = self._from_dict(data)
+            change(record)
+            result.append(record)
+            return record.to_dict()
+
+        try:
+            registry().modify(self.kind, name, apply)
+        except KeyError:
+            raise self._missing(name) from None
+        return result[0]
+
+    def all(self) -> list[R]:
+        """Every record of the kind, oldest first."""
+        return [self._from_dict(data) for data in registry().list(self.kind)]
+
+    def delete(self, name: str) -> bool:
+        """Remove a record; return whether it existed."""
+        return registry().delete(self.kind, name)

@@ -71,8 +71,10 @@ def check_instance_count(value: Any, caller: str) -> int:
     return 1
 
 
-def check_instance_type(value: Any, caller: str, *, default: str | None) -> str:
-    """Return ``local``, ``local_gpu`` or an ``ml.*`` CPU type."""
+def check_instance_type(
+    value: Any, caller: str, *, default: str | None, local_allowed: bool = True
+) -> str:
+    """Return ``local`` (where ``local_allowed``) or an ``ml.*`` CPU type."""
     if value is None:
         if default is None:
             raise _fail(
@@ -80,6 +82,12 @@ def check_instance_type(value: Any, caller: str, *, default: str | None) -> str:
                 "for example instance_type='ml.m5.large'",
             )
         return default
+    if value in ("local", "local_gpu") and not local_allowed:
+        raise _fail(
+            "instance_type", caller, "an ml.* instance type in aws mode", value,
+            f"instance_type={value!r} needs local mode; pass an ml.* type such as "
+            "'ml.m5.large'",
+        )
     if not isinstance(value, str) or not (value == "local" or _ML_INSTANCE.match(value)):
         raise _fail(
             "instance_type", caller, "'local' or an ml.* name such as 'ml.m5.large'", value

@@ -76,6 +76,7 @@ def run_demo(
     FedsageError
         When any step fails; the message says which and why.
     """
+    from . import backends
     from .data import DbConnection
     from .data.samples import load_samples
     from .dwc_sagemaker import DwcSagemaker
@@ -121,7 +122,8 @@ def run_demo(
             result.job_name = handle.job_name
             report("train", f"job {handle.job_name}")
             handle.wait(logs="None")
-        result.metrics = _metrics_from_log(dwc._backend.training_log(handle.job_name))
+        job_log = backends.get(dwc.mode, prefix=dwc.prefix).training_log(handle.job_name)
+        result.metrics = _metrics_from_log(job_log)
         step_done("train")
     finally:
         conn.close()

@@ -7,12 +7,13 @@ the backends (:mod:`fedsage.backends`) do the work.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 from . import _validation as check
-from .backends.base import Backend, TrainingRequest
+from . import backends
+from ._log import announce_once
+from .backends import MODE_ENV, TrainingRequest
 from .channels import check_content_type, plan_channel
 from .errors import ConfigurationError
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
@@ -23,15 +24,6 @@ from .training.spec import check_base_job_name, check_job_name
 __all__ = ["MODE_ENV", "DwcSagemaker"]
 
 logger = logging.getLogger(__name__)
-
-MODE_ENV = "FEDSAGE_MODE"
-_announced: set[str] = set()
-
-
-def _announce_once(key: str, message: str) -> None:
-    if key not in _announced:
-        _announced.add(key)
-        logger.warning(message)
 
 
 class DwcSagemaker:
@@ -70,29 +62,20 @@ class DwcSagemaker:
         *,
         role: str | None = None,
     ) -> None:
-        caller = "DwcSagemaker"
         self.prefix = check_prefix(prefix)
         if bucket_name is not None:
             check_bucket_name(bucket_name)
-        self.mode = check.check_mode(mode or os.environ.get(MODE_ENV) or "local", caller)
-        if role is not None and self.mode == "local":
-            logger.info("role=%r is used in aws mode only; local mode ignores it", role)
-        self._backend = self._make_backend(bucket_name, role)
+        backends.resolve_mode(mode)  # a bad mode fails before any backend is built
+        self._backend = backends.get(mode, bucket_name=bucket_name, prefix=self.prefix, role=role)
+        self.mode = self._backend.mode
+        if role is not None and not self._backend.capabilities.uses_role:
+            logger.info("role=%r means nothing in %s mode and is ignored", role, self.mode)
         self.bucket_name = self._backend.store.bucket
-        _announce_once(
+        announce_once(
             self.mode,
             f"fedsage is in {self.mode} mode (bucket {self.bucket_name!r}); "
             f"set {MODE_ENV}=local|aws or pass mode= to change it",
         )
-
-    def _make_backend(self, bucket_name: str | None, role: str | None) -> Backend:
-        if self.mode == "local":
-            from .backends.local import LocalBackend
-
-            return LocalBackend(bucket_name, self.prefix)
-        from .backends.aws import AwsBackend
-
-        return AwsBackend(bucket_name, self.prefix, role=role)
 
     def __repr__(self) -> str:
         return (
@@ -195,7 +178,7 @@ class DwcSagemaker:
         logs = check.check_logs(logs, caller)
         check.check_bool(download_output, "download_output", caller)
 
-        handle = self._backend.train(request)
+        handle = self._backend.start_training_job(request)
         if wait or download_output:
             handle.wait(logs=logs)
         if download_output:
@@ -228,7 +211,8 @@ class DwcSagemaker:
                 f"the train_data parameter of {caller} is required: pass a DataFrame, a "
                 "DbConnection table or query, a file:// path or an s3:// URI"
             )
-        store = self._backend.store if self.mode == "local" else None
+        capabilities = self._backend.capabilities
+        store = self._backend.store if capabilities.store_lists_cheaply else None
         plans = [plan_channel("train", train_data, content_type, param="train_data", store=store)]
         if test_data is not None:
             plans.append(
@@ -284,17 +268,20 @@ class DwcSagemaker:
             resolved_source = folder
         check.check_instance_count(instance_count, caller)
         instance = check.check_instance_type(
-            instance_type, caller, default="local" if self.mode == "local" else None
+            instance_type,
+            caller,
+            default=capabilities.default_instance_type,
+            local_allowed=capabilities.local_instance_types,
         )
-        if self.mode == "local" and instance.startswith("ml."):
-            _announce_once(
-                "ml-local",
-                f"instance_type={instance!r} runs on this machine in local mode; the name is "
-                "recorded with the job and used as is in aws mode",
-            )
         version = check_framework_version(
             DEFAULT_FRAMEWORK_VERSION if framework_version is None else framework_version
         )
+        if version == "host" and not capabilities.host_runtime:
+            raise ConfigurationError(
+                f"the framework_version parameter of {caller} is 'host', which runs in "
+                f"fedsage's own environment and exists only in local mode; in {self.mode} "
+                "mode name a SageMaker image version such as '0.23-1'"
+            )
         return TrainingRequest(
             channels=plans,
             entry_point=entry_point,
@@ -372,7 +359,12 @@ class DwcSagemaker:
         caller = "deploy"
         job_name = self._job_name_of(clf, caller)
         check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
-        instance = check.check_instance_type(instance_type, caller, default=None)
+        instance = check.check_instance_type(
+            instance_type,
+            caller,
+            default=None,
+            local_allowed=self._backend.capabilities.local_instance_types,
+        )
         if endpoint_name is not None:
             check_job_name(endpoint_name, "endpoint_name")
         check.check_bool(cleanup_resources, "cleanup_resources", caller)
@@ -426,7 +418,7 @@ class DwcSagemaker:
         caller = "predict"
         check_job_name(endpoint_name, "endpoint_name")
         payload = _payload_bytes(body, caller)
-        answer, answer_type = self._backend.predict(
+        answer, answer_type = self._backend.invoke_endpoint(
             endpoint_name, payload, content_type or "application/json", accept or ""
         )
         if _is_textual(answer_type):
@@ -482,10 +474,10 @@ class DwcSagemaker:
         """
         caller = "deploy_to_kyma"
         job_name = self._job_name_of(clf, caller)
-        if self.mode == "aws" and not profile_name:
+        if self._backend.capabilities.kyma_needs_profile and not profile_name:
             raise ConfigurationError(
-                f"the profile_name parameter of {caller} is required in aws mode: the AWS "
-                "profile that may push to ECR (aws configure --profile NAME)"
+                f"the profile_name parameter of {caller} is required in {self.mode} mode: the "
+                "AWS profile that may push to ECR (aws configure --profile NAME)"
             )
         check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
         if endpoint_name is not None:

@@ -136,13 +136,24 @@ def delete_endpoint_resources(client: Any, name: str) -> list[str]:
 
 def read_job_log(logs: Any, job_name: str) -> list[str]:
     """Every CloudWatch log line of a training job so far (all its streams, in order)."""
+    return _read_log_group(logs, LOG_GROUP, f"{job_name}/", f"training job {job_name}")
+
+
+def read_endpoint_log(logs: Any, endpoint_name: str) -> list[str]:
+    """Every CloudWatch log line of an endpoint so far (all its instances, in order)."""
+    group = f"/aws/sagemaker/Endpoints/{endpoint_name}"
+    return _read_log_group(logs, group, "", f"endpoint {endpoint_name}")
+
+
+def _read_log_group(logs: Any, group: str, stream_prefix: str, what: str) -> list[str]:
     exceptions = import_aws("botocore.exceptions")
     lines: list[str] = []
+    prefix = {"logStreamNamePrefix": stream_prefix} if stream_prefix else {}
     try:
         streams = sorted(
             stream["logStreamName"]
             for page in logs.get_paginator("describe_log_streams").paginate(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/"
+                logGroupName=group, **prefix
             )
             for stream in page.get("logStreams", [])
         )
@@ -151,7 +162,7 @@ def read_job_log(logs: Any, job_name: str) -> list[str]:
             while True:
                 extra: dict[str, str] = {"nextToken": token} if token else {}
                 page = logs.get_log_events(
-                    logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True, **extra
+                    logGroupName=group, logStreamName=stream, startFromHead=True, **extra
                 )
                 lines.extend(event["message"] for event in page.get("events", []))
                 if not page.get("events") or page.get("nextForwardToken") == token:
@@ -160,5 +171,5 @@ def read_job_log(logs: Any, job_name: str) -> list[str]:
     except exceptions.ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":  # no log group yet: no lines
             return lines
-        raise api_error(exc, f"read the log of training job {job_name}") from exc
+        raise api_error(exc, f"read the log of {what}") from exc
     return lines

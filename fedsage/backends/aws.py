@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from ._aws_endpoints import (
     endpoint_exists,
     framework_version_of,
     invoke_endpoint,
+    read_endpoint_log,
     read_job_log,
     wait_for_endpoint,
 )
@@ -37,14 +40,12 @@ from ._aws_session import (
     resolve_role,
     sdk_session,
 )
-from .base import Backend, KymaInputs, TrainingRequest
+from .base import Backend, Capabilities, KymaInputs, TrainingRequest
 
 __all__ = ["ROLE_ENV", "AwsBackend"]
 
 logger = logging.getLogger(__name__)
 
-_TERMINAL = ("Completed", "Failed", "Stopped")
-_LOCAL_TYPES = ("local", "local_gpu")
 
 
 def _strip(response: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +75,14 @@ class AwsBackend(Backend):
     """
 
     mode = "aws"
+    capabilities = Capabilities(
+        default_instance_type=None,
+        local_instance_types=False,
+        host_runtime=False,
+        kyma_needs_profile=True,
+        uses_role=True,
+        store_lists_cheaply=False,
+    )
     #: Seconds between polls while waiting for a job (the SDK's default) or an endpoint.
     job_poll: float = 10.0
     endpoint_poll: float = 15.0
@@ -164,17 +173,7 @@ class AwsBackend(Backend):
 
     # -- training ------------------------------------------------------------
 
-    def train(self, request: TrainingRequest) -> TrainingJobHandle:
-        if request.framework_version == "host":
-            raise ConfigurationError(
-                "framework_version='host' runs in fedsage's own environment and exists only "
-                "in local mode; in aws mode name a SageMaker image version such as '0.23-1'"
-            )
-        if request.instance_type in _LOCAL_TYPES:
-            raise ConfigurationError(
-                f"instance_type={request.instance_type!r} needs local mode; in aws mode pass "
-                "an ml.* type such as 'ml.m5.large'"
-            )
+    def start_training_job(self, request: TrainingRequest) -> TrainingJobHandle:
         training_input = import_aws("sagemaker.inputs").TrainingInput
         job_name = name_from_base(request.base_job_name)
         output_path = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
@@ -282,7 +281,7 @@ class AwsBackend(Backend):
         return description
 
     def stop_training_job(self, name: str) -> None:
-        if self.describe_training_job(name)["TrainingJobStatus"] in _TERMINAL:
+        if self.job_has_ended(name):
             return
         self._call("sagemaker", "stop_training_job", kind="job", name=name, TrainingJobName=name)
 
@@ -298,6 +297,14 @@ class AwsBackend(Backend):
     def training_log(self, name: str) -> list[str]:
         self.describe_training_job(name)  # a clear error for an unknown job
         return read_job_log(self._client("logs"), name)
+
+    def training_metrics(self, name: str) -> list[dict[str, Any]]:
+        """The final value of each metric SageMaker extracted (``FinalMetricDataList``)."""
+        description = self.describe_training_job(name)
+        return [
+            {"Timestamp": m.get("Timestamp"), "MetricName": m["MetricName"], "Value": m["Value"]}
+            for m in description.get("FinalMetricDataList") or []
+        ]
 
     def download_output(self, name: str, dest: Path) -> Path | None:
         description = self.describe_training_job(name)
@@ -339,11 +346,6 @@ class AwsBackend(Backend):
         endpoint_name: str | None,
         framework_version: str | None = None,
     ) -> str:
-        if instance_type in _LOCAL_TYPES:
-            raise ConfigurationError(
-                f"instance_type={instance_type!r} needs local mode; in aws mode pass an ml.* "
-                "type such as 'ml.m5.large'"
-            )
         description = self.completed_job(job_name)
         image = description["AlgorithmSpecification"].get("TrainingImage", "")
         if framework_version is not None and "sagemaker-scikit-learn" not in image:
@@ -404,7 +406,20 @@ class AwsBackend(Backend):
             )
         )
 
-    def predict(
+    def endpoint_logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
+        """The endpoint's CloudWatch log (``/aws/sagemaker/Endpoints/NAME``)."""
+        self.describe_endpoint(name)  # a clear error for an unknown endpoint
+        logs = self._client("logs")
+        seen = 0
+        while True:
+            lines = read_endpoint_log(logs, name)
+            yield from lines[seen:]
+            seen = len(lines)
+            if not follow:
+                return
+            time.sleep(self.endpoint_poll)
+
+    def invoke_endpoint(
         self, endpoint_name: str, body: bytes, content_type: str, accept: str
     ) -> tuple[bytes, str]:
         runtime = self._client("sagemaker-runtime")
@@ -419,6 +434,42 @@ class AwsBackend(Backend):
         return self._pages(
             "sagemaker", "list_endpoints", "Endpoints", SortBy="CreationTime", SortOrder="Ascending"
         )
+
+    # -- Kyma --------------------------------------------------------------------
+
+    def deploy_to_kyma(
+        self,
+        job_name: str,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        endpoint_name: str | None,
+        progress: Any = None,
+    ) -> str:
+        """Build an image of the job's model, push it to ECR, apply it to the Kyma cluster."""
+        import tempfile
+
+        from ..kyma.deploy import deploy_to_kyma
+        from ..kyma.manifests import derive_name
+        from ..runtimes.base import Runtime
+
+        name = derive_name(job_name, endpoint_name)
+        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
+            inputs = self.kyma_inputs(job_name, Path(tmp))
+            return deploy_to_kyma(
+                target="cluster",
+                name=name,
+                model_tar=inputs.model_tar,
+                code_tar=inputs.code_tar,
+                program=inputs.program,
+                runtime=Runtime(
+                    framework_version=inputs.framework_version, python=Path(), python_version=""
+                ),
+                replicas=replicas,
+                profile_name=profile_name,
+                job_name=job_name,
+                progress=progress,
+            )
 
     def delete_channel_data(self, job_name: str) -> int:
         """Remove ``<prefix>/<job>/data/`` (``cleanup_resources``); return objects removed."""

@@ -1,17 +1,26 @@
-"""The backend interface that ``DwcSagemaker`` delegates to."""
+"""The backend interface: everything ``DwcSagemaker``, the CLI and the demo ask of a mode.
+
+Like an httpx transport, a backend is where the two modes differ and nowhere else: the
+callers above hold a :class:`Backend` and never ask which mode it is.  What differs in
+what a caller may *pass* (an instance type, the host runtime, a Kyma profile) is
+declared in :class:`Capabilities`, which the callers read instead of the mode.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..channels import ChannelPlan
+from ..errors import ConfigurationError
 from ..storage import ObjectStore
 from ..training.handle import TrainingJobHandle
+from ..training.records import TERMINAL_STATUSES
 
-__all__ = ["Backend", "KymaInputs", "TrainingRequest"]
+__all__ = ["Backend", "Capabilities", "KymaInputs", "TrainingRequest"]
 
 
 @dataclass
@@ -38,25 +47,66 @@ class KymaInputs:
     framework_version: str
 
 
-class Backend(ABC):
-    """Where jobs run and endpoints live: ``local`` (this machine) or ``aws``.
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend accepts, for the checks the callers run before calling it.
 
-    ``DwcSagemaker`` validates every argument, then calls exactly one of these
-    methods; a backend never re-validates the seed API's quirks.
+    Attributes
+    ----------
+    default_instance_type : str or None
+        The ``instance_type`` of a training job when none is given; ``None`` means the
+        caller must name one.
+    local_instance_types : bool
+        Whether ``instance_type='local'`` (or ``'local_gpu'``) runs.
+    host_runtime : bool
+        Whether ``framework_version='host'`` (fedsage's own environment) runs.
+    kyma_needs_profile : bool
+        Whether ``deploy_to_kyma`` needs an AWS profile (to push the image to ECR).
+    uses_role : bool
+        Whether an IAM role means anything.
+    store_lists_cheaply : bool
+        Whether checking that an ``s3://`` input exists costs nothing worth avoiding
+        (a folder tree), so calls can refuse a missing input before starting a job.
+    """
+
+    default_instance_type: str | None
+    local_instance_types: bool
+    host_runtime: bool
+    kyma_needs_profile: bool
+    uses_role: bool
+    store_lists_cheaply: bool
+
+
+class Backend(ABC):
+    """Where jobs run and endpoints live: this machine (``local``) or ``aws``.
+
+    Callers validate every argument against :attr:`capabilities` first; a backend does
+    not check the seed API's arguments again.
     """
 
     mode: str
+    capabilities: Capabilities
     store: ObjectStore
     prefix: str
     region: str
 
+    # -- training jobs ---------------------------------------------------------
+
     @abstractmethod
-    def train(self, request: TrainingRequest) -> TrainingJobHandle:
+    def start_training_job(self, request: TrainingRequest) -> TrainingJobHandle:
         """Upload inputs and code, start the job, return its handle at once."""
 
     @abstractmethod
     def describe_training_job(self, name: str) -> dict[str, Any]:
         """The DescribeTrainingJob response for ``name``."""
+
+    @abstractmethod
+    def list_training_jobs(self) -> list[dict[str, Any]]:
+        """Summaries of the known training jobs, oldest first."""
+
+    @abstractmethod
+    def training_log(self, name: str) -> list[str]:
+        """The log lines of a job written so far."""
 
     @abstractmethod
     def wait_training_job(
@@ -66,19 +116,34 @@ class Backend(ABC):
 
     @abstractmethod
     def stop_training_job(self, name: str) -> None:
-        """Stop a running job."""
+        """Stop a running job (nothing happens to a job that has ended)."""
 
     @abstractmethod
-    def list_training_jobs(self) -> list[dict[str, Any]]:
-        """Summaries of the known training jobs, newest last."""
-
-    @abstractmethod
-    def training_log(self, name: str) -> list[str]:
-        """The log lines of a job written so far."""
+    def training_metrics(self, name: str) -> list[dict[str, Any]]:
+        """The job's metric series: ``{"Timestamp", "MetricName", "Value"}`` per point."""
 
     @abstractmethod
     def download_output(self, name: str, dest: Path) -> Path | None:
         """Extract the job's ``output.tar.gz`` into ``dest``; None when there is none."""
+
+    @abstractmethod
+    def delete_channel_data(self, job_name: str) -> int:
+        """Remove the training data uploaded for ``job_name``; return objects removed."""
+
+    def completed_job(self, job_name: str) -> dict[str, Any]:
+        """The description of ``job_name``, which must have completed (it has a model)."""
+        description = self.describe_training_job(job_name)
+        status = description["TrainingJobStatus"]
+        if status != "Completed":
+            raise ConfigurationError(
+                f"training job {job_name} is {status}, not Completed; only a completed job "
+                "has a model to deploy (wait for it with .wait())"
+            )
+        return description
+
+    def job_has_ended(self, name: str) -> bool:
+        """Whether the job's status is one that never changes again."""
+        return self.describe_training_job(name)["TrainingJobStatus"] in TERMINAL_STATUSES
 
     # -- endpoints -------------------------------------------------------------
 
@@ -95,7 +160,19 @@ class Backend(ABC):
         """Create an endpoint serving the model of ``job_name``; return its name."""
 
     @abstractmethod
-    def predict(
+    def describe_endpoint(self, name: str) -> dict[str, Any]:
+        """The DescribeEndpoint response for ``name`` (local mode adds ``Local``)."""
+
+    @abstractmethod
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        """DescribeEndpoint-shaped summaries of the known endpoints, oldest first."""
+
+    @abstractmethod
+    def endpoint_logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
+        """The endpoint's log lines; with ``follow``, keep yielding new ones."""
+
+    @abstractmethod
+    def invoke_endpoint(
         self, endpoint_name: str, body: bytes, content_type: str, accept: str
     ) -> tuple[bytes, str]:
         """Invoke an endpoint; return (response body, response content type).
@@ -108,33 +185,13 @@ class Backend(ABC):
     def delete_endpoint(self, endpoint_name: str) -> None:
         """Delete an endpoint (and, in aws mode, its config and model)."""
 
-    @abstractmethod
-    def list_endpoints(self) -> list[dict[str, Any]]:
-        """DescribeEndpoint-shaped summaries of the known endpoints."""
-
-    @abstractmethod
-    def delete_channel_data(self, job_name: str) -> int:
-        """Remove the training data uploaded for ``job_name``; return objects removed."""
-
-    def completed_job(self, job_name: str) -> dict[str, Any]:
-        """The description of ``job_name``, which must have completed (it has a model)."""
-        from ..errors import ConfigurationError
-
-        description = self.describe_training_job(job_name)
-        status = description["TrainingJobStatus"]
-        if status != "Completed":
-            raise ConfigurationError(
-                f"training job {job_name} is {status}, not Completed; only a completed job "
-                "has a model to deploy (wait for it with .wait())"
-            )
-        return description
-
-    # -- Kyma --------------------------------------------------------------------
+    # -- Kyma ------------------------------------------------------------------
 
     @abstractmethod
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
         """Download a completed job's model and code into ``scratch``."""
 
+    @abstractmethod
     def deploy_to_kyma(
         self,
         job_name: str,
@@ -144,37 +201,4 @@ class Backend(ABC):
         endpoint_name: str | None,
         progress: Any = None,
     ) -> str:
-        """Deploy the model of ``job_name`` to Kyma; return its URL.
-
-        Local mode starts replicas behind a gateway on 127.0.0.1; aws mode builds an
-        image, pushes it to ECR and applies it to the cluster of ``kubeconfig.yml``.
-        """
-        import tempfile
-
-        from ..kyma.deploy import deploy_to_kyma
-        from ..kyma.manifests import derive_name
-
-        name = derive_name(job_name, endpoint_name)
-        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
-            inputs = self.kyma_inputs(job_name, Path(tmp))
-            return deploy_to_kyma(
-                target="local" if self.mode == "local" else "cluster",
-                name=name,
-                model_tar=inputs.model_tar,
-                code_tar=inputs.code_tar,
-                program=inputs.program,
-                runtime=self._kyma_runtime(job_name, inputs),
-                replicas=replicas,
-                profile_name=profile_name,
-                job_name=job_name,
-                progress=progress,
-            )
-
-    def _kyma_runtime(self, job_name: str, inputs: KymaInputs) -> Any:
-        """The runtime whose interpreter serves the model (local) or picks the base image."""
-        from ..runtimes.base import Runtime
-
-        # A cluster deployment only reads framework_version (the SageMaker base image);
-        # the interpreter runs inside the image, not here.
-        return Runtime(framework_version=inputs.framework_version, python=Path(), python_version="")
-
+        """Deploy the model of ``job_name`` to this mode's Kyma target; return its URL."""

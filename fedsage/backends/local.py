@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .._archive import pack_dir
-from .._home import fedsage_home, registry
+from .._home import fedsage_home
+from .._log import announce_once, follow_file
+from .._process import ProcessIdentity
 from ..channels import upload_channel
 from ..errors import ConfigurationError, StorageError, TrainingError
 from ..storage import LocalStore, parse_s3_uri
@@ -23,7 +28,7 @@ from ..storage.local import store_root
 from ..training import contract, records
 from ..training.handle import TrainingJobHandle
 from ..training.spec import JobSpec, name_from_base
-from .base import Backend, KymaInputs, TrainingRequest
+from .base import Backend, Capabilities, KymaInputs, TrainingRequest
 
 __all__ = ["DEFAULT_LOCAL_BUCKET", "LOCAL_REGION", "LocalBackend", "store_root"]
 
@@ -73,6 +78,14 @@ class LocalBackend(Backend):
     """
 
     mode = "local"
+    capabilities = Capabilities(
+        default_instance_type="local",
+        local_instance_types=True,
+        host_runtime=True,
+        kyma_needs_profile=False,
+        uses_role=False,
+        store_lists_cheaply=True,
+    )
 
     def __init__(self, bucket_name: str | None, prefix: str) -> None:
         self.store = LocalStore(store_root(), bucket_name or DEFAULT_LOCAL_BUCKET)
@@ -85,10 +98,9 @@ class LocalBackend(Backend):
     # -- training ------------------------------------------------------------
 
     def _new_job_name(self, base: str) -> str:
-        reg = registry()
         for _ in range(50):
             name = name_from_base(base)
-            if reg.get(records.KIND, name) is None and not records.job_dir(name).exists():
+            if records.jobs.find(name) is None and not records.job_dir(name).exists():
                 return name
             time.sleep(0.002)
         raise ConfigurationError(f"could not find a free job name for base {base!r}")
@@ -107,9 +119,15 @@ class LocalBackend(Backend):
                 pack_dir(request.source_dir, archive)
             return self.store.put_file(key, archive), program
 
-    def train(self, request: TrainingRequest) -> TrainingJobHandle:
+    def start_training_job(self, request: TrainingRequest) -> TrainingJobHandle:
         from ..runtimes import resolve_runtime
 
+        if request.instance_type.startswith("ml."):
+            announce_once(
+                "ml-local",
+                f"instance_type={request.instance_type!r} runs on this machine in local mode; "
+                "the name is recorded with the job and used as is in aws mode",
+            )
         runtime = resolve_runtime(request.framework_version)
         job_name = self._new_job_name(request.base_job_name)
         folder = records.job_dir(job_name)
@@ -155,7 +173,7 @@ class LocalBackend(Backend):
             runtime=runtime.to_dict(),
         )
         (folder / "spec.json").write_text(spec.to_json(), encoding="utf-8")
-        record = records.new_record(spec)
+        record = records.JobRecord.new(spec, time.time())
         warning = _check_versions(runtime.packages, request.framework_version)
         if runtime.approximate:
             warning = (
@@ -165,9 +183,8 @@ class LocalBackend(Backend):
             )
         if warning:
             warnings.warn(warning, stacklevel=3)
-            record["Fedsage"]["Warnings"].append(warning)
-        reg = registry()
-        reg.add(records.KIND, job_name, record)
+            record.warnings.append(warning)
+        records.jobs.add(record)
         with open(folder / "runner.err", "wb") as err:
             process = subprocess.Popen(
                 [sys.executable, "-S", "-m", "fedsage.training.runner", str(folder)],
@@ -178,8 +195,8 @@ class LocalBackend(Backend):
                 start_new_session=True,
             )
         _RUNNERS[job_name] = process
-        fedsage_info = {**record["Fedsage"], "Pid": process.pid}
-        reg.update(records.KIND, job_name, Fedsage=fedsage_info)
+        runner = ProcessIdentity.of(process.pid)
+        records.jobs.modify(job_name, lambda job: setattr(job, "runner", job.runner or runner))
         logger.info("started local training job %s (runner pid %d)", job_name, process.pid)
         return TrainingJobHandle(
             self,
@@ -193,31 +210,26 @@ class LocalBackend(Backend):
             hyperparameters=hyperparameters,
         )
 
-    def _record(self, name: str) -> dict[str, Any]:
-        reg = registry()
-        record = reg.get(records.KIND, name)
-        if record is None:
-            raise ConfigurationError(
-                f"no local training job named {name!r}; list jobs with: fedsage jobs list"
-            )
+    def _job(self, name: str) -> records.JobRecord:
         process = _RUNNERS.get(name)
         if process is not None and process.poll() is not None:
             _RUNNERS.pop(name, None)
-        return records.refresh_stale(reg, record)
+        return records.refresh_stale(records.jobs.get(name))
 
     def describe_training_job(self, name: str) -> dict[str, Any]:
-        return records.describe_record(self._record(name))
+        return self._job(name).describe()
 
     def list_training_jobs(self) -> list[dict[str, Any]]:
-        reg = registry()
-        return [
-            records.describe_record(records.refresh_stale(reg, r)) for r in reg.list(records.KIND)
-        ]
+        return [records.refresh_stale(job).describe() for job in records.jobs.all()]
 
     def training_log(self, name: str) -> list[str]:
-        self._record(name)
+        self._job(name)
         lines, _ = records.tail_log(records.job_dir(name) / "log.txt")
         return lines
+
+    def training_metrics(self, name: str) -> list[dict[str, Any]]:
+        self._job(name)
+        return []
 
     def wait_training_job(
         self, name: str, *, logs: str | bool = "All", raise_on_failure: bool = True
@@ -228,20 +240,17 @@ class LocalBackend(Backend):
         last_secondary = None
         try:
             while True:
-                record = self._record(name)
+                job = self._job(name)
                 if show:
-                    secondary = record.get("SecondaryStatus")
-                    if secondary != last_secondary:
+                    if job.secondary_status != last_secondary:
                         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-                        message = (record.get("SecondaryStatusTransitions") or [{}])[-1].get(
-                            "StatusMessage", ""
-                        )
-                        print(f"{stamp} {secondary} - {message}", flush=True)
-                        last_secondary = secondary
+                        message = job.transitions[-1].message if job.transitions else ""
+                        print(f"{stamp} {job.secondary_status} - {message}", flush=True)
+                        last_secondary = job.secondary_status
                     lines, offset = records.tail_log(log_path, offset)
                     for line in lines:
                         print(line, flush=True)
-                if record["TrainingJobStatus"] in records.TERMINAL:
+                if job.ended:
                     break
                 time.sleep(_POLL_SECONDS)
         except KeyboardInterrupt:
@@ -252,46 +261,69 @@ class LocalBackend(Backend):
             lines, offset = records.tail_log(log_path, offset)
             for line in lines:
                 print(line, flush=True)
-        status = record["TrainingJobStatus"]
-        if status == "Failed" and raise_on_failure:
-            raise TrainingError(name, status, record.get("FailureReason", ""))
-        if status == "Stopped":
+        if job.status == "Failed" and raise_on_failure:
+            raise TrainingError(name, job.status, job.failure_reason or "")
+        if job.status == "Stopped":
             logger.warning("training job %s was stopped", name)
-        return records.describe_record(record)
+        return job.describe()
 
     def stop_training_job(self, name: str) -> None:
-        record = self._record(name)
-        if record["TrainingJobStatus"] in records.TERMINAL:
+        job = self._job(name)
+        if job.ended:
             return
-        reg = registry()
-        reg.update(records.KIND, name, TrainingJobStatus="Stopping", SecondaryStatus="Stopping")
-        pid = record.get("Fedsage", {}).get("Pid")
-        if pid:
-            records.stop_runner(pid)
+
+        def stopping(current: records.JobRecord) -> None:
+            if not current.ended:
+                current.status = "Stopping"
+                current.move_to("Stopping", "Stopping the job", time.time())
+
+        records.jobs.modify(name, stopping)
+        runner = job.runner
+        if runner is not None and runner.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(runner.pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_TIMEOUT
         while time.monotonic() < deadline:
             process = _RUNNERS.get(name)
             if process is not None:
                 process.poll()
-            current = reg.get(records.KIND, name) or {}
-            if current.get("TrainingJobStatus") in records.TERMINAL:
+            if records.jobs.get(name).ended:
                 _reap(name)
                 return
-            if not records.pid_alive(pid):
+            if runner is None or not runner.alive():
                 break
             time.sleep(_POLL_SECONDS)
-        reg.update(
-            records.KIND,
-            name,
-            TrainingJobStatus="Stopped",
-            SecondaryStatus="Stopped",
-            FailureReason="Stopped on request",
-            TrainingEndTime=time.time(),
-        )
+
+        def stopped(current: records.JobRecord) -> None:
+            if not current.ended:
+                current.finish(
+                    "Stopped", "Stopped", "The job was stopped", time.time(),
+                    reason="Stopped on request",
+                )
+
+        records.jobs.modify(name, stopped)
 
     def download_output(self, name: str, dest: Path) -> Path | None:
-        spec = JobSpec.from_file(records.job_dir(name) / "spec.json")
+        spec = self._spec(name)
         return self.store.extract(spec.output_key, dest)
+
+    def delete_channel_data(self, job_name: str) -> int:
+        """Remove the training data uploaded for the job (``cleanup_resources``)."""
+        spec = self._spec(job_name)
+        removed = 0
+        for channel in spec.channels.values():
+            uri = parse_s3_uri(str(channel["uri"]))
+            if uri.key.startswith(spec.data_prefix):
+                removed += self.store.delete_prefix(uri.key)
+        return removed
+
+    def _spec(self, job_name: str) -> JobSpec:
+        self._job(job_name)
+        return JobSpec.from_file(records.job_dir(job_name) / "spec.json")
+
+    def _completed_spec(self, job_name: str) -> JobSpec:
+        self.completed_job(job_name)
+        return JobSpec.from_file(records.job_dir(job_name) / "spec.json")
 
     # -- endpoints -------------------------------------------------------------
 
@@ -331,7 +363,22 @@ class LocalBackend(Backend):
         logger.info("endpoint %s serves job %s (%s)", name, job_name, instance_type)
         return name
 
-    def predict(
+    def describe_endpoint(self, name: str) -> dict[str, Any]:
+        from ..serving import endpoints
+
+        return endpoints.describe_endpoint(name)
+
+    def list_endpoints(self) -> list[dict[str, Any]]:
+        from ..serving import endpoints
+
+        return endpoints.list_endpoints()
+
+    def endpoint_logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
+        from ..serving import endpoints
+
+        return follow_file(endpoints.endpoint_log(name), follow=follow)
+
+    def invoke_endpoint(
         self, endpoint_name: str, body: bytes, content_type: str, accept: str
     ) -> tuple[bytes, str]:
         from ..serving import endpoints
@@ -344,16 +391,7 @@ class LocalBackend(Backend):
 
         endpoints.delete_endpoint(endpoint_name)
 
-    def list_endpoints(self) -> list[dict[str, Any]]:
-        from ..serving import endpoints
-
-        return endpoints.list_endpoints()
-
     # -- Kyma --------------------------------------------------------------------
-
-    def _completed_spec(self, job_name: str) -> JobSpec:
-        self.completed_job(job_name)
-        return JobSpec.from_file(records.job_dir(job_name) / "spec.json")
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
         spec = self._completed_spec(job_name)
@@ -365,19 +403,33 @@ class LocalBackend(Backend):
             framework_version=spec.framework_version,
         )
 
-    def _kyma_runtime(self, job_name: str, inputs: KymaInputs) -> Any:
-        # Local replicas run in the runtime that trained the model.
-        return JobSpec.from_file(records.job_dir(job_name) / "spec.json").get_runtime()
+    def deploy_to_kyma(
+        self,
+        job_name: str,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        endpoint_name: str | None,
+        progress: Any = None,
+    ) -> str:
+        """Start ``replicas`` local servers of the job's model behind one gateway URL."""
+        from ..kyma.local import deploy_local
+        from ..kyma.manifests import derive_name
 
-    def delete_channel_data(self, name: str) -> int:
-        """Remove the training data uploaded for job ``name`` (``cleanup_resources``)."""
-        spec = JobSpec.from_file(records.job_dir(name) / "spec.json")
-        removed = 0
-        for channel in spec.channels.values():
-            uri = parse_s3_uri(str(channel["uri"]))
-            if uri.key.startswith(spec.data_prefix):
-                removed += self.store.delete_prefix(uri.key)
-        return removed
+        name = derive_name(job_name, endpoint_name)
+        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
+            inputs = self.kyma_inputs(job_name, Path(tmp))
+            return deploy_local(
+                name,
+                model_tar=inputs.model_tar,
+                code_tar=inputs.code_tar,
+                program=inputs.program,
+                # Local replicas run in the runtime that trained the model.
+                runtime=self._spec(job_name).get_runtime(),
+                replicas=replicas,
+                job_name=job_name,
+                progress=progress or (lambda event, info: None),
+            )
 
 
 def _runner_env() -> dict[str, str]:

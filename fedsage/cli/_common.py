@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from ..errors import FedsageError
+
+if TYPE_CHECKING:
+    from ..backends import Backend
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,3 +46,26 @@ def format_time(value: object) -> str:
     if isinstance(value, datetime):
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     return "" if value is None else str(value)
+
+
+def mode_option(app: typer.Typer, command: str) -> Callable[[], Backend]:
+    """Give ``app`` a ``--mode`` option; return a function that builds its backend.
+
+    The backend is built on first use, so ``--help`` never imports boto3 or the SDK.
+    """
+    chosen: dict[str, str | None] = {"mode": None}
+
+    @app.callback()
+    def _options(
+        mode: str = typer.Option(
+            None, "--mode", help="local or aws (default: FEDSAGE_MODE, else local)."
+        ),
+    ) -> None:
+        chosen["mode"] = mode
+
+    def backend() -> Backend:
+        from .. import backends
+
+        return backends.get(chosen["mode"], caller=f"fedsage {command}")
+
+    return backend

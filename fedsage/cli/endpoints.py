@@ -3,96 +3,59 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
 
 from .._archive import extract_safely
 from ..errors import FedsageError
-from ..serving import endpoints as api
 from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, serve
-from ._common import console, fail
+from ._common import console, fail, format_time, handle_errors, mode_option
 
 app = typer.Typer(help="Endpoints: list, describe, show logs, delete.", no_args_is_help=True)
+_backend = mode_option(app, "endpoints")
 
-_MODE: dict[str, str | None] = {"mode": None}
-
-
-@app.callback()
-def _options(
-    mode: str = typer.Option(
-        None, "--mode", help="local or aws (default: FEDSAGE_MODE, else local)."
-    ),
-) -> None:
-    _MODE["mode"] = mode
-
-
-def _aws_backend() -> Any:
-    """The aws backend when aws mode is asked for, else ``None`` (local endpoints)."""
-    from ..dwc_sagemaker import MODE_ENV, DwcSagemaker
-
-    mode = _MODE["mode"] or os.environ.get(MODE_ENV) or "local"
-    if mode == "local":
-        return None
-    return DwcSagemaker(mode=mode)._backend
-
-
-def _aws_list(backend: Any) -> None:
-    table = Table("Name", "Status", "Created")
-    for row in backend.list_endpoints():
-        created = row.get("CreationTime")
-        table.add_row(row["EndpointName"], row["EndpointStatus"], str(created or ""))
-    console.print(table)
+_STATUS_COLOR = {"InService": "green", "Failed": "red"}
 
 
 @app.command("list")
 def list_command() -> None:
-    """List endpoints (a dead local server shows as Failed)."""
-    try:
-        backend = _aws_backend()
-        if backend is not None:
-            _aws_list(backend)
-            return
-        rows = api.list_endpoints()
-    except FedsageError as exc:
-        raise fail(exc) from None
-    table = Table("Name", "Status", "URL", "Workers", "Runtime", "Created")
+    """List endpoints, oldest first (a local endpoint whose server died shows as Failed)."""
+    with handle_errors():
+        rows = _backend().list_endpoints()
+    # Local endpoints carry where they listen and what runs them; show it when present.
+    local = any("Local" in row for row in rows)
+    columns = ["Name", "Status", *(["URL", "Workers", "Runtime"] if local else []), "Created"]
+    table = Table(*columns)
+    table.columns[0].overflow = "fold"
     for row in rows:
-        local = row["Local"]
-        runtime = (local.get("runtime") or {}).get("FrameworkVersion", "")
-        created = row["CreationTime"].strftime("%Y-%m-%d %H:%M:%S") if row["CreationTime"] else ""
         status = row["EndpointStatus"]
-        color = {"InService": "green", "Failed": "red"}.get(status, "yellow")
-        table.add_row(
-            row["EndpointName"],
-            f"[{color}]{status}[/{color}]",
-            local.get("url") or "",
-            str(local.get("workers") or ""),
-            runtime,
-            created,
-        )
+        color = _STATUS_COLOR.get(status, "yellow")
+        cells = [row["EndpointName"], f"[{color}]{status}[/{color}]"]
+        if local:
+            info = row.get("Local") or {}
+            cells += [
+                info.get("url") or "",
+                str(info.get("workers") or ""),
+                (info.get("runtime") or {}).get("FrameworkVersion", ""),
+            ]
+        table.add_row(*cells, format_time(row.get("CreationTime")))
     console.print(table)
 
 
 @app.command("describe")
 def describe_command(name: str) -> None:
     """Show one endpoint's description."""
-    try:
-        backend = _aws_backend()
-        info = api.describe_endpoint(name) if backend is None else backend.describe_endpoint(name)
-    except FedsageError as exc:
-        raise fail(exc) from None
+    with handle_errors():
+        info = _backend().describe_endpoint(name)
     table = Table("Field", "Value", show_header=False)
     for key, value in info.items():
-        if key == "Local":
+        if isinstance(value, dict):
             for sub, subvalue in value.items():
-                table.add_row(f"Local.{sub}", str(subvalue))
+                table.add_row(f"{key}.{sub}", str(subvalue))
         else:
             table.add_row(key, str(value))
     console.print(table)
@@ -103,47 +66,27 @@ def logs_command(
     name: str,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
 ) -> None:
-    """Print a local endpoint's server log."""
-    try:
-        if _aws_backend() is not None:
-            raise FedsageError(
-                "aws endpoints log to CloudWatch (/aws/sagemaker/Endpoints/NAME); "
-                "read them there or with the AWS CLI"
-            )
-        path = api.endpoint_log(name)
-    except FedsageError as exc:
-        raise fail(exc) from None
-    if not path.exists():
-        raise fail(f"endpoint {name!r} has no log yet ({path})")
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        sys.stdout.write(handle.read())
-        sys.stdout.flush()
-        while follow:
-            line = handle.readline()
-            if line:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            else:
-                time.sleep(0.25)
+    """Print an endpoint's log (local: the server log; aws: CloudWatch)."""
+    with handle_errors():
+        for line in _backend().endpoint_logs(name, follow=follow):
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
 
 
 @app.command("delete")
 def delete_command(
     name: str = typer.Argument(None, help="The endpoint to delete."),
-    all_: bool = typer.Option(False, "--all", help="Delete every local endpoint."),
+    all_: bool = typer.Option(False, "--all", help="Delete every endpoint."),
 ) -> None:
-    """Stop an endpoint's server and remove it (or all of them with --all)."""
+    """Delete an endpoint and stop what it runs (or all of them with --all)."""
     if bool(name) == all_:
         raise fail("give either an endpoint NAME or --all")
-    try:
-        backend = _aws_backend()
-        target: Any = api if backend is None else backend
-        names = [e["EndpointName"] for e in target.list_endpoints()] if all_ else [name]
+    with handle_errors():
+        backend = _backend()
+        names = [e["EndpointName"] for e in backend.list_endpoints()] if all_ else [name]
         for one in names:
-            target.delete_endpoint(one)
+            backend.delete_endpoint(one)
             console.print(f"deleted endpoint {one}")
-    except FedsageError as exc:
-        raise fail(exc) from None
 
 
 def serve_command(

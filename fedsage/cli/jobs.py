@@ -9,29 +9,12 @@ import time
 import typer
 from rich.table import Table
 
-from ..backends.base import Backend
-from ._common import console, format_time, handle_errors
+from ._common import console, format_time, handle_errors, mode_option
 
 app = typer.Typer(help="Training jobs: list, describe, logs, stop.", no_args_is_help=True)
-
-_MODE: dict[str, str | None] = {"mode": None}
-
-
-@app.callback()
-def _options(
-    mode: str = typer.Option(
-        None, "--mode", help="local or aws (default: FEDSAGE_MODE, else local)."
-    ),
-) -> None:
-    _MODE["mode"] = mode
+_backend = mode_option(app, "jobs")
 
 _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}
-
-
-def _backend() -> Backend:
-    from ..dwc_sagemaker import DwcSagemaker
-
-    return DwcSagemaker(mode=_MODE["mode"])._backend
 
 
 @app.command("list")
@@ -83,8 +66,7 @@ def stop(name: str) -> None:
         backend = _backend()
         backend.stop_training_job(name)
         deadline = time.monotonic() + 15
-        status = backend.describe_training_job(name)["TrainingJobStatus"]
-        while status not in ("Stopped", "Completed", "Failed") and time.monotonic() < deadline:
+        while not backend.job_has_ended(name) and time.monotonic() < deadline:
             time.sleep(0.1)
-            status = backend.describe_training_job(name)["TrainingJobStatus"]
+        status = backend.describe_training_job(name)["TrainingJobStatus"]
     console.print(f"{name}: {status}")

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import threading
 import time
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -23,8 +24,8 @@ from typing import Any, NamedTuple
 import httpx
 
 from .._archive import extract_safely
-from .._home import fedsage_home, registry
-from .._process import alive, process_start, start_service, stop_process
+from .._home import Records, fedsage_home
+from .._process import ProcessIdentity, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
 from .supervisor import DEFAULT_MAX_BODY, ServerConfig
@@ -41,6 +42,83 @@ __all__ = [
 
 KIND = "endpoint"
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+@dataclass
+class EndpointRecord:
+    """A local endpoint as the registry keeps it; ``server`` is its supervisor process."""
+
+    name: str
+    created: float
+    status: str = "Creating"
+    updated: float | None = None
+    deploy_seconds: float | None = None
+    url: str | None = None
+    host: str | None = None
+    port: int | None = None
+    server: ProcessIdentity | None = None
+    dir: str | None = None
+    log: str | None = None
+    instance_count: int = 1
+    workers: int | None = None
+    program: str | None = None
+    runtime: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["server"] = None if self.server is None else self.server.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EndpointRecord:
+        values = dict(data)
+        values["server"] = ProcessIdentity.from_dict(values.get("server"))
+        return cls(**values)
+
+    def describe(self) -> dict[str, Any]:
+        """The record in the shape of SageMaker's ``DescribeEndpoint`` (plus ``Local``)."""
+        description: dict[str, Any] = {
+            "EndpointName": self.name,
+            "EndpointConfigName": self.name,
+            "EndpointStatus": self.status,
+            "CreationTime": _iso(self.created),
+            "LastModifiedTime": _iso(self.updated or self.created),
+            "ProductionVariants": [
+                {
+                    "VariantName": "AllTraffic",
+                    "CurrentInstanceCount": self.instance_count,
+                    "DesiredInstanceCount": self.instance_count,
+                }
+            ],
+            "Local": {
+                "url": self.url,
+                "pid": None if self.server is None else self.server.pid,
+                "port": self.port,
+                "workers": self.workers,
+                "dir": self.dir,
+                "log": self.log,
+                "runtime": self.runtime,
+                "deploy_seconds": self.deploy_seconds,
+            },
+        }
+        if self.status == "InService" and (self.server is None or not self.server.alive()):
+            description["EndpointStatus"] = "Failed"
+            description["FailureReason"] = (
+                f"the model server (pid {description['Local']['pid']}) is no longer running; "
+                f"see its log with 'fedsage endpoints logs {self.name}' and remove it with "
+                f"'fedsage endpoints delete {self.name}'"
+            )
+        return description
+
+
+def _no_such_endpoint(name: str) -> Exception:
+    return EndpointError(
+        f"there is no endpoint named {name!r}; list them with: fedsage endpoints list"
+    )
+
+
+#: The local endpoints in the registry.
+endpoints: Records[EndpointRecord] = Records(KIND, EndpointRecord.from_dict, _no_such_endpoint)
 _clients: dict[str, tuple[str, httpx.Client]] = {}
 _clients_lock = threading.Lock()
 
@@ -136,10 +214,9 @@ def create_endpoint(
     if instance_count < 1 or (workers is not None and workers < 1):
         raise ConfigurationError("instance_count and workers must be at least 1")
     per_instance = workers or max(1, (os.cpu_count() or 1) // instance_count)
-    reg = registry()
     now = time.time()
     try:
-        reg.add(KIND, name, {"EndpointName": name, "EndpointStatus": "Creating", "created": now})
+        endpoints.add(EndpointRecord(name=name, created=now))
     except KeyError:
         raise EndpointError(
             f"an endpoint named {name!r} already exists; pick another name or delete it "
@@ -178,29 +255,28 @@ def create_endpoint(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1.0)
         tail = _log_tail(folder / "server.log")
-        reg.delete(KIND, name)
+        endpoints.delete(name)
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, EndpointError) and not isinstance(exc, InvocationError):
             raise EndpointError(f"{exc}\n--- end of the server log ---\n{tail}") from exc
         raise
-    reg.update(
-        KIND,
-        name,
-        EndpointStatus="InService",
-        updated=time.time(),
-        deploy_seconds=round(time.time() - now, 3),
-        url=state["url"],
-        host=state["host"],
-        port=state["port"],
-        pid=proc.pid,
-        pid_start=process_start(proc.pid),
-        dir=str(folder),
-        log=str(folder / "server.log"),
-        instance_count=instance_count,
-        workers=per_instance * instance_count,
-        program=program,
-        runtime=runtime.describe(),
-    )
+    server = ProcessIdentity.of(proc.pid)
+
+    def in_service(record: EndpointRecord) -> None:
+        done = time.time()
+        record.status = "InService"
+        record.updated = done
+        record.deploy_seconds = round(done - now, 3)
+        record.url, record.host, record.port = state["url"], state["host"], state["port"]
+        record.server = server
+        record.dir = str(folder)
+        record.log = str(folder / "server.log")
+        record.instance_count = instance_count
+        record.workers = per_instance * instance_count
+        record.program = program
+        record.runtime = runtime.describe()
+
+    endpoints.modify(name, in_service)
     return describe_endpoint(name)
 
 
@@ -247,15 +323,6 @@ def _read_state(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _record(name: str) -> dict[str, Any]:
-    record = registry().get(KIND, name)
-    if record is None:
-        raise EndpointError(
-            f"there is no endpoint named {name!r}; list them with: fedsage endpoints list"
-        )
-    return record
-
-
 def _iso(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
 
@@ -283,34 +350,7 @@ def describe_endpoint(name: str) -> dict[str, Any]:
     EndpointError
         If there is no such endpoint.
     """
-    record = _record(name)
-    status = record.get("EndpointStatus", "Creating")
-    description: dict[str, Any] = {
-        "EndpointName": name,
-        "EndpointConfigName": name,
-        "EndpointStatus": status,
-        "CreationTime": _iso(record.get("created")),
-        "LastModifiedTime": _iso(record.get("updated", record.get("created"))),
-        "ProductionVariants": [
-            {
-                "VariantName": "AllTraffic",
-                "CurrentInstanceCount": record.get("instance_count", 1),
-                "DesiredInstanceCount": record.get("instance_count", 1),
-            }
-        ],
-        "Local": {
-            key: record.get(key)
-            for key in ("url", "pid", "port", "workers", "dir", "log", "runtime", "deploy_seconds")
-        },
-    }
-    pid = record.get("pid")
-    if status == "InService" and (pid is None or not alive(pid, record.get("pid_start"))):
-        description["EndpointStatus"] = "Failed"
-        description["FailureReason"] = (
-            f"the model server (pid {pid}) is no longer running; see its log with "
-            f"'fedsage endpoints logs {name}' and remove it with 'fedsage endpoints delete {name}'"
-        )
-    return description
+    return endpoints.get(name).describe()
 
 
 def list_endpoints() -> list[dict[str, Any]]:
@@ -321,12 +361,7 @@ def list_endpoints() -> list[dict[str, Any]]:
     list of dict
         One :func:`describe_endpoint` result per endpoint.
     """
-    names = [r["EndpointName"] for r in registry().list(KIND)]
-    out = []
-    for name in names:
-        with contextlib.suppress(EndpointError):  # deleted meanwhile by another process
-            out.append(describe_endpoint(name))
-    return out
+    return [record.describe() for record in endpoints.all()]
 
 
 def endpoint_log(name: str) -> Path:
@@ -337,8 +372,8 @@ def endpoint_log(name: str) -> Path:
     EndpointError
         If there is no such endpoint.
     """
-    record = _record(name)
-    return Path(record.get("log") or _endpoint_dir(name) / "server.log")
+    record = endpoints.get(name)
+    return Path(record.log or _endpoint_dir(name) / "server.log")
 
 
 def delete_endpoint(name: str) -> None:
@@ -354,11 +389,11 @@ def delete_endpoint(name: str) -> None:
     EndpointError
         If there is no such endpoint.
     """
-    record = _record(name)
-    folder = Path(record.get("dir") or _endpoint_dir(name))
+    record = endpoints.get(name)
+    folder = Path(record.dir or _endpoint_dir(name))
     state = _read_state(folder / "state.json") or {}
-    if record.get("pid"):
-        stop_process(record["pid"], record.get("pid_start"), grace=10.0)
+    if record.server is not None:
+        record.server.stop(grace=10.0)
     orphans = [*state.get("workers", []), *([state["zygote"]] if state.get("zygote") else [])]
     for pid in orphans:  # left by a supervisor killed hard
         stop_process(pid, None, grace=2.0, must_contain="fedsage_worker")
@@ -367,19 +402,17 @@ def delete_endpoint(name: str) -> None:
     if cached is not None:
         cached[1].close()
     shutil.rmtree(folder, ignore_errors=True)
-    registry().delete(KIND, name)
+    endpoints.delete(name)
 
 
 def _client(name: str) -> tuple[str, httpx.Client]:
     with _clients_lock:
         cached = _clients.get(name)
         if cached is None:
-            record = _record(name)
-            if record.get("EndpointStatus") != "InService" or not record.get("url"):
-                raise EndpointError(
-                    f"endpoint {name!r} is {record.get('EndpointStatus')}, not InService"
-                )
-            cached = (record["url"], httpx.Client(timeout=httpx.Timeout(70.0, connect=5.0)))
+            record = endpoints.get(name)
+            if record.status != "InService" or not record.url:
+                raise EndpointError(f"endpoint {name!r} is {record.status}, not InService")
+            cached = (record.url, httpx.Client(timeout=httpx.Timeout(70.0, connect=5.0)))
             _clients[name] = cached
         return cached
 

@@ -7,18 +7,29 @@ SageMaker SDK's ``SKLearn`` estimator answers (``latest_training_job.name``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from ..backends.base import Backend
+__all__ = ["JobControl", "TrainingJob", "TrainingJobHandle"]
 
-__all__ = ["TrainingJob", "TrainingJobHandle"]
+
+class JobControl(Protocol):
+    """What a handle asks of the backend that runs its job."""
+
+    mode: str
+
+    def describe_training_job(self, name: str) -> dict[str, Any]: ...
+
+    def wait_training_job(
+        self, name: str, *, logs: str | bool = "All", raise_on_failure: bool = True
+    ) -> dict[str, Any]: ...
+
+    def stop_training_job(self, name: str) -> None: ...
 
 
 class TrainingJob:
     """One training job, like the SDK's ``estimator.latest_training_job``."""
 
-    def __init__(self, backend: Backend, name: str) -> None:
+    def __init__(self, backend: JobControl, name: str) -> None:
         self._backend = backend
         self.name = name
         self.job_name = name
@@ -54,7 +65,7 @@ class TrainingJobHandle:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: JobControl,
         job_name: str,
         *,
         base_job_name: str,

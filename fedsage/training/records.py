@@ -1,40 +1,38 @@
-"""Local job records: DescribeTrainingJob-shaped entries in the registry, and job folders."""
+"""Local job records: one typed record per job in the registry, and the job folders.
+
+A :class:`JobRecord` holds what a local job's status is and was; :meth:`JobRecord.describe`
+renders it in the shape of SageMaker's ``DescribeTrainingJob`` response, which is what
+fedsage's API returns in both modes.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
-from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._home import Registry, fedsage_home
-from .._process import alive
+from .._home import Records, fedsage_home
+from .._process import ProcessIdentity
+from ..errors import ConfigurationError
 from .spec import JobSpec
 
 __all__ = [
     "KIND",
-    "TERMINAL",
-    "describe_record",
+    "TERMINAL_STATUSES",
+    "JobRecord",
+    "StatusTransition",
     "job_dir",
-    "new_record",
-    "pid_alive",
+    "jobs",
     "refresh_stale",
-    "set_secondary",
     "tail_log",
 ]
 
 KIND = "job"
-TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
-_TIME_FIELDS = (
-    "CreationTime",
-    "TrainingStartTime",
-    "TrainingEndTime",
-    "LastModifiedTime",
-)
+#: TrainingJobStatus values after which nothing changes any more (both modes).
+TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
+FAILURE_REASON_LIMIT = 1024  # SageMaker keeps the first 1,024 characters
 
 
 def job_dir(job_name: str) -> Path:
@@ -47,132 +45,226 @@ def training_image(framework_version: str) -> str:
     return f"sagemaker-scikit-learn:{framework_version}-cpu-py3"
 
 
-def new_record(spec: JobSpec) -> dict[str, Any]:
-    """The first registry record of a job that is about to start."""
-    now = time.time()
-    return {
-        "TrainingJobName": spec.job_name,
-        "TrainingJobArn": f"arn:aws:sagemaker:{spec.region}:000000000000:training-job/"
-        f"{spec.job_name.lower()}",
-        "TrainingJobStatus": "InProgress",
-        "SecondaryStatus": "Starting",
-        "SecondaryStatusTransitions": [
-            {
-                "Status": "Starting",
-                "StartTime": now,
-                "StatusMessage": "Preparing the instances for training",
-            }
-        ],
-        "HyperParameters": spec.hyperparameters,
-        "AlgorithmSpecification": {
-            "TrainingImage": training_image(spec.framework_version),
-            "TrainingInputMode": "File",
-            "EnableSageMakerMetricsTimeSeries": False,
-        },
-        "InputDataConfig": [
-            {
-                "ChannelName": name,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": channel["uri"],
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-                **({"ContentType": channel["content_type"]} if channel["content_type"] else {}),
-                "CompressionType": "None",
-                "RecordWrapperType": "None",
-            }
-            for name, channel in sorted(spec.channels.items())
-        ],
-        "OutputDataConfig": {"S3OutputPath": spec.output_path},
-        "ResourceConfig": {
-            "InstanceType": spec.instance_type,
-            "InstanceCount": 1,
-            "VolumeSizeInGB": 30,
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
-        "CreationTime": now,
-        "LastModifiedTime": now,
-        "Fedsage": {
-            "Mode": spec.mode,
-            "JobDir": str(job_dir(spec.job_name)),
-            "Runtime": spec.runtime,
-            "BaseJobName": spec.base_job_name,
-            "Program": spec.program,
-            "SubmitDirectory": spec.submit_directory,
-            "Pid": None,
-            "Warnings": [],
-        },
-    }
+def _utc(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc)
 
 
-def set_secondary(registry: Registry, job_name: str, status: str, message: str) -> None:
-    """Move a job to a new SecondaryStatus, closing the previous transition."""
-    record = registry.get(KIND, job_name) or {}
-    now = time.time()
-    transitions = record.get("SecondaryStatusTransitions", [])
-    if transitions and "EndTime" not in transitions[-1]:
-        transitions[-1]["EndTime"] = now
-    transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
-    changes: dict[str, Any] = {
-        "SecondaryStatus": status,
-        "SecondaryStatusTransitions": transitions,
-        "LastModifiedTime": now,
-    }
-    if status == "Training":
-        changes["TrainingStartTime"] = now
-    registry.update(KIND, job_name, **changes)
+@dataclass
+class StatusTransition:
+    """One entry of ``SecondaryStatusTransitions``."""
+
+    status: str
+    start_time: float
+    message: str
+    end_time: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Status": self.status,
+            "StartTime": _utc(self.start_time),
+            "StatusMessage": self.message,
+        }
+        if self.end_time is not None:
+            out["EndTime"] = _utc(self.end_time)
+        return out
 
 
-def pid_alive(pid: int | None) -> bool:
-    """Whether a process with ``pid`` exists (and is not a zombie)."""
-    return pid is not None and pid > 0 and alive(pid)
+@dataclass
+class JobRecord:
+    """A local training job as the registry keeps it.
+
+    The fields mirror ``DescribeTrainingJob``; times are POSIX seconds.  ``runner`` is the
+    job runner process (PID and start time) while the job is in progress.
+    """
+
+    name: str
+    region: str
+    mode: str
+    base_job_name: str
+    framework_version: str
+    program: str
+    submit_directory: str
+    output_path: str
+    instance_type: str
+    hyperparameters: dict[str, str]
+    channels: dict[str, dict[str, str | None]]
+    runtime: dict[str, Any]
+    creation_time: float
+    status: str = "InProgress"
+    secondary_status: str = "Starting"
+    transitions: list[StatusTransition] = field(default_factory=list)
+    last_modified_time: float | None = None
+    training_start_time: float | None = None
+    training_end_time: float | None = None
+    failure_reason: str | None = None
+    model_artifacts: str | None = None
+    runner: ProcessIdentity | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @classmethod
+    def new(cls, spec: JobSpec, now: float) -> JobRecord:
+        """The first record of a job that is about to start."""
+        return cls(
+            name=spec.job_name,
+            region=spec.region,
+            mode=spec.mode,
+            base_job_name=spec.base_job_name,
+            framework_version=spec.framework_version,
+            program=spec.program,
+            submit_directory=spec.submit_directory,
+            output_path=spec.output_path,
+            instance_type=spec.instance_type,
+            hyperparameters=dict(spec.hyperparameters),
+            channels={name: dict(channel) for name, channel in spec.channels.items()},
+            runtime=dict(spec.runtime),
+            creation_time=now,
+            last_modified_time=now,
+            transitions=[
+                StatusTransition("Starting", now, "Preparing the instances for training")
+            ],
+        )
+
+    # -- changes ---------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def move_to(self, secondary: str, message: str, now: float) -> None:
+        """Enter a new SecondaryStatus, closing the previous transition."""
+        if self.transitions and self.transitions[-1].end_time is None:
+            self.transitions[-1].end_time = now
+        self.transitions.append(StatusTransition(secondary, now, message))
+        self.secondary_status = secondary
+        self.last_modified_time = now
+        if secondary == "Training":
+            self.training_start_time = now
+
+    def finish(
+        self,
+        status: str,
+        secondary: str,
+        message: str,
+        now: float,
+        *,
+        reason: str | None = None,
+        model_artifacts: str | None = None,
+    ) -> None:
+        """End the job: ``Completed``, ``Failed`` or ``Stopped``."""
+        self.move_to(secondary, message, now)
+        self.transitions[-1].end_time = now
+        self.status = status
+        self.training_end_time = now
+        if reason:
+            self.failure_reason = reason[:FAILURE_REASON_LIMIT]
+        if model_artifacts:
+            self.model_artifacts = model_artifacts
+
+    # -- shapes ----------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["runner"] = None if self.runner is None else self.runner.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
+        values = dict(data)
+        values["transitions"] = [StatusTransition(**t) for t in values.get("transitions", [])]
+        values["runner"] = ProcessIdentity.from_dict(values.get("runner"))
+        return cls(**values)
+
+    def describe(self) -> dict[str, Any]:
+        """The record in the shape of SageMaker's ``DescribeTrainingJob`` response."""
+        out: dict[str, Any] = {
+            "TrainingJobName": self.name,
+            "TrainingJobArn": f"arn:aws:sagemaker:{self.region}:000000000000:training-job/"
+            f"{self.name.lower()}",
+            "TrainingJobStatus": self.status,
+            "SecondaryStatus": self.secondary_status,
+            "SecondaryStatusTransitions": [t.describe() for t in self.transitions],
+            "HyperParameters": dict(self.hyperparameters),
+            "AlgorithmSpecification": {
+                "TrainingImage": training_image(self.framework_version),
+                "TrainingInputMode": "File",
+                "EnableSageMakerMetricsTimeSeries": False,
+            },
+            "InputDataConfig": [
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": channel["uri"],
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                    **({"ContentType": channel["content_type"]} if channel["content_type"] else {}),
+                    "CompressionType": "None",
+                    "RecordWrapperType": "None",
+                }
+                for name, channel in sorted(self.channels.items())
+            ],
+            "OutputDataConfig": {"S3OutputPath": self.output_path},
+            "ResourceConfig": {
+                "InstanceType": self.instance_type,
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+            "CreationTime": _utc(self.creation_time),
+            "LastModifiedTime": _utc(self.last_modified_time or self.creation_time),
+        }
+        if self.training_start_time is not None:
+            out["TrainingStartTime"] = _utc(self.training_start_time)
+        if self.training_end_time is not None:
+            out["TrainingEndTime"] = _utc(self.training_end_time)
+        if self.failure_reason:
+            out["FailureReason"] = self.failure_reason
+        if self.model_artifacts:
+            out["ModelArtifacts"] = {"S3ModelArtifacts": self.model_artifacts}
+        out["Fedsage"] = {
+            "Mode": self.mode,
+            "JobDir": str(job_dir(self.name)),
+            "Runtime": self.runtime,
+            "BaseJobName": self.base_job_name,
+            "Program": self.program,
+            "SubmitDirectory": self.submit_directory,
+            "Pid": None if self.runner is None else self.runner.pid,
+            "Warnings": list(self.warnings),
+        }
+        return out
 
 
-def refresh_stale(registry: Registry, record: dict[str, Any]) -> dict[str, Any]:
-    """Mark a job whose runner died without finishing as Failed; return the record."""
-    if record.get("TrainingJobStatus") in TERMINAL:
-        return record
-    pid = record.get("Fedsage", {}).get("Pid")
-    if pid is None or pid_alive(pid):
-        return record
-    # The runner may have finished between our two reads.
-    fresh = registry.get(KIND, record["TrainingJobName"]) or record
-    if fresh.get("TrainingJobStatus") in TERMINAL:
-        return fresh
-    return registry.update(
-        KIND,
-        record["TrainingJobName"],
-        TrainingJobStatus="Failed",
-        SecondaryStatus="Failed",
-        FailureReason=f"InternalServerError: the local job runner (pid {pid}) ended without "
-        "recording a result; see the job's log",
-        TrainingEndTime=time.time(),
-        LastModifiedTime=time.time(),
+def _no_such_job(name: str) -> Exception:
+    return ConfigurationError(
+        f"no local training job named {name!r}; list jobs with: fedsage jobs list"
     )
 
 
-def describe_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A DescribeTrainingJob-shaped copy of ``record``: times become aware datetimes."""
-    out = dict(record)
-    for key in _TIME_FIELDS:
-        if isinstance(out.get(key), (int, float)):
-            out[key] = datetime.fromtimestamp(out[key], timezone.utc)
-    out["SecondaryStatusTransitions"] = [
-        {
-            k: datetime.fromtimestamp(v, timezone.utc) if k.endswith("Time") else v
-            for k, v in t.items()
-        }
-        for t in record.get("SecondaryStatusTransitions", [])
-    ]
-    return out
+#: The local jobs in the registry.
+jobs: Records[JobRecord] = Records(KIND, JobRecord.from_dict, _no_such_job)
 
 
-def stop_runner(pid: int) -> None:
-    """Ask a runner to stop: it kills the script's process group and records Stopped."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+def refresh_stale(record: JobRecord) -> JobRecord:
+    """Mark a job whose runner died without finishing as Failed; return the record."""
+    if record.ended or record.runner is None or record.runner.alive():
+        return record
+    runner = record.runner
+
+    def fail(current: JobRecord) -> None:
+        if current.ended:  # the runner finished between the two reads
+            return
+        current.finish(
+            "Failed",
+            "Failed",
+            "Training job failed",
+            time.time(),
+            reason=f"InternalServerError: the local job runner (pid {runner.pid}) ended "
+            "without recording a result; see the job's log",
+        )
+
+    return jobs.modify(record.name, fail)
 
 
 def tail_log(path: Path, start: int = 0) -> tuple[list[str], int]:
@@ -186,9 +278,3 @@ def tail_log(path: Path, start: int = 0) -> tuple[list[str], int]:
     end = data.rfind(b"\n") + 1
     lines = data[:end].decode("utf-8", "replace").splitlines()
     return lines, start + end
-
-
-def iter_log(path: Path) -> Iterator[str]:
-    """Every line of a job log written so far."""
-    lines, _ = tail_log(path)
-    yield from lines

@@ -24,18 +24,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from .._archive import extract_safely, pack_dir
-from .._home import Registry, registry
+from .._process import ProcessIdentity
 from ..errors import FedsageError
 from ..storage import LocalStore, parse_s3_uri
 from ..storage.local import store_root
 from . import contract, sandbox
-from .records import KIND, set_secondary
+from .records import JobRecord, jobs
 from .spec import JobSpec
 
 logger = logging.getLogger(__name__)
 
 _GRACE_SECONDS = 5.0
-_REASON_LIMIT = 1024
 _TRACEBACK_LINES = 6
 
 
@@ -49,7 +48,6 @@ class JobRunner:
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
         self.spec = JobSpec.from_file(job_dir / "spec.json")
-        self.registry: Registry = registry()
         self.store = _store_for(self.spec)
         self.root = job_dir / "opt_ml"
         self.log_path = job_dir / "log.txt"
@@ -64,7 +62,7 @@ class JobRunner:
         log.flush()
 
     def _status(self, status: str, message: str) -> None:
-        set_secondary(self.registry, self.spec.job_name, status, message)
+        jobs.modify(self.spec.job_name, lambda job: job.move_to(status, message, time.time()))
 
     def _check_stop(self) -> None:
         if self.stop_requested:
@@ -182,29 +180,17 @@ class JobRunner:
     # -- driver --------------------------------------------------------------
 
     def _warn(self, message: str) -> None:
-        record = self.registry.get(KIND, self.spec.job_name) or {}
-        fedsage = record.get("Fedsage", {})
-        fedsage["Warnings"] = [*fedsage.get("Warnings", []), message]
-        self.registry.update(KIND, self.spec.job_name, Fedsage=fedsage)
+        jobs.modify(self.spec.job_name, lambda job: job.warnings.append(message))
 
     def _finish(self, status: str, secondary: str, message: str, reason: str | None) -> None:
-        self._status(secondary, message)
-        now = time.time()
-        record = self.registry.get(KIND, self.spec.job_name) or {}
-        transitions = record.get("SecondaryStatusTransitions", [])
-        if transitions:
-            transitions[-1]["EndTime"] = now
-        changes: dict[str, Any] = {
-            "TrainingJobStatus": status,
-            "TrainingEndTime": now,
-            "LastModifiedTime": now,
-            "SecondaryStatusTransitions": transitions,
-        }
-        if reason:
-            changes["FailureReason"] = reason[:_REASON_LIMIT]
-        if status == "Completed":
-            changes["ModelArtifacts"] = {"S3ModelArtifacts": self.store.uri(self.spec.model_key)}
-        self.registry.update(KIND, self.spec.job_name, **changes)
+        artifacts = self.store.uri(self.spec.model_key) if status == "Completed" else None
+
+        def finish(job: JobRecord) -> None:
+            job.finish(
+                status, secondary, message, time.time(), reason=reason, model_artifacts=artifacts
+            )
+
+        jobs.modify(self.spec.job_name, finish)
 
     def _failure_reason(self) -> str:
         failure = Path(self.layout.failure_file)
@@ -217,10 +203,8 @@ class JobRunner:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, self._on_sigterm)
-        record = self.registry.get(KIND, self.spec.job_name) or {}
-        self.registry.update(
-            KIND, self.spec.job_name, Fedsage={**record.get("Fedsage", {}), "Pid": os.getpid()}
-        )
+        me = ProcessIdentity.current()
+        jobs.modify(self.spec.job_name, lambda job: setattr(job, "runner", me))
         with open(self.log_path, "a", encoding="utf-8", buffering=1) as log:
             try:
                 self.download(log)

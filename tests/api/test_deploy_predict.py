@@ -12,7 +12,7 @@ import pytest
 
 from fedsage import DwcSagemaker
 from fedsage.errors import ConfigurationError, EndpointError, InvocationError
-from fedsage.training.records import pid_alive
+from fedsage._process import alive as pid_alive
 
 SCRIPT = textwrap.dedent(
     """

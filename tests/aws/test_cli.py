@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from typer.testing import CliRunner
 
@@ -48,7 +50,21 @@ def test_endpoints_cli_in_aws_mode(
     described = runner.invoke(app, ["endpoints", "describe", name])
     assert described.exit_code == 0 and "EndpointArn" in described.output
     logs = runner.invoke(app, ["endpoints", "logs", name])
-    assert logs.exit_code == 1 and "CloudWatch" in logs.output
+    assert logs.exit_code == 0 and logs.output == ""  # no log group yet
+    cloudwatch = boto3.client("logs")
+    group, stream = f"/aws/sagemaker/Endpoints/{name}", "AllTraffic/i-0123456789"
+    cloudwatch.create_log_group(logGroupName=group)
+    cloudwatch.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    cloudwatch.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": f"served {i}"} for i in range(2)],
+    )
+    logs = runner.invoke(app, ["endpoints", "logs", name])
+    assert logs.exit_code == 0 and logs.output == "served 0\nserved 1\n", logs.output
+    missing = runner.invoke(app, ["endpoints", "logs", "no-such-endpoint"])
+    assert missing.exit_code == 1 and "no-such-endpoint" in missing.output
     deleted = runner.invoke(app, ["endpoints", "--mode", "aws", "delete", name])
     assert deleted.exit_code == 0, deleted.output
     assert sm.list_endpoints()["Endpoints"] == []

@@ -171,7 +171,7 @@ def test_delete_endpoint_removes_endpoint_config_and_model(
 def test_predict_returns_body_and_content_type(aws_env: str) -> None:
     canned_answer(aws_env, "1.0\n", "text/csv; charset=utf-8")
     backend = DwcSagemaker(mode="aws")._backend
-    assert backend.predict("any", b"1,2", "text/csv", "text/csv") == (
+    assert backend.invoke_endpoint("any", b"1,2", "text/csv", "text/csv") == (
         b"1.0\n",
         "text/csv; charset=utf-8",
     )
@@ -193,7 +193,7 @@ def test_model_error_becomes_invocation_error() -> None:
             modeled_fields={"OriginalStatusCode": 500, "OriginalMessage": "boom"},
         )
         with pytest.raises(InvocationError) as caught:
-            backend.predict("iris", b"1,2", "text/csv", "")
+            backend.invoke_endpoint("iris", b"1,2", "text/csv", "")
     assert (caught.value.endpoint_name, caught.value.status_code, caught.value.body) == (
         "iris",
         500,

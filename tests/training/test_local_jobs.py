@@ -16,7 +16,7 @@ import pytest
 
 from fedsage import DwcSagemaker
 from fedsage.errors import ConfigurationError, TrainingError
-from fedsage.training.records import pid_alive
+from fedsage._process import alive as pid_alive
 
 PROBE = textwrap.dedent(
     """
