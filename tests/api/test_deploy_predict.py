@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from fedsage import DwcSagemaker
-from fedsage.errors import ConfigurationError, EndpointError, InvocationError
 from fedsage._process import alive as pid_alive
+from fedsage.errors import ConfigurationError, EndpointError, InvocationError
 
 SCRIPT = textwrap.dedent(
     """

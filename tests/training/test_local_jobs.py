@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from fedsage import DwcSagemaker
-from fedsage.errors import ConfigurationError, TrainingError
 from fedsage._process import alive as pid_alive
+from fedsage.errors import ConfigurationError, TrainingError
 
 PROBE = textwrap.dedent(
     """
