@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
 import time
@@ -21,15 +22,40 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from .errors import ConfigurationError
 
-__all__ = ["Record", "Records", "Registry", "atomic_write", "fedsage_home", "registry"]
+__all__ = [
+    "PRIVATE_UMASK",
+    "Record",
+    "Records",
+    "Registry",
+    "atomic_write",
+    "fedsage_home",
+    "home_dir",
+    "make_private_dirs",
+    "open_private",
+    "registry",
+    "write_private",
+]
 
 HOME_ENV = "FEDSAGE_HOME"
+#: The umask of every process fedsage starts: what they write is for this user only.
+PRIVATE_UMASK = 0o077
+_PRIVATE_DIR = 0o700
+_PRIVATE_FILE = 0o600
+_checked_homes: set[Path] = set()
 
 
 def fedsage_home() -> Path:
-    """Return the home folder (created if missing).
+    """Return the home folder, created private (0700) if missing.
 
     ``FEDSAGE_HOME`` wins; otherwise the platform's user data folder for ``fedsage``.
+    The home names the interpreters fedsage runs and the processes it signals, so a
+    home that another user owns or may write to is refused.
+
+    Raises
+    ------
+    ConfigurationError
+        If the folder cannot be created, belongs to another user, or is writable by
+        group or others.
     """
     raw = os.environ.get(HOME_ENV)
     if raw:
@@ -39,13 +65,68 @@ def fedsage_home() -> Path:
 
         home = Path(platformdirs.user_data_dir("fedsage"))
     try:
-        home.mkdir(parents=True, exist_ok=True)
+        home.parent.mkdir(parents=True, exist_ok=True)
+        home.mkdir(mode=_PRIVATE_DIR, exist_ok=True)
     except OSError as exc:
         raise ConfigurationError(
             f"cannot create fedsage's home folder {home}: {exc.strerror}; "
             f"set {HOME_ENV} to a writable folder"
         ) from exc
-    return home.resolve()
+    home = home.resolve()
+    if home not in _checked_homes:
+        _check_home(home)
+        _checked_homes.add(home)
+    return home
+
+
+def _check_home(home: Path) -> None:
+    info = home.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise ConfigurationError(
+            f"fedsage's home folder {home} belongs to another user (uid {info.st_uid}); "
+            f"set {HOME_ENV} to a folder of your own"
+        )
+    if info.st_mode & 0o022:
+        raise ConfigurationError(
+            f"fedsage's home folder {home} is writable by group or others (mode "
+            f"{stat.filemode(info.st_mode)}), so another user could change what fedsage "
+            f"runs; make it private with: chmod 700 {home}, or set {HOME_ENV} to another folder"
+        )
+    if info.st_mode & 0o077:  # a home made by an older fedsage: ours, so make it private
+        os.chmod(home, _PRIVATE_DIR)
+
+
+def home_dir(*parts: str) -> Path:
+    """The folder ``FEDSAGE_HOME/<parts...>``, each level created private if missing."""
+    return make_private_dirs(fedsage_home().joinpath(*parts))
+
+
+def make_private_dirs(folder: Path) -> Path:
+    """Create ``folder`` and any missing parents with mode 0700; return ``folder``."""
+    missing = []
+    current = folder
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for level in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            level.mkdir(mode=_PRIVATE_DIR)
+    return folder
+
+
+def write_private(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` (replacing it) as a file only this user may read."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    with open_private(path, "wb") as handle:
+        handle.write(raw)
+
+
+def open_private(path: Path, mode: str = "ab") -> Any:
+    """Open ``path`` for writing (``wb`` or ``ab``), creating it with mode 0600."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
+    fd = os.open(path, flags, _PRIVATE_FILE)
+    os.fchmod(fd, _PRIVATE_FILE)
+    return os.fdopen(fd, mode)
 
 
 @contextlib.contextmanager
@@ -53,9 +134,10 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path`` and move it into place on success.
 
     On any exception the temporary file is removed and ``path`` is left untouched,
-    so a reader never sees a half-written file.
+    so a reader never sees a half-written file.  The file is private (0600), and so are
+    the folders created for it.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, mode) as handle:
@@ -110,6 +192,8 @@ class Registry:
         self.path = path
         if path not in Registry._ready:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's mode.
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, _PRIVATE_FILE))
             with self._connect() as conn:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute(_SCHEMA)

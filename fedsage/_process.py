@@ -21,7 +21,9 @@ def start_service(module: str, folder: Path, config: str, log: str) -> subproces
     The process gets its own session (it outlives the notebook kernel that started it),
     no stdin, and its output appended to ``folder / log``.
     """
-    with open(folder / log, "ab") as out:
+    from ._home import PRIVATE_UMASK, open_private
+
+    with open_private(folder / log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", module, "--config", config],
             cwd=folder,
@@ -29,6 +31,7 @@ def start_service(module: str, folder: Path, config: str, log: str) -> subproces
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=PRIVATE_UMASK,
         )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._archive import pack_dir
-from .._home import fedsage_home
+from .._home import PRIVATE_UMASK, fedsage_home, open_private, write_private
 from .._log import announce_once, follow_file
 from .._process import ProcessIdentity
 from ..channels import upload_channel
@@ -131,7 +131,7 @@ class LocalBackend(Backend):
         runtime = resolve_runtime(request.framework_version)
         job_name = self._new_job_name(request.base_job_name)
         folder = records.job_dir(job_name)
-        folder.mkdir(parents=True)
+        folder.mkdir(mode=0o700)
         data_prefix = f"{self.prefix}/{job_name}/data".lstrip("/")
         try:
             channels = {
@@ -172,7 +172,7 @@ class LocalBackend(Backend):
             output_path=output_path,
             runtime=runtime.to_dict(),
         )
-        (folder / "spec.json").write_text(spec.to_json(), encoding="utf-8")
+        write_private(folder / "spec.json", spec.to_json())
         record = records.JobRecord.new(spec, time.time())
         warning = _check_versions(runtime.packages, request.framework_version)
         if runtime.approximate:
@@ -185,7 +185,7 @@ class LocalBackend(Backend):
             warnings.warn(warning, stacklevel=3)
             record.warnings.append(warning)
         records.jobs.add(record)
-        with open(folder / "runner.err", "wb") as err:
+        with open_private(folder / "runner.err", "wb") as err:
             process = subprocess.Popen(
                 [sys.executable, "-S", "-m", "fedsage.training.runner", str(folder)],
                 stdin=subprocess.DEVNULL,
@@ -193,6 +193,7 @@ class LocalBackend(Backend):
                 stderr=err,
                 env=_runner_env(),
                 start_new_session=True,
+                umask=PRIVATE_UMASK,
             )
         _RUNNERS[job_name] = process
         runner = ProcessIdentity.of(process.pid)

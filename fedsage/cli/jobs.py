@@ -41,6 +41,10 @@ def describe(name: str) -> None:
     """Print the DescribeTrainingJob response of NAME as JSON."""
     with handle_errors():
         record = _backend().describe_training_job(name)
+    if record.get("HyperParameters"):
+        from ..training.contract import mask_secrets
+
+        record["HyperParameters"] = mask_secrets(record["HyperParameters"])
     console.print_json(json.dumps(record, default=str))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import filelock
 import uv
 
-from .._home import fedsage_home, write_json_atomic
+from .._home import home_dir, write_json_atomic
 from ..errors import RuntimeBuildError
 from .base import IMAGE_ENV, Runtime
 from .catalog import RuntimeSpec
@@ -63,7 +63,9 @@ _PROBE = Path(__file__).with_name("_inside") / "probe.py"
 def runtimes_root() -> Path:
     """The cache folder: ``FEDSAGE_RUNTIMES_DIR``, else ``FEDSAGE_HOME/runtimes``."""
     raw = os.environ.get(RUNTIMES_DIR_ENV)
-    root = Path(raw).expanduser().resolve() if raw else fedsage_home() / "runtimes"
+    if not raw:
+        return home_dir("runtimes")
+    root = Path(raw).expanduser().resolve()
     root.mkdir(parents=True, exist_ok=True)
     return root
 

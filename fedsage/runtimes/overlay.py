@@ -8,7 +8,7 @@ import secrets
 import shutil
 from pathlib import Path
 
-from .._home import fedsage_home
+from .._home import home_dir
 from ..errors import RuntimeBuildError
 from .base import Runtime
 from .build import Progress, locked_entry, run_uv
@@ -91,8 +91,7 @@ def requirements_overlay(
         raise RuntimeBuildError(f"cannot read the requirements file {requirements}: {exc}") from exc
     runtime_key = runtime.spec_hash or f"{runtime.framework_version}:{runtime.python}"
     digest = hashlib.sha256(runtime_key.encode() + b"\0" + content).hexdigest()[:16]
-    root = fedsage_home() / "overlays"
-    root.mkdir(parents=True, exist_ok=True)
+    root = home_dir("overlays")
     name = f"{runtime.framework_version}-{digest}"
     target = root / name
     if (target / _DONE).exists():

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from .._archive import extract_safely
-from .._home import Records, fedsage_home
+from .._home import Records, home_dir, write_private
 from .._process import ProcessIdentity, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
@@ -131,7 +131,7 @@ class Invocation(NamedTuple):
 
 
 def _endpoint_dir(name: str) -> Path:
-    return fedsage_home() / "endpoints" / name
+    return home_dir("endpoints") / name
 
 
 def _check_name(name: str) -> None:
@@ -227,6 +227,7 @@ def create_endpoint(
     try:
         if folder.exists():
             shutil.rmtree(folder)
+        folder.mkdir(mode=0o700)
         extract_safely(Path(model_tar), folder / "model", error=EndpointError)
         if code_tar is not None:
             extract_safely(Path(code_tar), folder / "code", error=EndpointError)
@@ -246,7 +247,7 @@ def create_endpoint(
             state_file=str(folder / "state.json"),
             preload=_preload() if preload is None else preload,
         )
-        (folder / "config.json").write_text(config.to_json(), encoding="utf-8")
+        write_private(folder / "config.json", config.to_json())
         proc = start_service("fedsage.serving.supervisor", folder, "config.json", "server.log")
         state = _wait_healthy(name, proc, folder, ready_timeout)
     except BaseException as exc:

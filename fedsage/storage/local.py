@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import BinaryIO
 
-from .._home import atomic_write, fedsage_home
+from .._home import atomic_write, home_dir, make_private_dirs
 from ..errors import StorageError
 from .base import ObjectStore
 from .uris import check_bucket_name, check_key
@@ -19,7 +19,23 @@ _COPY_CHUNK = 1 << 20
 
 def store_root() -> Path:
     """The folder that holds the local object store's buckets, ``$FEDSAGE_HOME/s3``."""
-    return fedsage_home() / "s3"
+    return home_dir("s3")
+
+
+_FICLONE = 0x40049409  # Linux ioctl: share the blocks copy-on-write (btrfs, XFS)
+
+
+def _clone_or_copy(source: Path, dest: Path) -> None:
+    """Copy ``source`` to the new file ``dest``: a reflink where the file system has it."""
+    with open(source, "rb") as src, open(dest, "xb") as out:
+        try:
+            import fcntl
+
+            fcntl.ioctl(out.fileno(), _FICLONE, src.fileno())
+            return
+        except (ImportError, OSError):
+            pass
+    shutil.copyfile(source, dest)
 
 
 class LocalStore(ObjectStore):
@@ -35,8 +51,7 @@ class LocalStore(ObjectStore):
 
     def __init__(self, root: Path, bucket: str) -> None:
         self.bucket = check_bucket_name(bucket)
-        self.root = root / bucket
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = make_private_dirs(root / bucket)
 
     def __repr__(self) -> str:
         return f"LocalStore(bucket={self.bucket!r}, root={str(self.root)!r})"
@@ -56,11 +71,12 @@ class LocalStore(ObjectStore):
 
     def put_temp_file(self, key: str, path: Path) -> str:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(target.parent)
         try:
             os.replace(path, target)
         except OSError:  # another file system: copy instead
             return self.put_file(key, path)
+        os.chmod(target, 0o600)
         return self.uri(key)
 
     def put_stream(self, key: str, stream: BinaryIO) -> str:
@@ -78,12 +94,13 @@ class LocalStore(ObjectStore):
             raise StorageError(f"{self.uri(key)} does not exist")
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # A hard link costs nothing and is safe: objects are replaced, never edited.
-            if dest.exists():
+            # Always a copy, never a link: whoever gets the file (a training script
+            # rewriting its input, say) must not be able to change the stored object.
+            if dest.is_symlink() or dest.exists():
                 dest.unlink()
-            os.link(source, dest)
-        except OSError:
-            shutil.copyfile(source, dest)
+            _clone_or_copy(source, dest)
+        except OSError as exc:
+            raise StorageError(f"cannot copy {self.uri(key)} to {dest}: {exc}") from exc
         return dest
 
     def exists(self, key: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -26,6 +27,7 @@ __all__ = [
     "encode_hyperparameters",
     "failure_text",
     "input_data_config",
+    "mask_secrets",
     "resource_config",
     "split_hyperparameters",
     "to_cmd_args",
@@ -222,6 +224,22 @@ def to_cmd_args(user_hyperparameters: Mapping[str, Any]) -> list[str]:
         flag = f"-{key}" if len(key) == 1 else f"--{key}"
         args += [flag, _arg_value(user_hyperparameters[key])]
     return args
+
+
+_SECRET_NAME = re.compile(r"password|passwd|secret|token|key", re.IGNORECASE)
+MASK = "****"
+
+
+def mask_secrets(hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy whose values are hidden where the name says secret (password, token, key...).
+
+    For what is shown (job logs, failure reasons, the command line); the script itself
+    always gets the real values.
+    """
+    return {
+        name: MASK if _SECRET_NAME.search(str(name)) else value
+        for name, value in hyperparameters.items()
+    }
 
 
 def _env_value(value: Any) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._home import Records, fedsage_home
+from .._home import Records, home_dir
 from .._process import ProcessIdentity
 from ..errors import ConfigurationError
 from .spec import JobSpec
@@ -37,7 +37,7 @@ FAILURE_REASON_LIMIT = 1024  # SageMaker keeps the first 1,024 characters
 
 def job_dir(job_name: str) -> Path:
     """The folder of a local job: ``spec.json``, ``log.txt`` and the ``opt/ml`` tree."""
-    return fedsage_home() / "jobs" / job_name
+    return home_dir("jobs") / job_name
 
 
 def training_image(framework_version: str) -> str:

@@ -147,8 +147,9 @@ class JobRunner:
             contract.decode_hyperparameters(self.spec.hyperparameters)
         )[0]
         command = [str(runtime.python), self.spec.program, *contract.to_cmd_args(user)]
+        shown = [*command[:2], *contract.to_cmd_args(contract.mask_secrets(user))]
         self._log(log, "Invoking script with the following command:\n")
-        self._log(log, " ".join(command) + "\n")
+        self._log(log, " ".join(shown) + "\n")
         self.child = subprocess.Popen(
             command,
             env=env,
@@ -164,7 +165,7 @@ class JobRunner:
         if code != 0:
             failure = Path(self.layout.failure_file)
             if not failure.exists():
-                failure.write_text(contract.failure_text(command, code), encoding="utf-8")
+                failure.write_text(contract.failure_text(shown, code), encoding="utf-8")
         else:
             Path(self.layout.success_file).touch()
         return code
