@@ -16,9 +16,9 @@ from ._log import announce_once
 from .backends import MODE_ENV, TrainingRequest
 from .channels import check_content_type, plan_channel
 from .errors import ConfigurationError
+from .estimator import TrainingJobHandle
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
 from .training.contract import encode_hyperparameters
-from .training.handle import TrainingJobHandle
 from .training.spec import check_base_job_name, check_job_name
 
 __all__ = ["MODE_ENV", "DwcSagemaker"]
@@ -58,8 +58,8 @@ class DwcSagemaker:
         self,
         prefix: str = "model-data",
         bucket_name: str | None = None,
-        mode: str | None = None,
         *,
+        mode: str | None = None,
         role: str | None = None,
     ) -> None:
         self.prefix = check_prefix(prefix)
@@ -102,7 +102,7 @@ class DwcSagemaker:
         *,
         framework_version: str | None = None,
         channels: dict[str, Any] | None = None,
-    ) -> TrainingJobHandle:
+    ) -> Any:
         """Train a scikit-learn model with a SageMaker script-mode training script.
 
         Parameters
@@ -148,9 +148,11 @@ class DwcSagemaker:
 
         Returns
         -------
-        TrainingJobHandle
-            An estimator-like handle (``latest_training_job.name``, ``model_data``,
-            ``describe()``, ``wait()``...), accepted by :meth:`deploy`.
+        TrainingJobHandle or sagemaker.sklearn.SKLearn
+            aws mode: the SDK's own fitted ``SKLearn`` estimator, as fedml-aws returns it.
+            Local mode: an estimator-like handle (``latest_training_job``,
+            ``model_data``, ``deploy()``, ``wait()``...).  Both are accepted by
+            :meth:`deploy` and :meth:`deploy_to_kyma`.
 
         Raises
         ------
@@ -178,13 +180,24 @@ class DwcSagemaker:
         logs = check.check_logs(logs, caller)
         check.check_bool(download_output, "download_output", caller)
 
-        handle = self._backend.start_training_job(request)
+        started = self._backend.start_training_job(request)
+        handle = started.estimator or TrainingJobHandle(
+            self._backend,
+            started.name,
+            base_job_name=request.base_job_name,
+            framework_version=request.framework_version,
+            entry_point=request.entry_point.name,
+            source_dir=str(request.source_dir) if request.source_dir else None,
+            instance_type=request.instance_type,
+            output_path=started.output_path,
+            hyperparameters=started.hyperparameters,
+        )
         if wait or download_output:
-            handle.wait(logs=logs)
+            self._backend.wait_training_job(started.name, logs=logs)
         if download_output:
-            dest = Path.cwd() / handle.job_name / "output"
-            if self._backend.download_output(handle.job_name, dest) is None:
-                logger.info("job %s wrote no output data", handle.job_name)
+            dest = Path.cwd() / started.name / "output"
+            if self._backend.download_output(started.name, dest) is None:
+                logger.info("job %s wrote no output data", started.name)
         return handle
 
     def _training_request(
@@ -298,6 +311,32 @@ class DwcSagemaker:
         """The DescribeTrainingJob response of ``job_name``."""
         return self._backend.describe_training_job(job_name)
 
+    def attach(self, job_name: str) -> Any:
+        """Get the estimator of an existing training job back, e.g. in a new notebook.
+
+        Parameters
+        ----------
+        job_name : str
+            The training job's name.
+
+        Returns
+        -------
+        TrainingJobHandle or sagemaker.sklearn.SKLearn
+            What :meth:`train_sklearn_model` returned for it (``SKLearn.attach`` in aws
+            mode).
+
+        Raises
+        ------
+        ConfigurationError
+            If there is no such job.
+        """
+        check_job_name(job_name, "job_name")
+        estimator = self._backend.attach(job_name)
+        if estimator is not None:
+            return estimator
+        description = self._backend.describe_training_job(job_name)
+        return TrainingJobHandle.from_description(self._backend, description)
+
     # -- endpoints -------------------------------------------------------------
 
     def _job_name_of(self, clf: Any, caller: str) -> str:
@@ -310,9 +349,14 @@ class DwcSagemaker:
             return clf.job_name
         if isinstance(clf, str) and clf:
             return clf
+        job = getattr(clf, "latest_training_job", None)  # a SageMaker SDK estimator
+        name = getattr(job, "name", None) or getattr(job, "job_name", None)
+        if isinstance(name, str) and name:
+            return name
         raise ConfigurationError(
-            f"the clf parameter of {caller} must be what train_sklearn_model returned or a "
-            f"training job name; got {type(clf).__name__} instead"
+            f"the clf parameter of {caller} must be what train_sklearn_model returned (or a "
+            f"fitted SageMaker estimator) or a training job name; got {type(clf).__name__} "
+            "instead"
         )
 
     def deploy(
@@ -387,8 +431,8 @@ class DwcSagemaker:
         self,
         endpoint_name: str,
         body: Any,
-        content_type: str | None = None,
-        accept: str | None = None,
+        content_type: str = "",
+        accept: str = "",
     ) -> str | bytes:
         """Invoke an endpoint and return its answer.
 
@@ -398,11 +442,11 @@ class DwcSagemaker:
             The endpoint to call.
         body : bytes, str or seekable file-like object
             The payload, in the format ``content_type`` names.
-        content_type : str, optional
+        content_type : str, default=''
             The request's MIME type (``text/csv``, ``application/json``,
-            ``application/x-npy``); the server assumes ``application/json`` when omitted.
-        accept : str, optional
-            The response MIME type; the server's default accept when omitted.
+            ``application/x-npy``); empty: the server assumes ``application/json``.
+        accept : str, default=''
+            The response MIME type; empty: the server's default accept.
 
         Returns
         -------
@@ -436,7 +480,7 @@ class DwcSagemaker:
     def deploy_to_kyma(
         self,
         clf: Any,
-        profile_name: str | None = None,
+        profile_name: str | None,
         initial_instance_count: int = 1,
         endpoint_name: str | None = None,
         cleanup_resources: bool = True,
@@ -447,9 +491,9 @@ class DwcSagemaker:
         ----------
         clf : TrainingJobHandle or str
             What :meth:`train_sklearn_model` returned, or a training job's name.
-        profile_name : str, optional
-            aws mode: the AWS profile allowed to push to ECR (as in fedml-aws).
-            Ignored in local mode.
+        profile_name : str or None
+            The AWS profile allowed to push to ECR (required as in fedml-aws); local mode
+            does not use it (pass ``None``).
         initial_instance_count : int, default=1
             Pods (aws mode) or local replicas behind one gateway (local mode).
         endpoint_name : str, optional

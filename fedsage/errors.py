@@ -7,7 +7,7 @@
     │   └── MissingExtraError (ImportError)  an optional extra is not installed
     ├── DataError                           reading or writing data, database errors
     ├── StorageError                        the object store (local folder tree or S3)
-    ├── TrainingError                       a training job failed or was stopped
+    ├── TrainingError (ValueError)          a training job failed (the SDK's exception is one too)
     ├── RuntimeBuildError                   a framework runtime could not be built
     ├── EndpointError                       an endpoint could not be created, found or reached
     │   └── InvocationError                 the model answered with an error status (ModelError)
@@ -38,6 +38,11 @@ __all__ = [
 
 class FedsageError(Exception):
     """Base class of every error fedsage raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        # Not cooperative on purpose: in aws mode some errors also derive from the SDK's
+        # or botocore's exceptions, whose constructors take other arguments.
+        Exception.__init__(self, *args)
 
 
 class ConfigurationError(FedsageError, ValueError):
@@ -85,7 +90,7 @@ class StorageError(FedsageError):
     """An object-store operation failed (missing key, bad URI, write error)."""
 
 
-class TrainingError(FedsageError):
+class TrainingError(FedsageError, ValueError):
     """A training job failed or was stopped.
 
     Attributes
@@ -102,7 +107,8 @@ class TrainingError(FedsageError):
         self.job_name = job_name
         self.status = status
         self.reason = reason
-        super().__init__(
+        FedsageError.__init__(
+            self,
             f"Error for Training job {job_name}: {status}. Reason: {reason}. "
             f"See the whole log with: fedsage jobs logs {job_name}"
         )
@@ -128,7 +134,8 @@ class InvocationError(EndpointError):
         self.status_code = status_code
         self.body = body
         kind = "client" if 400 <= status_code < 500 else "server"
-        super().__init__(
+        FedsageError.__init__(
+            self,
             f"Received {kind} error ({status_code}) from model with message {body!r}. "
             f"See the endpoint's log with: fedsage endpoints logs {endpoint_name}"
         )

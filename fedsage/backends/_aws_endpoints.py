@@ -6,8 +6,9 @@ import re
 import time
 from typing import Any
 
-from ..errors import ConfigurationError, EndpointError, InvocationError
+from ..errors import ConfigurationError, EndpointError
 from ..storage.s3 import import_aws
+from ._aws_exceptions import model_error
 from ._aws_session import api_error, error_code
 
 __all__ = [
@@ -114,7 +115,7 @@ def invoke_endpoint(
             error = response.get("Error", {})
             status = response.get("OriginalStatusCode") or error.get("OriginalStatusCode")
             message = response.get("OriginalMessage") or error.get("OriginalMessage") or ""
-            raise InvocationError(name, int(status or 0), str(message)) from exc
+            raise model_error(name, int(status or 0), str(message), response) from exc
         raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
     except exceptions.BotoCoreError as exc:
         raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc

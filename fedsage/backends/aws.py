@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..channels import upload_channel
-from ..errors import ConfigurationError, TrainingError
+from ..errors import ConfigurationError
 from ..storage import ObjectStore, parse_s3_uri
 from ..storage.s3 import S3Store, default_bucket_name, import_aws
 from ..training.contract import decode_hyperparameters
-from ..training.handle import TrainingJobHandle
 from ..training.spec import base_from_name, name_from_base
 from ._aws_endpoints import (
     delete_endpoint_resources,
@@ -32,6 +31,7 @@ from ._aws_endpoints import (
     read_job_log,
     wait_for_endpoint,
 )
+from ._aws_exceptions import training_error
 from ._aws_session import (
     ROLE_ENV,
     api_error,
@@ -40,7 +40,7 @@ from ._aws_session import (
     resolve_role,
     sdk_session,
 )
-from .base import Backend, Capabilities, KymaInputs, TrainingRequest
+from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
 
 __all__ = ["ROLE_ENV", "AwsBackend"]
 
@@ -173,7 +173,7 @@ class AwsBackend(Backend):
 
     # -- training ------------------------------------------------------------
 
-    def start_training_job(self, request: TrainingRequest) -> TrainingJobHandle:
+    def start_training_job(self, request: TrainingRequest) -> StartedJob:
         training_input = import_aws("sagemaker.inputs").TrainingInput
         job_name = name_from_base(request.base_job_name)
         output_path = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
@@ -192,17 +192,24 @@ class AwsBackend(Backend):
             raise
         logger.info("started SageMaker training job %s in %s", job_name, self.region)
         description = self.describe_training_job(job_name)
-        return TrainingJobHandle(
-            self,
+        return StartedJob(
             job_name,
-            base_job_name=request.base_job_name,
-            framework_version=request.framework_version,
-            entry_point=request.entry_point.name,
-            source_dir=str(request.source_dir) if request.source_dir else None,
-            instance_type=request.instance_type,
-            output_path=output_path,
-            hyperparameters=dict(description.get("HyperParameters") or {}),
+            output_path,
+            dict(description.get("HyperParameters") or {}),
+            estimator=estimator,
         )
+
+    def attach(self, job_name: str) -> Any:
+        """The SDK's ``SKLearn.attach``: the estimator of an existing job."""
+        sklearn = import_aws("sagemaker.sklearn")
+        self.describe_training_job(job_name)  # fedsage's error for an unknown job
+        try:
+            return sklearn.SKLearn.attach(job_name, sagemaker_session=self.sdk)
+        except ValueError as exc:  # not a scikit-learn job
+            raise ConfigurationError(
+                f"training job {job_name} was not trained on a SageMaker scikit-learn image "
+                f"and cannot be attached as an SKLearn estimator: {exc}"
+            ) from exc
 
     def _estimator(self, request: TrainingRequest, output_path: str) -> Any:
         sklearn = import_aws("sagemaker.sklearn")
@@ -275,7 +282,7 @@ class AwsBackend(Backend):
         description = self.describe_training_job(name)
         status = description["TrainingJobStatus"]
         if status == "Failed" and raise_on_failure:
-            raise TrainingError(name, status, description.get("FailureReason", ""))
+            raise training_error(name, status, description.get("FailureReason", ""))
         if status == "Stopped":
             logger.warning("training job %s was stopped", name)
         return description

@@ -17,10 +17,9 @@ from typing import Any
 from ..channels import ChannelPlan
 from ..errors import ConfigurationError
 from ..storage import ObjectStore
-from ..training.handle import TrainingJobHandle
 from ..training.records import TERMINAL_STATUSES
 
-__all__ = ["Backend", "Capabilities", "KymaInputs", "TrainingRequest"]
+__all__ = ["Backend", "Capabilities", "KymaInputs", "StartedJob", "TrainingRequest"]
 
 
 @dataclass
@@ -35,6 +34,21 @@ class TrainingRequest:
     hyperparameters: dict[str, str]
     framework_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StartedJob:
+    """A job that has just been started.
+
+    ``estimator`` is the object the caller should hand to the user when the backend has
+    one of its own (aws mode: the SageMaker SDK's fitted estimator); otherwise the
+    caller builds a local handle from the other fields.
+    """
+
+    name: str
+    output_path: str
+    hyperparameters: dict[str, str]
+    estimator: Any = None
 
 
 @dataclass
@@ -93,8 +107,12 @@ class Backend(ABC):
     # -- training jobs ---------------------------------------------------------
 
     @abstractmethod
-    def start_training_job(self, request: TrainingRequest) -> TrainingJobHandle:
-        """Upload inputs and code, start the job, return its handle at once."""
+    def start_training_job(self, request: TrainingRequest) -> StartedJob:
+        """Upload inputs and code and start the job; return at once."""
+
+    @abstractmethod
+    def attach(self, job_name: str) -> Any:
+        """The backend's own estimator object for an existing job, or ``None``."""
 
     @abstractmethod
     def describe_training_job(self, name: str) -> dict[str, Any]:

@@ -26,9 +26,8 @@ from ..errors import ConfigurationError, StorageError, TrainingError
 from ..storage import LocalStore, parse_s3_uri
 from ..storage.local import store_root
 from ..training import contract, records
-from ..training.handle import TrainingJobHandle
 from ..training.spec import JobSpec, name_from_base
-from .base import Backend, Capabilities, KymaInputs, TrainingRequest
+from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
 
 __all__ = ["DEFAULT_LOCAL_BUCKET", "LOCAL_REGION", "LocalBackend", "store_root"]
 
@@ -119,7 +118,7 @@ class LocalBackend(Backend):
                 pack_dir(request.source_dir, archive)
             return self.store.put_file(key, archive), program
 
-    def start_training_job(self, request: TrainingRequest) -> TrainingJobHandle:
+    def start_training_job(self, request: TrainingRequest) -> StartedJob:
         from ..runtimes import resolve_runtime
 
         if request.instance_type.startswith("ml."):
@@ -199,17 +198,11 @@ class LocalBackend(Backend):
         runner = ProcessIdentity.of(process.pid)
         records.jobs.modify(job_name, lambda job: setattr(job, "runner", job.runner or runner))
         logger.info("started local training job %s (runner pid %d)", job_name, process.pid)
-        return TrainingJobHandle(
-            self,
-            job_name,
-            base_job_name=request.base_job_name,
-            framework_version=request.framework_version,
-            entry_point=program,
-            source_dir=str(request.source_dir) if request.source_dir else None,
-            instance_type=request.instance_type,
-            output_path=output_path,
-            hyperparameters=hyperparameters,
-        )
+        return StartedJob(job_name, output_path, hyperparameters)
+
+    def attach(self, job_name: str) -> Any:
+        self._job(job_name)  # a clear error for an unknown job
+        return None
 
     def _job(self, name: str) -> records.JobRecord:
         process = _RUNNERS.get(name)

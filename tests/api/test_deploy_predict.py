@@ -174,7 +174,7 @@ def test_deploy_to_kyma_needs_a_profile_in_aws_mode(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # never used: the check comes first
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with pytest.raises(ConfigurationError, match="profile_name"):
-        DwcSagemaker(bucket_name="some-bucket").deploy_to_kyma("some-job")
+        DwcSagemaker(bucket_name="some-bucket").deploy_to_kyma("some-job", None)
 
 
 def test_deploy_keeps_the_runtime_that_trained_the_model(dwc, trained):

@@ -23,14 +23,14 @@ def test_jobs_cli_in_aws_mode(sm: Any, train_script: Path, monkeypatch: pytest.M
     runner = CliRunner()
     listed = runner.invoke(app, ["jobs", "--mode", "aws", "list"])
     assert listed.exit_code == 0, listed.output
-    assert handle.job_name in listed.output
-    described = runner.invoke(app, ["jobs", "--mode", "aws", "describe", handle.job_name])
+    assert handle.latest_training_job.name in listed.output
+    described = runner.invoke(app, ["jobs", "--mode", "aws", "describe", handle.latest_training_job.name])
     assert described.exit_code == 0, described.output
-    assert sm.describe_training_job(TrainingJobName=handle.job_name)["TrainingJobArn"] in (
+    assert sm.describe_training_job(TrainingJobName=handle.latest_training_job.name)["TrainingJobArn"] in (
         described.output
     )
     # The local registry knows nothing of it.
-    local = runner.invoke(app, ["jobs", "--mode", "local", "describe", handle.job_name])
+    local = runner.invoke(app, ["jobs", "--mode", "local", "describe", handle.latest_training_job.name])
     assert local.exit_code == 1
 
 

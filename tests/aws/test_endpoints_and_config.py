@@ -131,14 +131,14 @@ def test_deploy_refuses_unfinished_job_and_reports_failed_endpoint(
     clf = dwc.train_sklearn_model(
         FRAME, train_script=str(train_script), instance_type="ml.m5.large"
     )
-    moto_training_job(clf.job_name).training_job_status = "InProgress"
+    moto_training_job(clf.latest_training_job.name).training_job_status = "InProgress"
     with pytest.raises(ConfigurationError, match="InProgress, not Completed"):
         dwc.deploy(clf, 1, "ml.m5.large")
-    moto_training_job(clf.job_name).training_job_status = "Completed"
+    moto_training_job(clf.latest_training_job.name).training_job_status = "Completed"
     backend = dwc._backend
     assert isinstance(backend, AwsBackend)
     name = backend.deploy(
-        clf.job_name,
+        clf.latest_training_job.name,
         initial_instance_count=1,
         instance_type="ml.m5.large",
         endpoint_name="will-fail",

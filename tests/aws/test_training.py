@@ -16,11 +16,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sagemaker.exceptions import UnexpectedStatusException
+from sagemaker.sklearn import SKLearn
 
 from fedsage import DwcSagemaker
 from fedsage.errors import ConfigurationError, TrainingError
 from fedsage.training.contract import encode_hyperparameters, reserved_hyperparameters
-from fedsage.training.handle import TrainingJobHandle
 
 from .conftest import DEFAULT_BUCKET, IMAGE_0231, REGION, ROLE, moto_training_job
 
@@ -32,7 +33,8 @@ def keys(s3: Any, bucket: str = DEFAULT_BUCKET) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def train(dwc: DwcSagemaker, script: Path, **kwargs: Any) -> TrainingJobHandle:
+def train(dwc: DwcSagemaker, script: Path, **kwargs: Any) -> Any:
+    """``train_sklearn_model`` with test defaults; aws mode returns the SDK's estimator."""
     args: dict[str, Any] = {
         "train_data": FRAME,
         "test_data": FRAME.head(1),
@@ -66,7 +68,7 @@ def test_named_bucket_is_created_in_the_region(s3: Any, train_script: Path) -> N
 
 def test_uploads_and_key_layout(s3: Any, train_script: Path, tmp_path: Path) -> None:
     handle = train(DwcSagemaker(mode="aws"), train_script)
-    job = handle.job_name
+    job = handle.latest_training_job.name
     # The layout local mode uses: <prefix>/<job>/{data/<channel>,source}/...
     assert keys(s3) == [
         f"model-data/{job}/data/test/test.csv",
@@ -89,7 +91,7 @@ def test_source_dir_is_packed_whole(s3: Any, tmp_path: Path) -> None:
     (code / "lib" / "helpers.py").write_text("X = 1\n")
     (code / "requirements.txt").write_text("numpy\n")
     handle = train(DwcSagemaker(mode="aws"), Path("train.py"), source_dir=str(code))
-    key = f"model-data/{handle.job_name}/source/sourcedir.tar.gz"
+    key = f"model-data/{handle.latest_training_job.name}/source/sourcedir.tar.gz"
     with tarfile.open(
         fileobj=io.BytesIO(s3.get_object(Bucket=DEFAULT_BUCKET, Key=key)["Body"].read())
     ) as tar:
@@ -100,7 +102,7 @@ def test_source_dir_is_packed_whole(s3: Any, tmp_path: Path) -> None:
 
 def test_create_training_job_request(sm: Any, train_script: Path) -> None:
     handle = train(DwcSagemaker(mode="aws"), train_script)
-    job = handle.job_name
+    job = handle.latest_training_job.name
     assert job.startswith("sagemaker-scikit-learn-")
     described = sm.describe_training_job(TrainingJobName=job)
     submit = f"s3://{DEFAULT_BUCKET}/model-data/{job}/source/sourcedir.tar.gz"
@@ -128,11 +130,10 @@ def test_create_training_job_request(sm: Any, train_script: Path) -> None:
         assert source["S3Uri"] == f"s3://{DEFAULT_BUCKET}/model-data/{job}/data/{name}/"
         assert source["S3DataType"] == "S3Prefix"
         assert source["S3DataDistributionType"] == "FullyReplicated"
-    # The handle answers like the SDK estimator.
-    assert handle.hyperparameters() == expected
+    # It is the SDK's own estimator, fitted, as fedml-aws returns it.
+    assert type(handle) is SKLearn
     assert handle.model_data == f"s3://{DEFAULT_BUCKET}/model-data/{job}/output/model.tar.gz"
     assert handle.latest_training_job.name == job
-    assert handle.mode == "aws"
 
 
 def test_other_inputs(s3: Any, sm: Any, train_script: Path, tmp_path: Path) -> None:
@@ -154,15 +155,15 @@ def test_other_inputs(s3: Any, sm: Any, train_script: Path, tmp_path: Path) -> N
         test_data=f"file://{local}",
         content_type=None,
     )
-    described = sm.describe_training_job(TrainingJobName=handle.job_name)
+    described = sm.describe_training_job(TrainingJobName=handle.latest_training_job.name)
     channels = {c["ChannelName"]: c for c in described["InputDataConfig"]}
     assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://raw-data/iris/"
     assert "ContentType" not in channels["train"]
-    job = handle.job_name
+    job = handle.latest_training_job.name
     assert f"model-data/{job}/data/test/test.json" in keys(s3)
     handle = train(dwc, train_script, train_data=Source(), test_data=None)
     body = s3.get_object(
-        Bucket=DEFAULT_BUCKET, Key=f"model-data/{handle.job_name}/data/train/train.csv"
+        Bucket=DEFAULT_BUCKET, Key=f"model-data/{handle.latest_training_job.name}/data/train/train.csv"
     )
     assert body["Body"].read() == b"7,8\n"
 
@@ -188,12 +189,13 @@ def test_refused_requests_leave_nothing(
 def test_wait_list_stop_and_logs(sm: Any, train_script: Path, capsys: Any) -> None:
     dwc = DwcSagemaker(mode="aws")
     handle = train(dwc, train_script)
-    job = handle.job_name
-    assert handle.wait(logs="None")["TrainingJobStatus"] == "Completed"
+    job = handle.latest_training_job.name
+    backend = dwc._backend
+    assert backend.wait_training_job(job, logs="None")["TrainingJobStatus"] == "Completed"
     # logs='All' goes through the SDK's logs_for_job, which prints the status line.
-    assert handle.wait(logs="All")["TrainingJobStatus"] == "Completed"
+    assert backend.wait_training_job(job, logs="All")["TrainingJobStatus"] == "Completed"
     assert "Starting - Preparing the instances for training" in capsys.readouterr().out
-    handle.stop()  # already Completed: a no-op, as in local mode
+    backend.stop_training_job(job)  # already Completed: a no-op, as in local mode
     assert sm.describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Completed"
     names = [j["TrainingJobName"] for j in dwc._backend.list_training_jobs()]
     assert names == [job]
@@ -202,7 +204,7 @@ def test_wait_list_stop_and_logs(sm: Any, train_script: Path, capsys: Any) -> No
 
 def test_training_log_reads_cloudwatch(boto: Any, train_script: Path) -> None:
     dwc = DwcSagemaker(mode="aws")
-    job = train(dwc, train_script).job_name
+    job = train(dwc, train_script).latest_training_job.name
     assert dwc._backend.training_log(job) == []  # no log group yet
     logs = boto.client("logs")
     group = "/aws/sagemaker/TrainingJobs"
@@ -220,14 +222,22 @@ def test_failed_job_raises_training_error(train_script: Path) -> None:
     dwc = DwcSagemaker(mode="aws")
     handle = train(dwc, train_script)
     # moto never fails a job by itself: set its in-process record to Failed.
-    record = moto_training_job(handle.job_name)
+    record = moto_training_job(handle.latest_training_job.name)
     record.training_job_status = "Failed"
     record.failure_reason = 'AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage ""'
+    job = handle.latest_training_job.name
     with pytest.raises(TrainingError) as caught:
-        handle.wait(logs="None")
-    assert caught.value.job_name == handle.job_name
+        dwc._backend.wait_training_job(job, logs="None")
+    assert caught.value.job_name == job
     assert caught.value.status == "Failed"
     assert caught.value.reason.startswith("AlgorithmError: ExecuteUserScriptError")
+    # A notebook catching the SDK's exception (or ValueError) catches fedsage's error too.
+    assert isinstance(caught.value, UnexpectedStatusException)
+    assert isinstance(caught.value, ValueError)
+    assert caught.value.actual_status == "Failed"
+    # The SDK's own estimator raises the SDK's own exception, untouched.
+    with pytest.raises(UnexpectedStatusException, match="Failed"):
+        handle.latest_training_job.wait(logs="None")
 
 
 def test_unknown_job_is_a_configuration_error() -> None:
@@ -238,7 +248,7 @@ def test_unknown_job_is_a_configuration_error() -> None:
 def test_download_output(s3: Any, train_script: Path, tmp_path: Path) -> None:
     dwc = DwcSagemaker(mode="aws")
     handle = train(dwc, train_script)
-    assert dwc._backend.download_output(handle.job_name, tmp_path / "none") is None
+    assert dwc._backend.download_output(handle.latest_training_job.name, tmp_path / "none") is None
     # moto writes no artifacts: put the archive the container would upload.
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -246,9 +256,9 @@ def test_download_output(s3: Any, train_script: Path, tmp_path: Path) -> None:
         info = tarfile.TarInfo("metrics.json")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    key = f"model-data/{handle.job_name}/output/output.tar.gz"
+    key = f"model-data/{handle.latest_training_job.name}/output/output.tar.gz"
     s3.put_object(Bucket=DEFAULT_BUCKET, Key=key, Body=buffer.getvalue())
-    dest = dwc._backend.download_output(handle.job_name, tmp_path / "out")
+    dest = dwc._backend.download_output(handle.latest_training_job.name, tmp_path / "out")
     assert dest is not None
     assert json.loads((dest / "metrics.json").read_text()) == {"accuracy": 0.97}
 
@@ -259,9 +269,9 @@ def test_extra_channels_go_to_fit(sm: Any, s3: Any, train_script: Path, tmp_path
     handle = train(
         DwcSagemaker(mode="aws"), train_script, channels={"validation": f"file://{holdout}"}
     )
-    described = sm.describe_training_job(TrainingJobName=handle.job_name)
+    described = sm.describe_training_job(TrainingJobName=handle.latest_training_job.name)
     channels = {c["ChannelName"]: c for c in described["InputDataConfig"]}
     assert set(channels) == {"train", "test", "validation"}
     uri = channels["validation"]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert uri == f"s3://{DEFAULT_BUCKET}/model-data/{handle.job_name}/data/validation/"
-    assert f"model-data/{handle.job_name}/data/validation/holdout.csv" in keys(s3)
+    assert uri == f"s3://{DEFAULT_BUCKET}/model-data/{handle.latest_training_job.name}/data/validation/"
+    assert f"model-data/{handle.latest_training_job.name}/data/validation/holdout.csv" in keys(s3)
