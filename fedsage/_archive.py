@@ -41,17 +41,23 @@ _DEFAULT_MAX_MEMBERS = 100_000
 _COPY_CHUNK = 1024 * 1024
 
 
-def pack_dir(source: Path, dest: Path, *, only: list[Path] | None = None) -> Path:
+def pack_dir(
+    source: Path, dest: Path, *, only: list[Path] | None = None, extra: list[Path] | None = None
+) -> Path:
     """Write the contents of ``source`` (not the folder itself) to the gzip tar ``dest``.
 
     ``only`` limits the archive to those paths (relative to ``source``), as the SDK does
-    when ``sourcedir.tar.gz`` holds just the entry script.
+    when ``sourcedir.tar.gz`` holds just the entry script.  ``extra`` files or folders are
+    added at the archive's root under their own names (the SDK's ``dependencies``).
+    Symbolic links are stored as the files they point to: extraction refuses links.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     entries = only if only is not None else sorted(p.relative_to(source) for p in source.iterdir())
-    with tarfile.open(dest, "w:gz", compresslevel=6) as tar:
+    with tarfile.open(dest, "w:gz", compresslevel=6, dereference=True) as tar:
         for rel in entries:
             tar.add(source / rel, arcname=rel.as_posix())
+        for path in extra or []:
+            tar.add(path, arcname=path.name)
     return dest
 
 

@@ -19,6 +19,7 @@ from .errors import ConfigurationError
 from .estimator import TrainingJobHandle
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
 from .training.contract import encode_hyperparameters
+from .training.settings import EstimatorSettings, check_settings
 from .training.spec import check_base_job_name, check_job_name
 
 __all__ = ["MODE_ENV", "DwcSagemaker"]
@@ -102,6 +103,23 @@ class DwcSagemaker:
         *,
         framework_version: str | None = None,
         channels: dict[str, Any] | None = None,
+        environment: dict[str, str] | None = None,
+        metric_definitions: list[dict[str, str]] | None = None,
+        max_run: int | None = None,
+        output_path: str | None = None,
+        code_location: str | None = None,
+        dependencies: list[str] | None = None,
+        tags: list[dict[str, str]] | None = None,
+        subnets: list[str] | None = None,
+        security_group_ids: list[str] | None = None,
+        volume_kms_key: str | None = None,
+        output_kms_key: str | None = None,
+        use_spot_instances: bool | None = None,
+        max_wait: int | None = None,
+        checkpoint_s3_uri: str | None = None,
+        checkpoint_local_path: str | None = None,
+        enable_network_isolation: bool | None = None,
+        volume_size: int | None = None,
     ) -> Any:
         """Train a scikit-learn model with a SageMaker script-mode training script.
 
@@ -145,6 +163,21 @@ class DwcSagemaker:
         channels : dict, optional
             Extra channels beside ``train`` and ``test``, name -> input (same kinds as
             ``train_data``); the script sees ``SM_CHANNEL_<NAME>``.
+        environment, metric_definitions, max_run, output_path, code_location, \
+dependencies, tags, subnets, security_group_ids, volume_kms_key, output_kms_key, \
+use_spot_instances, max_wait, checkpoint_s3_uri, checkpoint_local_path, \
+enable_network_isolation, volume_size : optional
+            The SageMaker estimator's settings of the same names (defaults as in the
+            SDK), passed to the SDK in aws mode.  Local mode: ``environment`` is the job's
+            environment (nothing else from this process reaches the script),
+            ``metric_definitions`` are matched against the log (``describe()``'s
+            ``FinalMetricDataList``, ``training_job_analytics``), ``max_run`` stops the job
+            as ``MaxRuntimeExceeded``, ``output_path`` / ``code_location`` move the
+            artifacts (``output_path`` may be ``file://``), ``dependencies`` are copied
+            beside the entry point, checkpoints are restored from and saved to
+            ``checkpoint_s3_uri`` through ``/opt/ml/checkpoints``,
+            ``enable_network_isolation`` gives the script no network; the rest is
+            recorded on the job and shown by ``describe()`` (docs/training.md).
 
         Returns
         -------
@@ -175,6 +208,26 @@ class DwcSagemaker:
             hyperparameters=hyperparameters,
             framework_version=framework_version,
             channels=channels,
+            settings=check_settings(
+                caller,
+                environment=environment,
+                metric_definitions=metric_definitions,
+                max_run=max_run,
+                output_path=output_path,
+                code_location=code_location,
+                dependencies=dependencies,
+                tags=tags,
+                subnets=subnets,
+                security_group_ids=security_group_ids,
+                volume_kms_key=volume_kms_key,
+                output_kms_key=output_kms_key,
+                use_spot_instances=use_spot_instances,
+                max_wait=max_wait,
+                checkpoint_s3_uri=checkpoint_s3_uri,
+                checkpoint_local_path=checkpoint_local_path,
+                enable_network_isolation=enable_network_isolation,
+                volume_size=volume_size,
+            ),
         )
         check.check_bool(wait, "wait", caller)
         logs = check.check_logs(logs, caller)
@@ -215,6 +268,7 @@ class DwcSagemaker:
         hyperparameters: dict[Any, Any] | None,
         framework_version: str | None,
         channels: dict[str, Any] | None = None,
+        settings: EstimatorSettings | None = None,
     ) -> TrainingRequest:
         from .runtimes import DEFAULT_FRAMEWORK_VERSION, check_framework_version
 
@@ -289,6 +343,12 @@ class DwcSagemaker:
         version = check_framework_version(
             DEFAULT_FRAMEWORK_VERSION if framework_version is None else framework_version
         )
+        output = settings.output_path if settings else None
+        if output and output.startswith("file://") and not capabilities.file_outputs:
+            raise ConfigurationError(
+                f"the output_path parameter of {caller} is {output!r}; a file:// output path "
+                f"works only in local mode, in {self.mode} mode give an s3:// URI"
+            )
         if version == "host" and not capabilities.host_runtime:
             raise ConfigurationError(
                 f"the framework_version parameter of {caller} is 'host', which runs in "
@@ -303,6 +363,7 @@ class DwcSagemaker:
             base_job_name=check_base_job_name(base_job_name),
             hyperparameters=encode_hyperparameters(hyperparameters),
             framework_version=version,
+            settings=settings or EstimatorSettings(),
         )
 
     # -- jobs ----------------------------------------------------------------

@@ -82,6 +82,7 @@ class AwsBackend(Backend):
         kyma_needs_profile=True,
         uses_role=True,
         store_lists_cheaply=False,
+        file_outputs=False,
     )
     #: Seconds between polls while waiting for a job (the SDK's default) or an endpoint.
     job_poll: float = 10.0
@@ -176,7 +177,8 @@ class AwsBackend(Backend):
     def start_training_job(self, request: TrainingRequest) -> StartedJob:
         training_input = import_aws("sagemaker.inputs").TrainingInput
         job_name = name_from_base(request.base_job_name)
-        output_path = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
+        default_output = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
+        output_path = request.settings.output_path or default_output
         try:
             inputs = {
                 plan.name: training_input(
@@ -231,9 +233,12 @@ class AwsBackend(Backend):
                 base_job_name=request.base_job_name,
                 # Decoded values: the SDK JSON-encodes them exactly as local mode does.
                 hyperparameters=decode_hyperparameters(request.hyperparameters),
-                output_path=output_path,
-                code_location=output_path,
                 sagemaker_session=self.sdk,
+                **{
+                    "output_path": output_path,
+                    "code_location": output_path,
+                    **request.settings.sdk_kwargs(),
+                },
             )
         except ValueError as exc:  # e.g. a version the SDK has no image for
             raise ConfigurationError(
@@ -243,9 +248,12 @@ class AwsBackend(Backend):
 
     def _fit(self, estimator: Any, inputs: dict[str, Any], job_name: str) -> None:
         exceptions = import_aws("botocore.exceptions")
+        # The SDK uploads the code with boto3's transfer manager, which wraps a missing
+        # bucket or a refused write in its own exception.
+        upload_failed = import_aws("boto3.exceptions").S3UploadFailedError
         try:
             estimator.fit(inputs, wait=False, job_name=job_name)
-        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+        except (exceptions.ClientError, exceptions.BotoCoreError, upload_failed) as exc:
             raise api_error(
                 exc, f"start training job {job_name}", kind="job", name=job_name
             ) from exc

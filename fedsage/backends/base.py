@@ -18,6 +18,7 @@ from ..channels import ChannelPlan
 from ..errors import ConfigurationError
 from ..storage import ObjectStore
 from ..training.records import TERMINAL_STATUSES
+from ..training.settings import EstimatorSettings
 
 __all__ = ["Backend", "Capabilities", "KymaInputs", "StartedJob", "TrainingRequest"]
 
@@ -33,7 +34,7 @@ class TrainingRequest:
     base_job_name: str
     hyperparameters: dict[str, str]
     framework_version: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    settings: EstimatorSettings = field(default_factory=EstimatorSettings)
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Capabilities:
     store_lists_cheaply : bool
         Whether checking that an ``s3://`` input exists costs nothing worth avoiding
         (a folder tree), so calls can refuse a missing input before starting a job.
+    file_outputs : bool
+        Whether a job's ``output_path`` may be a ``file://`` folder.
     """
 
     default_instance_type: str | None
@@ -89,6 +92,7 @@ class Capabilities:
     kyma_needs_profile: bool
     uses_role: bool
     store_lists_cheaply: bool
+    file_outputs: bool
 
 
 class Backend(ABC):

@@ -17,15 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._archive import pack_dir
+from .._archive import extract_safely, pack_dir
 from .._home import PRIVATE_UMASK, fedsage_home, open_private, write_private
 from .._log import announce_once, follow_file
 from .._process import ProcessIdentity
+from .._progress import StepProgress
 from ..channels import upload_channel
 from ..errors import ConfigurationError, StorageError, TrainingError
 from ..storage import LocalStore, parse_s3_uri
-from ..storage.local import store_root
+from ..storage.local import fetch_uri, put_uri, store_root, uri_exists
 from ..training import contract, records
+from ..training.metrics import METRICS_FILE, read_points
+from ..training.settings import local_checkpoint_dir
 from ..training.spec import JobSpec, name_from_base
 from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
 
@@ -40,29 +43,6 @@ _STOP_TIMEOUT = 15.0
 
 # Runner processes started by this process, kept so they are reaped (no zombies).
 _RUNNERS: dict[str, subprocess.Popen[bytes]] = {}
-
-
-def _check_versions(runtime_packages: dict[str, str], framework_version: str) -> str | None:
-    """A warning when the scikit-learn a job really uses differs from its image's."""
-    from ..runtimes.catalog import SUPPORTED_VERSIONS, load_spec
-
-    actual = runtime_packages.get("scikit-learn")
-    images = {v: load_spec(v).exact.packages.get("scikit-learn") for v in SUPPORTED_VERSIONS}
-    expected = images.get(framework_version)
-    if expected is None:
-        if actual in images.values():
-            return None
-        return (
-            f"framework_version={framework_version!r} runs on this environment's "
-            f"scikit-learn {actual}, which matches no SageMaker scikit-learn image exactly; "
-            "a model trained here may not load on SageMaker"
-        )
-    if actual != expected:
-        return (
-            f"the {framework_version} image has scikit-learn {expected}, but this job uses "
-            f"{actual}; results and pickles may differ on SageMaker"
-        )
-    return None
 
 
 class LocalBackend(Backend):
@@ -84,6 +64,7 @@ class LocalBackend(Backend):
         kyma_needs_profile=False,
         uses_role=False,
         store_lists_cheaply=True,
+        file_outputs=True,
     )
 
     def __init__(self, bucket_name: str | None, prefix: str) -> None:
@@ -109,25 +90,31 @@ class LocalBackend(Backend):
         program = request.entry_point.name
         if isinstance(request.source_dir, str):  # an s3:// URI of a sourcedir.tar.gz
             return request.source_dir, program
-        key = f"{self.prefix}/{job_name}/source/sourcedir.tar.gz".lstrip("/")
+        location = request.settings.code_location or self.store.uri(self.prefix).rstrip("/")
+        uri = f"{location}/{job_name}/source/sourcedir.tar.gz"
+        dependencies = [Path(p) for p in request.settings.dependencies]
         with tempfile.TemporaryDirectory(prefix="fedsage-source-") as tmp:
             archive = Path(tmp) / "sourcedir.tar.gz"
             if request.source_dir is None:
-                pack_dir(request.entry_point.parent, archive, only=[Path(program)])
+                folder, only = request.entry_point.parent, [Path(program)]
             else:
-                pack_dir(request.source_dir, archive)
-            return self.store.put_file(key, archive), program
+                folder, only = request.source_dir, None
+            pack_dir(folder, archive, only=only, extra=dependencies)
+            return put_uri(uri, archive), program
 
     def start_training_job(self, request: TrainingRequest) -> StartedJob:
-        from ..runtimes import resolve_runtime
+        from ..runtimes import cached_runtime
+        from ..runtimes.check import runtime_warning
 
+        local_checkpoint_dir(request.settings)  # refuse a path the sandbox cannot map, first
         if request.instance_type.startswith("ml."):
             announce_once(
                 "ml-local",
                 f"instance_type={request.instance_type!r} runs on this machine in local mode; "
                 "the name is recorded with the job and used as is in aws mode",
             )
-        runtime = resolve_runtime(request.framework_version)
+        # A runtime not built yet is built by the job's runner, so this returns at once.
+        runtime = cached_runtime(request.framework_version)
         job_name = self._new_job_name(request.base_job_name)
         folder = records.job_dir(job_name)
         folder.mkdir(mode=0o700)
@@ -154,7 +141,8 @@ class LocalBackend(Backend):
                 region=self.region,
             ),
         }
-        output_path = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
+        default_output = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
+        output_path = request.settings.output_path or default_output
         spec = JobSpec(
             job_name=job_name,
             base_job_name=request.base_job_name,
@@ -169,20 +157,20 @@ class LocalBackend(Backend):
             channels=channels,
             hyperparameters=hyperparameters,
             output_path=output_path,
-            runtime=runtime.to_dict(),
+            runtime={} if runtime is None else runtime.to_dict(),
+            settings=request.settings.to_dict(),
         )
         write_private(folder / "spec.json", spec.to_json())
         record = records.JobRecord.new(spec, time.time())
-        warning = _check_versions(runtime.packages, request.framework_version)
-        if runtime.approximate:
-            warning = (
-                f"framework_version={request.framework_version!r} runs on an approximate "
-                f"runtime (Python {runtime.python_version}, scikit-learn "
-                f"{runtime.packages.get('scikit-learn')}); see docs/runtimes.md"
+        if runtime is None:
+            record.set_progress(
+                f"Preparing the framework runtime {request.framework_version} (first use)", None
             )
-        if warning:
-            warnings.warn(warning, stacklevel=3)
-            record.warnings.append(warning)
+        else:
+            warning = runtime_warning(runtime, request.framework_version)
+            if warning:
+                warnings.warn(warning, stacklevel=3)
+                record.warnings.append(warning)
         records.jobs.add(record)
         with open_private(folder / "runner.err", "wb") as err:
             process = subprocess.Popen(
@@ -223,7 +211,7 @@ class LocalBackend(Backend):
 
     def training_metrics(self, name: str) -> list[dict[str, Any]]:
         self._job(name)
-        return []
+        return read_points(records.job_dir(name) / METRICS_FILE)
 
     def wait_training_job(
         self, name: str, *, logs: str | bool = "All", raise_on_failure: bool = True
@@ -232,9 +220,17 @@ class LocalBackend(Backend):
         log_path = records.job_dir(name) / "log.txt"
         offset = 0
         last_secondary = None
+        preparing: StepProgress | None = None
         try:
             while True:
                 job = self._job(name)
+                if job.progress is not None:
+                    if preparing is None:
+                        preparing = StepProgress(f"{name}: runtime {job.framework_version}")
+                    preparing.update(job.progress["message"], job.progress.get("fraction"))
+                elif preparing is not None:
+                    preparing.close("ready")
+                    preparing = None
                 if show:
                     if job.secondary_status != last_secondary:
                         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -250,6 +246,9 @@ class LocalBackend(Backend):
         except KeyboardInterrupt:
             self.stop_training_job(name)
             raise
+        finally:
+            if preparing is not None:
+                preparing.close()
         _reap(name)
         if show:
             lines, offset = records.tail_log(log_path, offset)
@@ -299,7 +298,11 @@ class LocalBackend(Backend):
 
     def download_output(self, name: str, dest: Path) -> Path | None:
         spec = self._spec(name)
-        return self.store.extract(spec.output_key, dest)
+        if not uri_exists(spec.output_uri):
+            return None
+        with tempfile.TemporaryDirectory(prefix="fedsage-output-") as tmp:
+            extract_safely(fetch_uri(spec.output_uri, Path(tmp) / "output.tar.gz"), dest)
+        return dest
 
     def delete_channel_data(self, job_name: str) -> int:
         """Remove the training data uploaded for the job (``cleanup_resources``)."""
@@ -342,9 +345,8 @@ class LocalBackend(Backend):
             )
         name = endpoint_name or name_from_base(spec.base_job_name)
         with tempfile.TemporaryDirectory(prefix="fedsage-deploy-") as tmp:
-            model_tar = self.store.download(spec.model_key, Path(tmp) / "model.tar.gz")
-            source = parse_s3_uri(spec.submit_directory)
-            code_tar = self.store.download(source.key, Path(tmp) / "sourcedir.tar.gz")
+            model_tar = fetch_uri(spec.model_uri, Path(tmp) / "model.tar.gz")
+            code_tar = fetch_uri(spec.submit_directory, Path(tmp) / "sourcedir.tar.gz")
             endpoints.create_endpoint(
                 name,
                 model_tar=model_tar,
@@ -389,10 +391,9 @@ class LocalBackend(Backend):
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
         spec = self._completed_spec(job_name)
-        source = parse_s3_uri(spec.submit_directory)
         return KymaInputs(
-            model_tar=self.store.download(spec.model_key, scratch / "model.tar.gz"),
-            code_tar=self.store.download(source.key, scratch / "sourcedir.tar.gz"),
+            model_tar=fetch_uri(spec.model_uri, scratch / "model.tar.gz"),
+            code_tar=fetch_uri(spec.submit_directory, scratch / "sourcedir.tar.gz"),
             program=spec.program,
             framework_version=spec.framework_version,
         )

@@ -74,3 +74,15 @@ def stop(name: str) -> None:
             time.sleep(0.1)
         status = backend.describe_training_job(name)["TrainingJobStatus"]
     console.print(f"{name}: {status}")
+
+
+@app.command()
+def metrics(name: str) -> None:
+    """Print the metric series of job NAME (from its metric_definitions)."""
+    with handle_errors():
+        points = _backend().training_metrics(name)
+    table = Table("time", "metric", "value")
+    for point in points:
+        stamp = format_time(point.get("Timestamp"))
+        table.add_row(stamp, point["MetricName"], f"{point['Value']:g}")
+    console.print(table)

@@ -17,7 +17,7 @@ from .catalog import DEFAULT_FRAMEWORK_VERSION, SUPPORTED_VERSIONS, check_framew
 
 if TYPE_CHECKING:
     from .overlay import requirements_overlay
-    from .resolve import ApproximateRuntimeWarning, resolve_runtime
+    from .resolve import ApproximateRuntimeWarning, cached_runtime, resolve_runtime
 
 __all__ = [
     "DEFAULT_FRAMEWORK_VERSION",
@@ -26,6 +26,7 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "ApproximateRuntimeWarning",
     "Runtime",
+    "cached_runtime",
     "check_framework_version",
     "host_runtime",
     "requirements_overlay",
@@ -36,6 +37,7 @@ _LAZY = {
     "requirements_overlay": "overlay",
     "ApproximateRuntimeWarning": "resolve",
     "resolve_runtime": "resolve",
+    "cached_runtime": "resolve",
 }
 
 

@@ -15,7 +15,7 @@ from .discovery import CANDIDATES_ENV, find_interpreter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STRICT_ENV", "ApproximateRuntimeWarning", "resolve_runtime"]
+__all__ = ["STRICT_ENV", "ApproximateRuntimeWarning", "cached_runtime", "resolve_runtime"]
 
 STRICT_ENV = "FEDSAGE_RUNTIME_STRICT"
 
@@ -124,6 +124,17 @@ def resolve_runtime(
         f"{_missing_python(specs.exact)}; no Python for an approximate runtime either "
         f"(needs one of {wanted})."
     )
+
+
+def cached_runtime(framework_version: str) -> Runtime | None:
+    """The exact runtime of ``framework_version`` when it is built already, else ``None``.
+
+    Never starts a process, so a job can be started at once and left to build (or look
+    for an approximate) runtime in its own process.
+    """
+    if check_framework_version(framework_version) == HOST:
+        return host_runtime()
+    return load_built(load_spec(framework_version).exact, runtimes_root())
 
 
 def runtime_path(framework_version: str) -> Path | None:

@@ -10,9 +10,9 @@ from typing import BinaryIO
 from .._home import atomic_write, home_dir, make_private_dirs
 from ..errors import StorageError
 from .base import ObjectStore
-from .uris import check_bucket_name, check_key
+from .uris import check_bucket_name, check_key, file_uri_to_path, parse_s3_uri
 
-__all__ = ["LocalStore", "store_root"]
+__all__ = ["LocalStore", "fetch_uri", "put_uri", "store_root", "uri_exists"]
 
 _COPY_CHUNK = 1 << 20
 
@@ -129,3 +129,44 @@ class LocalStore(ObjectStore):
             path = Path(dirpath)
             if path != self.root and not any(path.iterdir()):
                 path.rmdir()
+
+
+# Local mode also addresses objects by URI: a job's output_path may name another bucket
+# of the local store, or a file:// folder as the SDK's local mode allows.
+
+
+def put_uri(uri: str, path: Path) -> str:
+    """Store the file ``path`` at ``uri`` (``s3://`` in the local store, or ``file://``)."""
+    if uri.startswith("file://"):
+        target = file_uri_to_path(uri, "uri")
+        try:
+            with atomic_write(target) as out, open(path, "rb") as src:
+                shutil.copyfileobj(src, out, _COPY_CHUNK)
+        except OSError as exc:
+            raise StorageError(f"cannot write {uri}: {exc}") from exc
+        return uri
+    location = parse_s3_uri(uri, "uri")
+    return LocalStore(store_root(), location.bucket).put_file(location.key, path)
+
+
+def fetch_uri(uri: str, dest: Path) -> Path:
+    """Copy the object at ``uri`` (``s3://`` in the local store, or ``file://``) to ``dest``."""
+    if uri.startswith("file://"):
+        source = file_uri_to_path(uri, "uri")
+        if not source.is_file():
+            raise StorageError(f"{uri} does not exist")
+        make_private_dirs(dest.parent)
+        if dest.exists():
+            dest.unlink()
+        _clone_or_copy(source, dest)
+        return dest
+    location = parse_s3_uri(uri, "uri")
+    return LocalStore(store_root(), location.bucket).download(location.key, dest)
+
+
+def uri_exists(uri: str) -> bool:
+    """Whether an object exists at ``uri`` (``s3://`` in the local store, or ``file://``)."""
+    if uri.startswith("file://"):
+        return file_uri_to_path(uri, "uri").is_file()
+    location = parse_s3_uri(uri, "uri")
+    return LocalStore(store_root(), location.bucket).exists(location.key)

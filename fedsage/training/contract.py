@@ -26,6 +26,7 @@ __all__ = [
     "decode_hyperparameters",
     "encode_hyperparameters",
     "failure_text",
+    "host_env",
     "input_data_config",
     "mask_secrets",
     "resource_config",
@@ -305,6 +306,33 @@ def write_config_files(
 
 # ---------------------------------------------------------------------------
 # Environment
+
+# What a job takes from the machine that starts it: locale, time zone, home, temporary
+# folder and proxies.  Everything else (cloud credentials, database passwords,
+# FEDSAGE_*) stays out, so a script that works here does not lean on the notebook.
+_PASSED_THROUGH = frozenset(
+    {
+        "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR",
+        "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    }
+)
+_SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+
+
+def host_env(parent: Mapping[str, str], python: Path) -> dict[str, str]:
+    """The part of a job's environment that comes from the machine, not the image.
+
+    Parameters
+    ----------
+    parent : mapping
+        The starting process's environment.
+    python : pathlib.Path
+        The job's interpreter; its folder leads ``PATH``, as the image's Python does.
+    """
+    env = {k: v for k, v in parent.items() if k in _PASSED_THROUGH or k.startswith("LC_")}
+    env["PATH"] = os.pathsep.join([str(Path(python).parent), *_SYSTEM_PATH])
+    return env
 
 
 def training_env(

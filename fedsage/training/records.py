@@ -16,6 +16,7 @@ from typing import Any
 from .._home import Records, home_dir
 from .._process import ProcessIdentity
 from ..errors import ConfigurationError
+from .settings import EstimatorSettings
 from .spec import JobSpec
 
 __all__ = [
@@ -100,6 +101,9 @@ class JobRecord:
     model_artifacts: str | None = None
     runner: ProcessIdentity | None = None
     warnings: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] | None = None
+    final_metrics: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def new(cls, spec: JobSpec, now: float) -> JobRecord:
@@ -117,6 +121,7 @@ class JobRecord:
             hyperparameters=dict(spec.hyperparameters),
             channels={name: dict(channel) for name, channel in spec.channels.items()},
             runtime=dict(spec.runtime),
+            settings=dict(spec.settings),
             creation_time=now,
             last_modified_time=now,
             transitions=[
@@ -125,6 +130,10 @@ class JobRecord:
         )
 
     # -- changes ---------------------------------------------------------------
+
+    def set_progress(self, message: str | None, fraction: float | None) -> None:
+        """What the job is preparing (a runtime build), for progress displays."""
+        self.progress = None if message is None else {"message": message, "fraction": fraction}
 
     @property
     def ended(self) -> bool:
@@ -176,6 +185,27 @@ class JobRecord:
 
     def describe(self) -> dict[str, Any]:
         """The record in the shape of SageMaker's ``DescribeTrainingJob`` response."""
+        settings = EstimatorSettings.from_dict(self.settings)
+        algorithm: dict[str, Any] = {
+            "TrainingImage": training_image(self.framework_version),
+            "TrainingInputMode": "File",
+            "EnableSageMakerMetricsTimeSeries": False,
+        }
+        if settings.metric_definitions:
+            algorithm["MetricDefinitions"] = [dict(m) for m in settings.metric_definitions]
+        resources: dict[str, Any] = {
+            "InstanceType": self.instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": settings.volume_size,
+        }
+        if settings.volume_kms_key:
+            resources["VolumeKmsKeyId"] = settings.volume_kms_key
+        output: dict[str, Any] = {"S3OutputPath": self.output_path}
+        if settings.output_kms_key:
+            output["KmsKeyId"] = settings.output_kms_key
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": settings.max_run}
+        if settings.max_wait is not None:
+            stopping["MaxWaitTimeInSeconds"] = settings.max_wait
         out: dict[str, Any] = {
             "TrainingJobName": self.name,
             "TrainingJobArn": f"arn:aws:sagemaker:{self.region}:000000000000:training-job/"
@@ -184,11 +214,7 @@ class JobRecord:
             "SecondaryStatus": self.secondary_status,
             "SecondaryStatusTransitions": [t.describe() for t in self.transitions],
             "HyperParameters": dict(self.hyperparameters),
-            "AlgorithmSpecification": {
-                "TrainingImage": training_image(self.framework_version),
-                "TrainingInputMode": "File",
-                "EnableSageMakerMetricsTimeSeries": False,
-            },
+            "AlgorithmSpecification": algorithm,
             "InputDataConfig": [
                 {
                     "ChannelName": name,
@@ -205,13 +231,10 @@ class JobRecord:
                 }
                 for name, channel in sorted(self.channels.items())
             ],
-            "OutputDataConfig": {"S3OutputPath": self.output_path},
-            "ResourceConfig": {
-                "InstanceType": self.instance_type,
-                "InstanceCount": 1,
-                "VolumeSizeInGB": 30,
-            },
-            "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+            "OutputDataConfig": output,
+            "ResourceConfig": resources,
+            "StoppingCondition": stopping,
+            **settings.describe(),
             "CreationTime": _utc(self.creation_time),
             "LastModifiedTime": _utc(self.last_modified_time or self.creation_time),
         }
@@ -223,6 +246,10 @@ class JobRecord:
             out["FailureReason"] = self.failure_reason
         if self.model_artifacts:
             out["ModelArtifacts"] = {"S3ModelArtifacts": self.model_artifacts}
+        if self.final_metrics:
+            out["FinalMetricDataList"] = [
+                {**m, "Timestamp": _utc(m["Timestamp"])} for m in self.final_metrics
+            ]
         out["Fedsage"] = {
             "Mode": self.mode,
             "JobDir": str(job_dir(self.name)),
@@ -232,6 +259,9 @@ class JobRecord:
             "SubmitDirectory": self.submit_directory,
             "Pid": None if self.runner is None else self.runner.pid,
             "Warnings": list(self.warnings),
+            "Tags": list(settings.tags),
+            "Dependencies": list(settings.dependencies),
+            "Progress": self.progress,
         }
         return out
 

@@ -24,6 +24,7 @@ DISABLE_ENV = "FEDSAGE_SANDBOX"
 TARGET = "/opt/ml"
 
 _CLONE_NEWNS = 0x00020000
+_CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 _MS_RDONLY = 1
 _MS_BIND = 4096
@@ -55,7 +56,7 @@ def _write(path: str, text: str) -> None:
         handle.write(text)
 
 
-def enter_sandbox(job_root: Path, staging: Path) -> None:
+def enter_sandbox(job_root: Path, staging: Path, *, isolate_network: bool = False) -> None:
     """Enter a private mount namespace where ``job_root`` is mounted at ``/opt/ml``.
 
     Runs in the child between fork and exec.  ``staging`` is an empty folder used to
@@ -68,10 +69,13 @@ def enter_sandbox(job_root: Path, staging: Path) -> None:
     """
     libc = _libc()
     uid, gid = os.getuid(), os.getgid()
+    # A new network namespace has only a loopback that is down: no network at all, as
+    # SageMaker's enable_network_isolation.
+    network = _CLONE_NEWNET if isolate_network else 0
     if uid == 0:
-        _check(libc.unshare(_CLONE_NEWNS), "unshare")
+        _check(libc.unshare(_CLONE_NEWNS | network), "unshare")
     else:
-        _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWUSER), "unshare")
+        _check(libc.unshare(_CLONE_NEWNS | _CLONE_NEWUSER | network), "unshare")
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{uid} {uid} 1")
         _write("/proc/self/gid_map", f"{gid} {gid} 1")
@@ -96,16 +100,20 @@ def enter_sandbox(job_root: Path, staging: Path) -> None:
     os.chdir(f"{TARGET}/code")
 
 
-def sandbox_preexec(job_root: Path, staging: Path) -> Callable[[], None]:
+def sandbox_preexec(
+    job_root: Path, staging: Path, *, isolate_network: bool = False
+) -> Callable[[], None]:
     """A ``preexec_fn`` for :class:`subprocess.Popen` that calls :func:`enter_sandbox`."""
 
     def preexec() -> None:
-        enter_sandbox(job_root, staging)
+        enter_sandbox(job_root, staging, isolate_network=isolate_network)
 
     return preexec
 
 
-def sandbox_available(job_root: Path, staging: Path) -> tuple[bool, str]:
+def sandbox_available(
+    job_root: Path, staging: Path, *, isolate_network: bool = False
+) -> tuple[bool, str]:
     """Try the sandbox with ``/bin/true``; return (works, reason when it does not).
 
     ``FEDSAGE_SANDBOX=0`` turns the sandbox off.
@@ -116,7 +124,9 @@ def sandbox_available(job_root: Path, staging: Path) -> tuple[bool, str]:
         return False, f"private mount namespaces need Linux, this is {sys.platform}"
     try:
         subprocess.run(
-            ["/bin/true"], preexec_fn=sandbox_preexec(job_root, staging), check=True
+            ["/bin/true"],
+            preexec_fn=sandbox_preexec(job_root, staging, isolate_network=isolate_network),
+            check=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         return False, str(exc) or type(exc).__name__

@@ -77,15 +77,25 @@ class JobSpec:
     hyperparameters: dict[str, str]
     output_path: str
     runtime: dict[str, Any]
+    settings: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
-    @property
-    def model_key(self) -> str:
-        return f"{self.prefix}/{self.job_name}/output/model.tar.gz".lstrip("/")
+    def _artifact(self, name: str) -> str:
+        # SageMaker puts artifacts under <output_path>/<job>/output/; the SDK's local mode
+        # copies them straight into a file:// output_path.
+        if self.output_path.startswith("file://"):
+            return f"{self.output_path.rstrip('/')}/{name}"
+        return f"{self.output_path.rstrip('/')}/{self.job_name}/output/{name}"
 
     @property
-    def output_key(self) -> str:
-        return f"{self.prefix}/{self.job_name}/output/output.tar.gz".lstrip("/")
+    def model_uri(self) -> str:
+        """Where ``model.tar.gz`` goes."""
+        return self._artifact("model.tar.gz")
+
+    @property
+    def output_uri(self) -> str:
+        """Where ``output.tar.gz`` goes."""
+        return self._artifact("output.tar.gz")
 
     @property
     def data_prefix(self) -> str:

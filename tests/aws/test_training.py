@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pandas as pd
 import pytest
 from sagemaker.exceptions import UnexpectedStatusException
 from sagemaker.sklearn import SKLearn
 
 from fedsage import DwcSagemaker
-from fedsage.errors import ConfigurationError, TrainingError
+from fedsage.errors import ConfigurationError, FedsageError, TrainingError
 from fedsage.training.contract import encode_hyperparameters, reserved_hyperparameters
 
 from .conftest import DEFAULT_BUCKET, IMAGE_0231, REGION, ROLE, moto_training_job
@@ -275,3 +276,72 @@ def test_extra_channels_go_to_fit(sm: Any, s3: Any, train_script: Path, tmp_path
     uri = channels["validation"]["DataSource"]["S3DataSource"]["S3Uri"]
     assert uri == f"s3://{DEFAULT_BUCKET}/model-data/{handle.latest_training_job.name}/data/validation/"
     assert f"model-data/{handle.latest_training_job.name}/data/validation/holdout.csv" in keys(s3)
+
+
+def test_estimator_settings_reach_the_sdk(sm: Any, train_script: Path, tmp_path: Path) -> None:
+    helper = tmp_path / "helper.py"
+    helper.write_text("X = 1\n")
+    s3 = boto3.client("s3")
+    for bucket in ("team-models", "team-code"):
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    dwc = DwcSagemaker(mode="aws")
+    sent: list[dict[str, Any]] = []  # CreateTrainingJob as the SDK sends it (moto drops fields)
+    dwc._backend.sdk.sagemaker_client.meta.events.register(  # type: ignore[attr-defined]
+        "provide-client-params.sagemaker.CreateTrainingJob",
+        lambda params, **kwargs: sent.append(dict(params)),
+    )
+    handle = train(
+        dwc,
+        train_script,
+        environment={"MY_SETTING": "42"},
+        metric_definitions=[{"Name": "accuracy", "Regex": "accuracy=([0-9.]+)"}],
+        max_run=3600,
+        use_spot_instances=True,
+        max_wait=7200,
+        output_path="s3://team-models/runs",
+        code_location="s3://team-code/src",
+        dependencies=[str(helper)],
+        subnets=["subnet-0abc"],
+        security_group_ids=["sg-0def"],
+        volume_size=50,
+        volume_kms_key="alias/volumes",
+        output_kms_key="alias/outputs",
+        enable_network_isolation=True,
+        checkpoint_s3_uri="s3://team-models/checkpoints",
+        tags=[{"Key": "team", "Value": "ml"}],
+    )
+    job = handle.latest_training_job.name
+    (request,) = sent
+    assert request["Environment"] == {"MY_SETTING": "42"}
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == [
+        {"Name": "accuracy", "Regex": "accuracy=([0-9.]+)"}
+    ]
+    assert request["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200
+    }
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["OutputDataConfig"] == {
+        "S3OutputPath": "s3://team-models/runs", "KmsKeyId": "alias/outputs"
+    }
+    assert request["VpcConfig"] == {"Subnets": ["subnet-0abc"], "SecurityGroupIds": ["sg-0def"]}
+    assert request["ResourceConfig"]["VolumeSizeInGB"] == 50
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] == "alias/volumes"
+    assert request["EnableNetworkIsolation"] is True
+    assert request["CheckpointConfig"]["S3Uri"] == "s3://team-models/checkpoints"
+    assert {"Key": "team", "Value": "ml"} in request["Tags"]
+    assert handle.model_data == f"s3://team-models/runs/{job}/output/model.tar.gz"
+    # code_location holds the source, with the dependency beside the entry point.
+    archive = s3.get_object(Bucket="team-code", Key=f"src/{job}/source/sourcedir.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(archive["Body"].read())) as tar:
+        assert sorted(tar.getnames()) == ["helper.py", "train.py"]
+
+
+def test_a_file_output_path_is_refused_in_aws_mode(sm: Any, train_script: Path) -> None:
+    with pytest.raises(ConfigurationError, match="file:// output path works only in local"):
+        train(DwcSagemaker(mode="aws"), train_script, output_path="file:///tmp/out")
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_a_missing_code_bucket_is_a_clear_error(sm: Any, train_script: Path) -> None:
+    with pytest.raises(FedsageError, match="cannot start training job .*team-code"):
+        train(DwcSagemaker(mode="aws"), train_script, code_location="s3://team-code/src")
