@@ -343,5 +343,5 @@ def test_a_file_output_path_is_refused_in_aws_mode(sm: Any, train_script: Path) 
 
 
 def test_a_missing_code_bucket_is_a_clear_error(sm: Any, train_script: Path) -> None:
-    with pytest.raises(FedsageError, match="cannot start training job .*team-code"):
+    with pytest.raises(FedsageError, match=r"cannot start training job .*team-code"):
         train(DwcSagemaker(mode="aws"), train_script, code_location="s3://team-code/src")

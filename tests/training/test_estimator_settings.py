@@ -214,7 +214,7 @@ def test_checkpoints_are_restored_and_saved(dwc: DwcSagemaker, tmp_path: Path) -
     assert handle.describe()["CheckpointConfig"] == {
         "S3Uri": "s3://checkpoints-bucket/run-7", "LocalPath": "/opt/ml/checkpoints"
     }
-    with pytest.raises(ConfigurationError, match="checkpoint_local_path.*under /opt/ml"):
+    with pytest.raises(ConfigurationError, match=r"checkpoint_local_path.*under /opt/ml"):
         _run(
             dwc, tmp_path, CHECKPOINTS,
             checkpoint_s3_uri="s3://checkpoints-bucket/run-8", checkpoint_local_path="/tmp/ck",
