@@ -13,7 +13,15 @@ from rich.table import Table
 from .._archive import extract_safely
 from ..errors import FedsageError
 from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, serve
-from ._common import console, fail, format_time, handle_errors, mode_option
+from ._common import (
+    console,
+    fail,
+    format_time,
+    handle_errors,
+    mode_option,
+    print_json,
+    print_records,
+)
 
 app = typer.Typer(help="Endpoints: list, describe, show logs, delete.", no_args_is_help=True)
 _backend = mode_option(app, "endpoints")
@@ -22,28 +30,32 @@ _STATUS_COLOR = {"InService": "green", "Failed": "red"}
 
 
 @app.command("list")
-def list_command() -> None:
+def list_command(
+    output: str = typer.Option("table", "--output", "-o", help="table or json (whole records)."),
+) -> None:
     """List endpoints, oldest first (a local endpoint whose server died shows as Failed)."""
     with handle_errors():
         rows = _backend().list_endpoints()
+    if output == "json":
+        print_json(rows)
+        return
     # Local endpoints carry where they listen and what runs them; show it when present.
     local = any("Local" in row for row in rows)
-    columns = ["Name", "Status", *(["URL", "Workers", "Runtime"] if local else []), "Created"]
-    table = Table(*columns)
-    table.columns[0].overflow = "fold"
+    headers = ["Name", "Status", *(["URL", "Workers", "Runtime"] if local else []), "Created"]
+    cells = []
     for row in rows:
         status = row["EndpointStatus"]
         color = _STATUS_COLOR.get(status, "yellow")
-        cells = [row["EndpointName"], f"[{color}]{status}[/{color}]"]
+        line = [row["EndpointName"], f"[{color}]{status}[/{color}]"]
         if local:
             info = row.get("Local") or {}
-            cells += [
+            line += [
                 info.get("url") or "",
                 str(info.get("workers") or ""),
                 (info.get("runtime") or {}).get("FrameworkVersion", ""),
             ]
-        table.add_row(*cells, format_time(row.get("CreationTime")))
-    console.print(table)
+        cells.append([*line, format_time(row.get("CreationTime"))])
+    print_records(headers, cells, keep=(0, 2) if local else (0,))
 
 
 @app.command("describe")

@@ -9,7 +9,14 @@ import time
 import typer
 from rich.table import Table
 
-from ._common import console, format_time, handle_errors, mode_option
+from ._common import (
+    console,
+    format_time,
+    handle_errors,
+    mode_option,
+    print_json,
+    print_records,
+)
 
 app = typer.Typer(help="Training jobs: list, describe, logs, stop.", no_args_is_help=True)
 _backend = mode_option(app, "jobs")
@@ -18,22 +25,29 @@ _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}
 
 
 @app.command("list")
-def list_jobs() -> None:
+def list_jobs(
+    output: str = typer.Option("table", "--output", "-o", help="table or json (whole records)."),
+) -> None:
     """List training jobs, oldest first."""
     with handle_errors():
         jobs = _backend().list_training_jobs()
-    table = Table("name", "status", "secondary", "framework", "created", "ended")
+    if output == "json":
+        print_json(jobs)
+        return
+    rows = []
     for job in jobs:
         status = job["TrainingJobStatus"]
-        table.add_row(
-            job["TrainingJobName"],
-            f"[{_STATUS_STYLE.get(status, 'cyan')}]{status}[/]",
-            job.get("SecondaryStatus", ""),
-            job.get("AlgorithmSpecification", {}).get("TrainingImage", "").rsplit(":", 1)[-1],
-            format_time(job.get("CreationTime")),
-            format_time(job.get("TrainingEndTime")),
+        rows.append(
+            [
+                job["TrainingJobName"],
+                f"[{_STATUS_STYLE.get(status, 'cyan')}]{status}[/]",
+                job.get("SecondaryStatus", ""),
+                job.get("AlgorithmSpecification", {}).get("TrainingImage", "").rsplit(":", 1)[-1],
+                format_time(job.get("CreationTime")),
+                format_time(job.get("TrainingEndTime")),
+            ]
         )
-    console.print(table)
+    print_records(["name", "status", "secondary", "framework", "created", "ended"], rows)
 
 
 @app.command()
