@@ -13,7 +13,7 @@ __all__ = ["HOST", "Runtime", "host_runtime"]
 
 HOST = "host"
 
-# What a SageMaker scikit-learn image sets in every process (reference note e).
+# What a SageMaker scikit-learn image sets in every process (its Dockerfile's ENV lines).
 IMAGE_ENV = {
     "PYTHONDONTWRITEBYTECODE": "1",
     "PYTHONUNBUFFERED": "1",

@@ -3,8 +3,8 @@
 Pure functions of an explicit root folder and job description: the ``/opt/ml`` layout,
 the config files, the ``SM_*`` environment, and hyperparameter encoding exactly as the
 SageMaker Python SDK (v2) and the sagemaker-training toolkit do it.  Every backend
-uses these; see ``shared/reference/sagemaker-contract.md`` §1 for the source of each
-rule.  Nothing here touches the file system except :func:`write_config_files`.
+uses these; docs/training.md names the source of each rule.  Nothing here touches the
+file system except :func:`write_config_files`.
 """
 
 from __future__ import annotations
