@@ -12,7 +12,7 @@ from fedsage.errors import DataError
 
 HOSTILE_TABLE = "x'; DROP TABLE victim; --"
 HOSTILE_VALUES = ["'; DROP TABLE victim; --", 'say "hi"', "it's", "ünïcødé ☃", "%_\\"]
-WEIRD_TABLES = [HOSTILE_TABLE, 'we"ird', "Ünï Tab"]
+WEIRD_TABLES = [HOSTILE_TABLE, 'we"ird', "Ünï Tab", "50%_off %s"]
 
 
 def _ddl(db: DbConnection, name: str, cols: str = "ID INTEGER, TXT VARCHAR(100)") -> str:

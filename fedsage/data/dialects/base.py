@@ -108,8 +108,10 @@ class Dialect:
     def _bind(self, compiled: Any, values: dict[str, Any] | None) -> Any:
         from sqlalchemy.sql.compiler import DDLCompiler
 
-        if isinstance(compiled, DDLCompiler):  # DDL has no parameters
-            return None
+        if isinstance(compiled, DDLCompiler):
+            # No parameters, but pass an empty set: for format/pyformat drivers the
+            # compiler doubled every % in names, which the driver undoes only then.
+            return [] if self.sa_dialect.positional else {}
         if self.sa_dialect.positional:
             params = compiled.construct_params(values, escape_names=False)
             return [params[name] for name in compiled.positiontup or ()]
