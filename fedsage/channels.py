@@ -1,15 +1,23 @@
 """Turning training inputs into channel files in an object store.
 
-Accepted inputs: a pandas DataFrame (written as CSV without header and without index,
-as fedml-aws did), a streaming source from :mod:`fedsage.data` (anything with an
-``export_channel(path, file_format)`` method), a ``file://`` path to a file or folder,
-or an ``s3://`` URI already in the store.  Checking (:func:`plan_channel`) is separate
-from writing (:func:`upload_channel`), so every input is validated before anything is
-written.
+Accepted inputs, as fedml-aws and SageMaker take them: a pandas DataFrame (written as
+CSV without header and without index, as fedml-aws did), a streaming source from
+:mod:`fedsage.data` (anything with an ``export_channel(path, file_format)`` method), a
+file or folder of any kind given as a plain path (``"train.csv"``, relative to the
+working folder, or absolute), a ``pathlib.Path`` or a ``file://`` URI, an ``s3://`` URI
+already in the store, or an ``io.BytesIO`` (fedml-aws's RecordIO-protobuf channels),
+uploaded as ``<channel>.protobuf``.  Checking (:func:`plan_channel`) is separate from
+writing (:func:`upload_channel`), so every input is validated before anything is written.
+
+``content_type`` is whatever SageMaker's ``TrainingInput`` takes (any MIME type,
+fedml-aws's ``'csv'``), recorded on the channel as given; channel names follow
+SageMaker's ``ChannelName`` rule.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -20,8 +28,6 @@ from .errors import ConfigurationError
 from .storage import ObjectStore, file_uri_to_path, parse_s3_uri
 
 __all__ = [
-    "CONTENT_TYPES",
-    "FILE_SUFFIXES",
     "ChannelPlan",
     "ChannelSource",
     "check_channel_name",
@@ -30,17 +36,14 @@ __all__ = [
     "upload_channel",
 ]
 
-CONTENT_TYPES = (
-    "text/csv",
-    "application/json",
-    "application/jsonlines",
-    "application/x-parquet",
-    "application/x-npy",
-    "application/x-recordio-protobuf",
-    "text/plain",
-)
-FILE_SUFFIXES = (".csv", ".json", ".json.gz", ".txt")
-_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9\.\-_]{1,64}$")
+# SageMaker's ChannelName (CreateTrainingJob): 1 to 64 of these characters, whole name.
+_CHANNEL_NAME = re.compile(r"[A-Za-z0-9.\-_]{1,64}")
+# SageMaker's ContentType: at most 256 characters; control characters would break the
+# request (and the inputdataconfig.json a script reads).
+_CONTENT_TYPE_MAX = 256
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+_PARQUET_TYPES = frozenset({"application/x-parquet", "application/vnd.apache.parquet"})
 
 
 @runtime_checkable
@@ -54,42 +57,90 @@ class ChannelSource(Protocol):
 
 @dataclass(frozen=True)
 class ChannelPlan:
-    """A checked channel input, not yet written anywhere."""
+    """A checked channel input, not yet written anywhere.
+
+    ``kind`` is ``"dataframe"``, ``"source"``, ``"file"``, ``"folder"``, ``"s3"`` or
+    ``"bytes"`` (``data`` is then ``(stream, start position)``).
+    """
 
     name: str
-    kind: str  # "dataframe" | "source" | "file" | "folder" | "s3"
+    kind: str
     data: Any
     content_type: str | None
 
 
 def check_content_type(content_type: str | None) -> str | None:
-    """Return ``content_type`` if SageMaker's scikit-learn jobs can take it."""
+    """Return ``content_type`` unchanged if SageMaker can record it on a channel.
+
+    Any MIME type (``text/csv``, ``application/x-recordio-protobuf``,
+    ``text/csv; label_size=0``) and fedml-aws's ``'csv'`` are taken as given.
+
+    Parameters
+    ----------
+    content_type : str or None
+        The channel's content type.
+
+    Returns
+    -------
+    str or None
+
+    Raises
+    ------
+    ConfigurationError
+        If it is not a string, is empty, longer than 256 characters, or holds a control
+        character.
+    """
     if content_type is None:
         return None
     if not isinstance(content_type, str):
         raise ConfigurationError(
             f"the content_type parameter must be a str or None; got {content_type!r} instead"
         )
-    base = content_type.split(";", 1)[0].strip().lower()
-    if base not in CONTENT_TYPES:
+    if not content_type.strip():
         raise ConfigurationError(
-            f"the content_type parameter {content_type!r} is not a supported MIME type; "
-            f"use one of {', '.join(CONTENT_TYPES)} (or None)"
+            "the content_type parameter is empty; pass a MIME type such as 'text/csv', or None"
+        )
+    if len(content_type) > _CONTENT_TYPE_MAX:
+        raise ConfigurationError(
+            f"the content_type parameter has {len(content_type)} characters; SageMaker takes "
+            f"at most {_CONTENT_TYPE_MAX}"
+        )
+    if _CONTROL.search(content_type):
+        raise ConfigurationError(
+            f"the content_type parameter {content_type!r} holds a control character (a line "
+            "break, tab, ...); pass the MIME type alone, such as 'text/csv'"
         )
     return content_type
 
 
 def check_channel_name(name: str) -> str:
-    """Return ``name`` if it is a valid SageMaker channel name."""
-    if not isinstance(name, str) or not _CHANNEL_NAME.match(name):
+    """Return ``name`` if it is a valid SageMaker channel name.
+
+    Raises
+    ------
+    ConfigurationError
+        Unless the whole name is 1 to 64 letters, digits, ``.``, ``-`` or ``_``; ``.``
+        and ``..`` are refused too, since the channel is a folder named after it.
+    """
+    if not isinstance(name, str) or not _CHANNEL_NAME.fullmatch(name):
         raise ConfigurationError(
             f"channel name {name!r} is not valid: use 1 to 64 letters, digits, '.', '-' or '_'"
+        )
+    if name in (".", ".."):
+        raise ConfigurationError(
+            f"channel name {name!r} is not valid: the channel is a folder "
+            f"(/opt/ml/input/data/<name>), and {name!r} would name another one; pick a name "
+            "such as 'train'"
         )
     return name
 
 
-def _has_accepted_suffix(path: Path) -> bool:
-    return path.name.lower().endswith(FILE_SUFFIXES)
+def _local_path(data: str | os.PathLike[str], param: str) -> Path:
+    if isinstance(data, str) and data.startswith("file://"):
+        return file_uri_to_path(data, param).resolve()
+    if isinstance(data, str) and not data.strip():
+        raise ConfigurationError(f"the {param} parameter is an empty string; pass a path")
+    return Path(data).expanduser().resolve()
 
 
 def plan_channel(
@@ -101,8 +152,10 @@ def plan_channel(
     ----------
     name : str
         The channel (``train``, ``test`` ...).
-    data : DataFrame, ChannelSource or str
-        The input.
+    data : DataFrame, ChannelSource, str, os.PathLike or io.BytesIO
+        The input: a DataFrame, a DbConnection table or query, a path to any file or
+        folder (plain, relative to the working folder, or ``file://``), an ``s3://`` URI,
+        or a BytesIO (uploaded from its current position).
     content_type : str or None
         Recorded in ``inputdataconfig.json``.
     param : str
@@ -127,20 +180,14 @@ def plan_channel(
         return ChannelPlan(name, "dataframe", data, content_type)
     if isinstance(data, ChannelSource):
         return ChannelPlan(name, "source", data, content_type)
-    if isinstance(data, str) and data.startswith("file://"):
-        path = file_uri_to_path(data, param).resolve()
-        if path.is_file():
-            if not _has_accepted_suffix(path):
-                raise ConfigurationError(
-                    f"the {param} parameter {data!r} is a {''.join(path.suffixes) or 'suffix-less'}"
-                    f" file; accepted files end with {', '.join(FILE_SUFFIXES)}"
-                )
-            return ChannelPlan(name, "file", path, content_type)
-        if path.is_dir():
-            if not any(p.is_file() for p in path.rglob("*")):
-                raise ConfigurationError(f"the {param} parameter {data!r} is an empty folder")
-            return ChannelPlan(name, "folder", path, content_type)
-        raise ConfigurationError(f"the {param} parameter {data!r}: no such file or folder")
+    if isinstance(data, io.BytesIO):
+        start = data.tell()
+        if data.getbuffer().nbytes <= start:
+            raise ConfigurationError(
+                f"the {param} parameter is an io.BytesIO with nothing to read from its "
+                f"position {start}; call .seek(0) after writing to it"
+            )
+        return ChannelPlan(name, "bytes", (data, start), content_type)
     if isinstance(data, str) and data.startswith("s3://"):
         uri = parse_s3_uri(data, param)
         if store is not None:
@@ -148,16 +195,33 @@ def plan_channel(
                 raise ConfigurationError(
                     f"the {param} parameter {data!r} is in bucket {uri.bucket!r}, but local "
                     f"mode's store holds bucket {store.bucket!r}; pass an s3:// URI of that "
-                    "bucket, a file:// path or a DataFrame"
+                    "bucket, a local path or a DataFrame"
                 )
             if not store.list(uri.key):
                 raise ConfigurationError(
                     f"the {param} parameter {data!r}: no object in the store has that prefix"
                 )
         return ChannelPlan(name, "s3", str(uri), content_type)
+    if isinstance(data, str) and _URI_SCHEME.match(data) and not data.startswith("file://"):
+        raise ConfigurationError(
+            f"the {param} parameter {data!r} is a {data.split('://', 1)[0]}:// URI; pass a "
+            "local path (plain or file://), an s3:// URI, a DataFrame or a DbConnection source"
+        )
+    if isinstance(data, (str, os.PathLike)):
+        path = _local_path(data, param)
+        if path.is_file():
+            return ChannelPlan(name, "file", path, content_type)
+        if path.is_dir():
+            if not any(p.is_file() for p in path.rglob("*")):
+                raise ConfigurationError(f"the {param} parameter {data!r} is an empty folder")
+            return ChannelPlan(name, "folder", path, content_type)
+        raise ConfigurationError(
+            f"the {param} parameter {data!r}: no such file or folder ({path})"
+        )
     raise ConfigurationError(
         f"the {param} parameter must be a pandas DataFrame, a table or query from a "
-        f"DbConnection, a file:// path or an s3:// URI; got {type(data).__name__} instead"
+        "DbConnection, a path to a file or folder (plain or file://), an s3:// URI or an "
+        f"io.BytesIO; got {type(data).__name__} instead"
     )
 
 
@@ -166,13 +230,18 @@ def upload_channel(plan: ChannelPlan, store: ObjectStore, key_prefix: str) -> st
     if plan.kind == "s3":
         return str(plan.data)
     prefix = f"{key_prefix}/{plan.name}/"
-    if plan.kind == "file":
+    if plan.kind == "bytes":
+        stream, start = plan.data
+        stream.seek(start)
+        store.put_stream(prefix + f"{plan.name}.protobuf", stream)
+    elif plan.kind == "file":
         store.put_file(prefix + plan.data.name, plan.data)
     elif plan.kind == "folder":
         for path in sorted(p for p in plan.data.rglob("*") if p.is_file()):
             store.put_file(prefix + path.relative_to(plan.data).as_posix(), path)
     else:
-        file_format = "parquet" if plan.content_type == "application/x-parquet" else "csv"
+        media = (plan.content_type or "").split(";", 1)[0].strip().lower()
+        file_format = "parquet" if media in _PARQUET_TYPES else "csv"
         file_name = f"{plan.name}.{file_format}"
         with tempfile.TemporaryDirectory(prefix="fedsage-channel-") as tmp:
             local = Path(tmp) / file_name

@@ -37,3 +37,13 @@ fi
 extras=""
 [ "$want_dev" = "dev" ] && extras="[dev,aws,kyma,datasphere]"
 .venv/bin/python -m uv pip install --python .venv/bin/python -q -e ".${extras}"
+
+if [ "$want_dev" = "dev" ]; then
+  # fedml-aws 2.0.2's wheel, whose source the compatibility tests read (never import):
+  # downloaded once from PyPI, never committed.
+  fedml_dir=.fedsage-ci/fedml-aws
+  if ! ls "$fedml_dir"/fedml_aws-2.0.2-*.whl >/dev/null 2>&1; then
+    echo "downloading the fedml-aws 2.0.2 wheel into $fedml_dir"
+    .venv/bin/python -m pip download -q --no-deps fedml-aws==2.0.2 -d "$fedml_dir"
+  fi
+fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,14 @@ def _connection(config: str | None) -> Iterator[Any]:
     from ..data import DbConnection
 
     try:
-        with DbConnection(url=config) as db:
+        # Configuration warnings (no config.json: the embedded warehouse; ignored keys)
+        # become one yellow line each instead of Python's warning format.
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            db = DbConnection(url=config)
+        for warning in said:
+            err_console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+        with db:
             yield db
     except FedsageError as exc:
         raise fail(exc) from None

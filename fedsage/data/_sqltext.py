@@ -1,9 +1,11 @@
 """A small lexical look at caller SQL: its first keyword and how many statements it has.
 
-Quoted strings, quoted identifiers and comments are skipped, so a ``;`` or a keyword
-inside them does not count.  This is a first line of defence for ``execute_query``;
-engines that can (PostgreSQL, SQLite, DuckDB's parser) also enforce read-only-ness
-themselves.
+Quoted strings (standard ``'...'``, PostgreSQL's ``E'...'`` with backslash escapes and
+dollar-quoted ``$$...$$`` / ``$tag$...$tag$``), quoted identifiers and comments are
+skipped, so a ``;`` or a keyword inside them does not count.  This is only the first line
+of defence, for clear early messages: a lexer cannot know every engine's quoting, so the
+engines themselves enforce one (read-only) statement where they can (see
+:mod:`fedsage.data.dialects.base`).
 """
 
 from __future__ import annotations
@@ -13,13 +15,24 @@ import re
 __all__ = ["first_keyword", "statement_count"]
 
 _TOKEN = re.compile(
-    r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|;|\w+|\S""",
-    re.DOTALL,
+    r"""
+      [Ee]'(?:[^'\\]|\\.|'')*'                 # E'...': backslash escapes
+    | '(?:[^']|'')*'                         # a string
+    | "(?:[^"]|"")*"                         # a quoted identifier
+    | \$(?P<tag>(?:[^\W\d]\w*)?)\$.*?\$(?P=tag)\$  # $$...$$ and $tag$...$tag$
+    | --[^\n]*                               # comments
+    | /\*.*?\*/
+    | ;
+    | \w[\w$]*                               # words (PostgreSQL allows $ inside)
+    | \S
+    """,
+    re.DOTALL | re.VERBOSE,
 )
 
 
 def _tokens(sql: str) -> list[str]:
-    return [t for t in _TOKEN.findall(sql) if not t.startswith(("--", "/*"))]
+    tokens = (m.group(0) for m in _TOKEN.finditer(sql))
+    return [t for t in tokens if not t.startswith(("--", "/*"))]
 
 
 def first_keyword(sql: str) -> str:

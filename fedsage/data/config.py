@@ -8,7 +8,13 @@ Three kinds of configuration exist:
 - **embedded**: no configuration file at all; fedsage's DuckDB warehouse under
   ``FEDSAGE_HOME``.
 
-Secrets (passwords, user keys) never appear in a repr, a log line or an error message.
+Secrets (passwords, user keys, secrets in a URL's query) never appear in a repr, a log
+line or an error message: every URL is shown through :func:`fedsage.data._url.masked_url`.
+
+Keys fedsage does not know are warned about (:class:`UnknownConfigKeyWarning`) and
+ignored, as fedml-aws ignored them: Datasphere's own configuration files carry extra
+keys.  Without any configuration file, :func:`load_config` falls back to the embedded
+warehouse and says so once per process (:class:`EmbeddedWarehouseWarning`).
 """
 
 from __future__ import annotations
@@ -16,14 +22,19 @@ from __future__ import annotations
 import importlib.resources
 import json
 import logging
+import sys
+import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._home import fedsage_home
 from ..errors import ConfigurationError
+from ._url import masked_url
 
-__all__ = ["ConnectionConfig", "hdbcli_kwargs", "load_config"]
+__all__ = ["ConnectionConfig", "EmbeddedWarehouseWarning", "UnknownConfigKeyWarning",
+           "hdbcli_kwargs", "load_config", "masked_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +58,8 @@ _INT_FLAGS = frozenset(
     {"communicationTimeout", "connectTimeout", "nodeConnectTimeout", "packetSize", "fetchSize",
      "proxyPort", "port"}
 )
-# Connection properties hdbcli knows (datasphere.md §2); anything else is a typo that
-# hdbcli would silently ignore, so it is refused here instead.
+# Connection properties hdbcli knows (datasphere.md §2); anything else is not passed to
+# hdbcli (fedml-aws passed only its own keys) and is warned about: it may be a typo.
 _KNOWN_HANA_KEYS = frozenset(
     set(REQUIRED_HANA_KEYS) | set(HANA_FLAG_DEFAULTS) | _BOOL_FLAGS | _INT_FLAGS
     | {"userkey", "sslTrustStore", "sslHostNameInCertificate", "sslCryptoProvider",
@@ -58,6 +69,19 @@ _KNOWN_HANA_KEYS = frozenset(
        "tcpKeepAliveCount", "traceFile", "databaseName"}
 )
 _SECRET_KEYS = frozenset({"password", "userkey"})
+_URL_KEYS = frozenset({"url", "schema"})
+
+
+class EmbeddedWarehouseWarning(UserWarning):
+    """``DbConnection()`` found no ``config.json`` and uses the embedded warehouse."""
+
+
+class UnknownConfigKeyWarning(UserWarning):
+    """A configuration file has keys fedsage does not use; they are ignored."""
+
+
+_embedded_warned = False
+_embedded_lock = threading.Lock()
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -96,14 +120,6 @@ class ConnectionConfig:
 
     def __repr__(self) -> str:
         return f"ConnectionConfig(kind={self.kind!r}, {self.describe()}, schema={self.schema!r})"
-
-
-def masked_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
-    from ._url import parse_url
-
-    parsed = parse_url(url)
-    return parsed.render(hide_password=True) if parsed is not None else "<unparsable URL>"
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -152,7 +168,12 @@ def hdbcli_kwargs(raw: dict[str, Any], source: str) -> dict[str, Any]:
     Raises
     ------
     ConfigurationError
-        If a required key is missing, a key is unknown or a value has the wrong type.
+        If a required key is missing or a value has the wrong type.
+
+    Warns
+    -----
+    UnknownConfigKeyWarning
+        For keys that are not hdbcli connection properties (they are ignored).
     """
     has_key = "userkey" in raw
     missing = [k for k in REQUIRED_HANA_KEYS if k not in raw and not (
@@ -165,13 +186,11 @@ def hdbcli_kwargs(raw: dict[str, Any], source: str) -> dict[str, Any]:
     unknown = sorted(k for k in raw if k not in _KNOWN_HANA_KEYS
                      and not k.startswith("sessionVariable:"))
     if unknown:
-        raise ConfigurationError(
-            f"{source} has unknown key(s) {', '.join(map(repr, unknown))}; check the spelling "
-            "against the hdbcli connection properties (hdbcli would silently ignore them)"
-        )
+        _warn_unknown(source, unknown, "they are not hdbcli connection properties (check the "
+                      "spelling: a typo such as 'sslValidateCertifcate' changes nothing)")
     kwargs: dict[str, Any] = dict(HANA_FLAG_DEFAULTS)
     for key, value in raw.items():
-        if key == "schema":
+        if key == "schema" or key in unknown:
             continue
         kwargs[key] = _coerce(key, value, source)
     if not isinstance(kwargs.get("address"), str) or not kwargs["address"]:
@@ -182,6 +201,23 @@ def hdbcli_kwargs(raw: dict[str, Any], source: str) -> dict[str, Any]:
             source,
         )
     return kwargs
+
+
+_PACKAGE_DIR = str(Path(__file__).resolve().parents[1])
+
+
+def _warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first caller outside fedsage (the notebook)."""
+    frame, level = sys._getframe(0), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _warn_unknown(source: str, keys: list[str], why: str) -> None:
+    # Only the names: an unknown key may hold a secret.
+    _warn(f"{source}: ignoring the key(s) {', '.join(map(repr, keys))}; {why}",
+          UnknownConfigKeyWarning)
 
 
 def _read_json(path: Path | Any, source: str) -> dict[str, Any]:
@@ -218,14 +254,34 @@ def embedded_config(path: Path | None = None) -> ConnectionConfig:
 
 
 def from_mapping(data: dict[str, Any], source: str) -> ConnectionConfig:
-    """Parse the keys of a configuration (see the module docstring)."""
+    """Parse the keys of a configuration (see the module docstring).
+
+    Parameters
+    ----------
+    data : dict
+        The keys of the configuration.
+    source : str
+        Where they came from, for messages.
+
+    Returns
+    -------
+    ConnectionConfig
+
+    Raises
+    ------
+    ConfigurationError
+        If a required key is missing or a value has the wrong type.
+
+    Warns
+    -----
+    UnknownConfigKeyWarning
+        For keys that are ignored.
+    """
     if "url" in data:
-        extra = sorted(set(data) - {"url", "schema"})
+        extra = sorted(set(data) - _URL_KEYS)
         if extra:
-            raise ConfigurationError(
-                f"{source} has a 'url' and also {', '.join(map(repr, extra))}; with a URL "
-                "only 'schema' may accompany it (put driver options in the URL's query)"
-            )
+            _warn_unknown(source, extra, "with a 'url' only 'schema' is used (put driver "
+                          "options in the URL's query)")
         url, schema = data["url"], data.get("schema")
         if not isinstance(url, str) or "://" not in url:
             raise ConfigurationError(
@@ -260,6 +316,14 @@ def load_config(package_name: str | None = None, url: str | None = None) -> Conn
     ------
     ConfigurationError
         If a named file is missing or invalid.
+
+    Warns
+    -----
+    EmbeddedWarehouseWarning
+        Once per process, when no ``config.json`` is found and the embedded warehouse
+        is used.
+    UnknownConfigKeyWarning
+        For keys of the file that are ignored.
     """
     if url is not None and "://" in url:
         return from_mapping({"url": url}, "<argument>")
@@ -286,8 +350,27 @@ def load_config(package_name: str | None = None, url: str | None = None) -> Conn
     if default.is_file():
         source = str(default.resolve())
         return from_mapping(_read_json(default, source), source)
-    logger.info("no config.json in %s; using the embedded warehouse", Path.cwd())
-    return embedded_config()
+    warehouse = fedsage_home() / "warehouse.duckdb"
+    logger.info("no config.json in %s; using the embedded warehouse %s", Path.cwd(), warehouse)
+    _warn_embedded(Path.cwd() / "config.json", warehouse)
+    return embedded_config(warehouse)
+
+
+def _warn_embedded(searched: Path, warehouse: Path) -> None:
+    """Say once per process that ``DbConnection()`` reads the embedded warehouse."""
+    global _embedded_warned
+    with _embedded_lock:
+        if _embedded_warned:
+            return
+        _embedded_warned = True
+    _warn(
+        f"no config.json found (looked for {searched}); DbConnection() uses fedsage's "
+        f"embedded DuckDB warehouse {warehouse}. To read from SAP "
+        "Datasphere, write a config.json there with address, port, user, password and "
+        "schema (your space's Database User Details), or pass "
+        "DbConnection(url='path/to/config.json') or a SQLAlchemy URL",
+        EmbeddedWarehouseWarning,
+    )
 
 
 def is_secret(key: str) -> bool:

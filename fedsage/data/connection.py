@@ -1,23 +1,33 @@
 """``DbConnection``: fedml-aws's data API on SAP Datasphere, any SQL URL or DuckDB.
 
 The constructor reads the configuration (see :mod:`fedsage.data.config`) and connects.
-One place opens cursors (:meth:`DbConnection._run`), so every statement is compiled by
-the dialect, runs with bound parameters, commits or rolls back, and has its driver
-errors translated into :class:`~fedsage.errors.DataError`.
+One place opens transactions (:meth:`DbConnection._transaction`), so every statement is
+compiled by the dialect, runs with bound parameters, commits or rolls back, and has its
+driver errors translated into :class:`~fedsage.errors.DataError`.  Caller SQL that
+reads (``execute_query``, :meth:`DbConnection.query`, a query string given to
+``iter_batches`` / ``export``) is checked once per text (:meth:`DbConnection._check_query`)
+and then read by the dialect, which makes the engine enforce one read-only statement.
+
+:class:`~fedsage.data.sources.Query` and :class:`~fedsage.data.sources.Table` are
+descriptions; the reading methods here (``iter_batches``, ``to_arrow``, ``to_pandas``,
+``export``) read them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from .._home import atomic_write
 from ..errors import DataError
 from ._sqltext import first_keyword, statement_count
 from .config import ConnectionConfig, embedded_config, from_mapping, load_config
 from .dialects import Dialect, open_connection
 from .dialects.base import Progress
+from .export import check_format, write_batches
 from .fedml import FedmlMethods
 from .sources import DEFAULT_BATCH_ROWS, Query, Table
 
@@ -32,6 +42,8 @@ _READ_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "(", "TABLE"})
 # Strings starting with these are statements (refused as queries), never table names.
 _WRITE_KEYWORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "DROP", "CREATE",
                              "ALTER", "TRUNCATE", "GRANT", "REVOKE", "CALL", "COPY", "SET"})
+# Checked query texts kept per connection (a notebook reuses a handful).
+_CHECKED_CACHE = 256
 
 
 class DbConnection(FedmlMethods):
@@ -63,6 +75,13 @@ class DbConnection(FedmlMethods):
     >>> db = DbConnection()                      # ./config.json or the embedded warehouse
     >>> rows, headers = db.execute_query('SELECT * FROM "IRIS"')  # doctest: +SKIP
     >>> db.table("IRIS").export_channel(Path("train.csv"))         # doctest: +SKIP
+
+    Warns
+    -----
+    EmbeddedWarehouseWarning
+        Once per process, when no configuration file is found.
+    UnknownConfigKeyWarning
+        For keys of the configuration file that are ignored.
     """
 
     def __init__(self, package_name: str | None = None, url: str | None = None) -> None:
@@ -75,6 +94,7 @@ class DbConnection(FedmlMethods):
         self._conn = opened.dbapi
         self._closer = opened.close
         self.closed = False
+        self._checked: dict[str, str] = {}
         #: The schema views and tables are read from (fedml-aws: config ``schema``).
         self.schema: str | None = config.schema
         # HANA writes go to the user's own (Open SQL) schema, as with fedml-aws.
@@ -140,83 +160,82 @@ class DbConnection(FedmlMethods):
 
     # -- the one place that runs statements ---------------------------------------
 
-    def _compile(self, stmt: Any) -> tuple[str, Any]:
-        return self.dialect.compile(stmt)
-
-    def _end(self, ok: bool) -> None:
-        self.dialect.end(self._conn, ok)
-
-    def _run(self, stmt: Any, action: str, *, params: Any = None, fetch: bool = True,
-             read_only: bool = False) -> tuple[list[Any], list[str]] | None:
-        """Run one statement (a Core statement, or caller SQL text with ``params``)."""
+    @contextlib.contextmanager
+    def _transaction(self, sql: str, action: str) -> Iterator[Any]:
+        """A cursor in a transaction that commits on success and rolls back otherwise."""
         if self.closed:
             raise DataError("this DbConnection is closed; open a new one")
-        sql, bound = (stmt, params) if isinstance(stmt, str) else self._compile(stmt)
         logger.debug("%s: %s", action, sql)
         ok = False
         cursor = self._conn.cursor()
         try:
             with self.dialect.translate_errors(sql, action):
-                undo = self.dialect.set_read_only(cursor) if read_only else None
-                if bound is None:
-                    cursor.execute(sql)
-                else:
-                    cursor.execute(sql, bound)
-                result = None
-                if fetch:
-                    headers = [d[0] for d in cursor.description or ()]
-                    result = (cursor.fetchall(), headers)
-                if undo is not None:
-                    undo()
+                yield cursor
             ok = True
-            return result
         finally:
             cursor.close()
             with self.dialect.translate_errors(sql, "ending the transaction"):
-                self._end(ok)
+                self.dialect.end(self._conn, ok)
+
+    def _end(self, ok: bool) -> None:
+        self.dialect.end(self._conn, ok)
+
+    def _run(self, stmt: Any, action: str, *,
+             fetch: bool = True) -> tuple[list[Any], list[str]] | None:
+        """Run one statement fedsage built (Core), or caller SQL that writes (text).
+
+        With ``fetch=False`` the statement goes through the dialect's
+        :meth:`~fedsage.data.dialects.base.Dialect.run_statement`, which lets the engine
+        refuse a second statement.
+        """
+        sql, bound = (stmt, None) if isinstance(stmt, str) else self.dialect.compile(stmt)
+        with self._transaction(sql, action) as cursor:
+            if not fetch:
+                self.dialect.run_statement(cursor, sql, bound)
+                return None
+            if bound is None:
+                cursor.execute(sql)
+            else:
+                cursor.execute(sql, bound)
+            headers = [d[0] for d in cursor.description or ()]
+            return cursor.fetchall(), headers
+
+    def _read(self, sql: str, params: Any) -> tuple[list[Any], list[str]]:
+        """Read a caller query in a read-only transaction (``execute_query``)."""
+        checked = self._check_query(sql)
+        with self._transaction(checked, "running the query") as cursor:
+            undo = self.dialect.set_read_only(cursor)
+            try:
+                return self.dialect.fetch_query(self._conn, checked, params)
+            finally:
+                if undo is not None:
+                    undo()
 
     def _check_query(self, sql: str) -> str:
+        """Return ``sql`` ready to run if it can be one read-only statement, else refuse.
+
+        fedsage's lexical check gives a clear message early; engines with a parser at
+        hand (DuckDB) check here too.  The engines' own guarantees apply when the query
+        is read (see :mod:`fedsage.data.dialects.base`).  Checked once per text.
+        """
         if not isinstance(sql, str) or not sql.strip():
             raise DataError("the query must be a non-empty SQL string")
+        if sql in self._checked:
+            return self._checked[sql]
         if first_keyword(sql) not in _READ_KEYWORDS or statement_count(sql) != 1:
             raise DataError(
                 "only one read-only statement (SELECT or WITH ... SELECT) can run here; got "
-                f"{first_keyword(sql) or 'nothing'!r}. Use create_table, insert_into_table, "
-                "update_table, ... to change data"
+                f"{first_keyword(sql) or 'nothing'!r}"
+                f"{'' if statement_count(sql) <= 1 else f' and {statement_count(sql)} statements'}"
+                ". Use create_table, insert_into_table, update_table, ... to change data"
             )
-        self.dialect.check_read_only(self._conn, sql)
-        return sql.strip().rstrip(";").rstrip()
+        self.dialect.check_query(self._conn, sql)
+        if len(self._checked) >= _CHECKED_CACHE:
+            self._checked.clear()
+        self._checked[sql] = checked = sql.strip().rstrip(";").rstrip()
+        return checked
 
-    # -- streaming ----------------------------------------------------------------------
-
-    def _stream(self, sql: str, params: Any, batch_rows: int,
-                table: tuple[str, str | None] | None = None) -> Iterator[pa.RecordBatch]:
-        """Stream ``sql``; ``table``: ``(name, schema)`` when it reads one whole table."""
-        if not isinstance(batch_rows, int) or batch_rows < 1:
-            raise DataError(f"batch_rows must be a positive integer; got {batch_rows!r}")
-        ok = False
-        try:
-            with self.dialect.translate_errors(sql, "reading the result"):
-                if table is None:
-                    yield from self.dialect.iter_arrow(self._conn, sql, params, batch_rows)
-                else:
-                    yield from self.dialect.iter_table_arrow(self._conn, *table, batch_rows)
-            ok = True
-        finally:
-            self._end(ok)
-
-    def _copy_csv(self, sql: str, params: Any, handle: IO[bytes], progress: Progress | None,
-                  table: tuple[str, str | None] | None = None) -> int:
-        ok = False
-        try:
-            if table is None:
-                rows = self.dialect.copy_csv(self._conn, sql, params, handle, progress)
-            else:
-                rows = self.dialect.copy_table_csv(self._conn, *table, handle, progress)
-            ok = True
-            return rows
-        finally:
-            self._end(ok)
+    # -- sources --------------------------------------------------------------------------
 
     def table(self, name: str, schema: str | None = None) -> Table:
         """Return a streamable source for all rows of a table or view.
@@ -254,10 +273,8 @@ class DbConnection(FedmlMethods):
         DataError
             If ``sql`` is not a single read-only statement.
         """
-        checked = self._check_query(sql)
-        query = Query(self, sql, params)
-        query._checked = (sql, checked)
-        return query
+        self._check_query(sql)
+        return Query(self, sql, params)
 
     def _source(self, query_or_table: str | Query) -> Query:
         if isinstance(query_or_table, Query):
@@ -272,6 +289,46 @@ class DbConnection(FedmlMethods):
                                       or first_keyword(text) in _WRITE_KEYWORDS):
             return self.query(text)
         return self.table(query_or_table)
+
+    def _batches(self, source: Query, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Check ``source`` now; return the generator that reads it."""
+        if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+            raise DataError(f"batch_rows must be a positive integer; got {batch_rows!r}")
+        if isinstance(source, Table):
+            return self._stream(source.sql, lambda: self.dialect.iter_table_arrow(
+                self._conn, source.name, source.schema, batch_rows))
+        sql, params = self._check_query(source.sql), source.params
+        return self._stream(sql, lambda: self.dialect.iter_arrow(self._conn, sql, params,
+                                                                 batch_rows))
+
+    def _stream(self, sql: str, read: Any) -> Iterator[pa.RecordBatch]:
+        if self.closed:
+            raise DataError("this DbConnection is closed; open a new one")
+        ok = False
+        try:
+            with self.dialect.translate_errors(sql, "reading the result"):
+                yield from read()
+            ok = True
+        finally:
+            self._end(ok)
+
+    def _copy_csv(self, source: Query, handle: IO[bytes], progress: Progress | None) -> int:
+        if self.closed:
+            raise DataError("this DbConnection is closed; open a new one")
+        ok = False
+        try:
+            if isinstance(source, Table):
+                rows = self.dialect.copy_table_csv(self._conn, source.name, source.schema,
+                                                   handle, progress)
+            else:
+                rows = self.dialect.copy_csv(self._conn, self._check_query(source.sql),
+                                             source.params, handle, progress)
+            ok = True
+            return rows
+        finally:
+            self._end(ok)
+
+    # -- reading ------------------------------------------------------------------------
 
     def iter_batches(self, query_or_table: str | Query,
                      batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -293,9 +350,12 @@ class DbConnection(FedmlMethods):
         Raises
         ------
         DataError
-            If the query fails or is not read-only.
+            If the query fails or is not one read-only statement.
         """
-        return self._source(query_or_table).iter_batches(batch_rows)
+        source = self._source(query_or_table)
+        if source.connection is not self:
+            return source.connection.iter_batches(source, batch_rows)
+        return self._batches(source, batch_rows)
 
     def to_arrow(self, query_or_table: str | Query) -> pa.Table:
         """Return a table, view or query as an Arrow table (see :meth:`iter_batches`).
@@ -309,7 +369,9 @@ class DbConnection(FedmlMethods):
         -------
         pyarrow.Table
         """
-        return self._source(query_or_table).to_arrow()
+        import pyarrow as pa
+
+        return pa.Table.from_batches(list(self.iter_batches(query_or_table)))
 
     def to_pandas(self, query_or_table: str | Query) -> Any:
         """Return a table, view or query as a pandas DataFrame.
@@ -323,11 +385,14 @@ class DbConnection(FedmlMethods):
         -------
         pandas.DataFrame
         """
-        return self._source(query_or_table).to_pandas()
+        return self.to_arrow(query_or_table).to_pandas()
 
     def export(self, query_or_table: str | Query, path: str | Path, file_format: str = "csv",
                progress: Progress | None = None) -> int:
         """Write a table, view or query to a channel file without holding it in memory.
+
+        The engine's own CSV export is used where there is one (PostgreSQL ``COPY``),
+        otherwise Arrow batches are written one at a time.
 
         Parameters
         ----------
@@ -352,4 +417,14 @@ class DbConnection(FedmlMethods):
         ConfigurationError
             If ``file_format`` is not supported.
         """
-        return self._source(query_or_table).export_channel(Path(path), file_format, progress)
+        source = self._source(query_or_table)
+        if source.connection is not self:
+            return source.connection.export(source, path, file_format, progress)
+        fmt = check_format(file_format)
+        if fmt == "csv" and self.dialect.has_copy_csv:
+            if isinstance(source, Query) and not isinstance(source, Table):
+                self._check_query(source.sql)  # before the file is opened
+            with atomic_write(Path(path)) as handle:
+                return self._copy_csv(source, handle, progress)
+        return write_batches(self._batches(source, DEFAULT_BATCH_ROWS), Path(path), fmt,
+                             progress)

@@ -1,11 +1,16 @@
 """The 14 data methods of fedml-aws's ``DbConnection``: same names, arguments, returns.
 
+Parameter names, order and defaults are fedml-aws 2.0.2's (a test reads them from its
+wheel), and so are the return shapes: ``(rows, headers)`` with fedml-aws's headers in
+fedml-aws's order, ``[(n,)]`` for ``get_table_size``, ``None`` for the writes.  On an
+engine without one of HANA's catalog columns the value is NULL (``None``).
+
 What changed is how they work: names are quoted by the dialect, values are bound
 parameters, inserts are bulk, failures raise :class:`~fedsage.errors.DataError`, and
 ``execute_query`` runs only one read-only statement.  The clause arguments of
 ``delete_from_table``, ``update_table`` and ``alter_table`` are the caller's own SQL,
-appended after the quoted table name, as in fedml-aws; a second statement smuggled in
-with ``;`` is refused.
+placed after the quoted table name, as in fedml-aws; a second statement smuggled in is
+refused (by the engine where it can).
 """
 
 from __future__ import annotations
@@ -31,6 +36,11 @@ def _check_name(value: Any, parameter: str) -> str:
     return value
 
 
+def _check_clause(value: Any, parameter: str) -> str | None:
+    """A caller clause: ``None`` (fedml-aws: no WHERE, every row) or non-empty SQL text."""
+    return None if value is None else _check_name(value, parameter)
+
+
 def _tuples(result: tuple[list[Any], list[str]] | None) -> Rows:
     assert result is not None
     rows, headers = result
@@ -46,9 +56,9 @@ class FedmlMethods:
     _conn: Any
 
     if TYPE_CHECKING:
-        def _run(self, stmt: Any, action: str, *, params: Any = None, fetch: bool = True,
-                 read_only: bool = False) -> tuple[list[Any], list[str]] | None: ...
-        def _check_query(self, sql: str) -> str: ...
+        def _run(self, stmt: Any, action: str, *,
+                 fetch: bool = True) -> tuple[list[Any], list[str]] | None: ...
+        def _read(self, sql: str, params: Any) -> tuple[list[Any], list[str]]: ...
         def _end(self, ok: bool) -> None: ...
 
     def get_schema_views(self) -> Rows:
@@ -110,15 +120,16 @@ class FedmlMethods:
         limit = None if size == 1 else int(self.get_table_size(name)[0][0] * size)
         return _tuples(self._run(self.dialect.head(name, self.schema, limit), f"reading {name!r}"))
 
-    def execute_query(self, query: str, params: Any = None) -> Rows:
+    def execute_query(self, query: str) -> Rows:
         """Run one read-only query.
+
+        For bound parameters use ``db.query(sql, params)`` (``.to_pandas()``,
+        ``.to_arrow()``); ``execute_query`` keeps fedml-aws's one argument.
 
         Parameters
         ----------
         query : str
-            A single SELECT (or WITH ... SELECT) statement.
-        params : sequence or mapping or None, default=None
-            Bound parameters in the driver's style (not in fedml-aws; an addition).
+            A single SELECT (or WITH ... SELECT, VALUES, TABLE) statement.
 
         Returns
         -------
@@ -130,8 +141,7 @@ class FedmlMethods:
         DataError
             If the statement is not a single read-only query, or fails.
         """
-        sql = self._check_query(query)
-        return _tuples(self._run(sql, "running the query", params=params, read_only=True))
+        return _tuples(self._read(query, None))
 
     def _run_caller_sql(self, sql: str, action: str) -> None:
         if statement_count(sql) != 1:
@@ -161,7 +171,7 @@ class FedmlMethods:
             raise DataError(
                 "create_table adds the INSERTED_AT column itself; remove it from the query"
             )
-        self._run_caller_sql(f"{text[:-1]}, {INSERTED_AT} TIMESTAMP NOT NULL)", "creating a table")
+        self._run_caller_sql(self.dialect.create_table_with_inserted_at(text), "creating a table")
 
     def drop_table(self, table_name: str) -> None:
         """Drop a table in the write schema (HANA: the user's own schema).
@@ -176,8 +186,9 @@ class FedmlMethods:
         DataError
             If it does not exist or cannot be dropped.
         """
-        name = self.dialect.qualified(_check_name(table_name, "table_name"), self.write_schema)
-        self._run(f"DROP TABLE {name}", f"dropping {table_name!r}", fetch=False)
+        name = _check_name(table_name, "table_name")
+        self._run(self.dialect.drop_table(name, self.write_schema), f"dropping {name!r}",
+                  fetch=False)
 
     def insert_into_table(self, table_name: str, table_values: Any) -> None:
         """Insert a DataFrame's rows in bulk, with ``INSERTED_AT`` set to now (local time).
@@ -219,27 +230,29 @@ class FedmlMethods:
         finally:
             self._end(ok)
 
-    def delete_from_table(self, table_name: str, where_clause: str) -> None:
-        """``DELETE FROM "table" WHERE <where_clause>`` (the clause is caller SQL).
+    def delete_from_table(self, table_name: str, where_clause: str | None = None) -> None:
+        """``DELETE FROM "table" [WHERE <where_clause>]`` (the clause is caller SQL).
 
         Parameters
         ----------
         table_name : str
             Exact name, in the write schema.
-        where_clause : str
-            The condition, as SQL text.
+        where_clause : str or None, default=None
+            The condition, as SQL text; ``None`` deletes every row (as fedml-aws).
 
         Raises
         ------
         DataError
             If the statement fails or the clause holds more than one statement.
         """
-        name = self.dialect.qualified(_check_name(table_name, "table_name"), self.write_schema)
-        where = _check_name(where_clause, "where_clause")
-        self._run_caller_sql(f"DELETE FROM {name} WHERE {where}", f"deleting from {table_name!r}")
+        name = _check_name(table_name, "table_name")
+        where = _check_clause(where_clause, "where_clause")
+        self._run_caller_sql(self.dialect.delete_rows(name, self.write_schema, where),
+                             f"deleting from {name!r}")
 
-    def update_table(self, table_name: str, set_clause: str, where_clause: str) -> None:
-        """``UPDATE "table" SET <set_clause> WHERE <where_clause>`` (clauses are caller SQL).
+    def update_table(self, table_name: str, set_clause: str,
+                     where_clause: str | None = None) -> None:
+        """``UPDATE "table" SET <set_clause> [WHERE <where_clause>]`` (clauses are caller SQL).
 
         Parameters
         ----------
@@ -247,28 +260,28 @@ class FedmlMethods:
             Exact name, in the write schema.
         set_clause : str
             Assignments, as SQL text.
-        where_clause : str
-            The condition, as SQL text.
+        where_clause : str or None, default=None
+            The condition, as SQL text; ``None`` updates every row (as fedml-aws).
 
         Raises
         ------
         DataError
             If the statement fails or a clause holds more than one statement.
         """
-        name = self.dialect.qualified(_check_name(table_name, "table_name"), self.write_schema)
+        name = _check_name(table_name, "table_name")
         sets = _check_name(set_clause, "set_clause")
-        where = _check_name(where_clause, "where_clause")
-        self._run_caller_sql(f"UPDATE {name} SET {sets} WHERE {where}",
-                             f"updating {table_name!r}")
+        where = _check_clause(where_clause, "where_clause")
+        self._run_caller_sql(self.dialect.update_rows(name, self.write_schema, sets, where),
+                             f"updating {name!r}")
 
-    def alter_table(self, table_name: str, alter_clause: str) -> None:
-        """``ALTER TABLE "table" <alter_clause>`` (the clause is caller SQL).
+    def alter_table(self, table_name: str, clause: str) -> None:
+        """``ALTER TABLE "table" <clause>`` (the clause is caller SQL).
 
         Parameters
         ----------
         table_name : str
             Exact name, in the write schema.
-        alter_clause : str
+        clause : str
             E.g. ``ADD (NOTE VARCHAR(20))`` on HANA, ``ADD COLUMN note TEXT`` elsewhere.
 
         Raises
@@ -276,9 +289,10 @@ class FedmlMethods:
         DataError
             If the statement fails or the clause holds more than one statement.
         """
-        name = self.dialect.qualified(_check_name(table_name, "table_name"), self.write_schema)
-        clause = _check_name(alter_clause, "alter_clause")
-        self._run_caller_sql(f"ALTER TABLE {name} {clause}", f"altering {table_name!r}")
+        name = _check_name(table_name, "table_name")
+        text = _check_name(clause, "clause")
+        self._run_caller_sql(self.dialect.alter_table(name, self.write_schema, text),
+                             f"altering {name!r}")
 
     def get_view_metadata(self, view_name: str) -> Rows:
         """Describe the columns of a view in the configured schema.
@@ -292,8 +306,10 @@ class FedmlMethods:
         -------
         rows : list of tuple
         headers : list of str
-            ``POSITION, COLUMN_NAME, DATA_TYPE_NAME, LENGTH, SCALE, IS_NULLABLE,
-            DEFAULT_VALUE, COMMENTS, GENERATION_TYPE``.
+            ``POSITION, COLUMN_NAME, DATA_TYPE_NAME, LENGTH, IS_NULLABLE, SCALE,
+            DEFAULT_VALUE, INDEX_TYPE, GENERATION_TYPE, COMMENTS`` (fedml-aws's columns of
+            HANA's ``VIEW_COLUMNS``, in its order; ``IS_NULLABLE`` is ``'TRUE'`` or
+            ``'FALSE'``; NULL where the engine has no such information).
         """
         name = _check_name(view_name, "view_name")
         return _tuples(self._run(self.dialect.columns(name, self.schema, "view"),
@@ -340,7 +356,8 @@ class FedmlMethods:
         Returns
         -------
         rows : list of tuple
-            ``(SCHEMA_NAME, TABLE_NAME, TABLE_TYPE)``.
         headers : list of str
+            ``TABLE_NAME, SCHEMA_NAME, TABLE_TYPE, COMMENTS, CREATE_TIME`` (fedml-aws's
+            columns of HANA's ``TABLES``; NULL where the engine keeps no such information).
         """
         return _tuples(self._run(self.dialect.tables(self.write_schema), "listing tables"))

@@ -94,11 +94,12 @@ def load_samples(conn: DbConnection | None = None) -> list[str]:
     own = conn is None
     target = DbConnection.embedded() if conn is None else conn
     try:
-        existing = {row[1] for row in target.get_user_tables()[0]}
+        existing = {row[0] for row in target.get_user_tables()[0]}
         for name, frame in sample_frames().items():
             if name in existing:
                 target.drop_table(name)
-            target._run(_ddl(target, name, frame), f"creating sample {name}", fetch=False)
+            target._run(target.dialect.create_table(name, target.write_schema, _columns(frame)),
+                        f"creating sample {name}", fetch=False)
             ok = False
             try:
                 target.dialect.insert_arrow(target._conn, name, target.write_schema,
@@ -113,15 +114,17 @@ def load_samples(conn: DbConnection | None = None) -> list[str]:
     return list(SAMPLES)
 
 
-def _ddl(conn: DbConnection, name: str, frame: pd.DataFrame) -> str:
-    def sql_type(dtype: Any) -> str:
-        if pd.api.types.is_integer_dtype(dtype):
-            return "BIGINT"
-        if pd.api.types.is_float_dtype(dtype):
-            return "DOUBLE PRECISION"
-        if pd.api.types.is_datetime64_any_dtype(dtype):
-            return "TIMESTAMP"
-        return "VARCHAR(64)"
+def _columns(frame: pd.DataFrame) -> list[tuple[str, Any]]:
+    """The frame's columns as (name, SQLAlchemy type) pairs."""
+    from sqlalchemy import TIMESTAMP, BigInteger, Double, String
 
-    cols = ", ".join(f"{conn.dialect.quote(str(c))} {sql_type(t)}" for c, t in frame.dtypes.items())
-    return f"CREATE TABLE {conn.dialect.qualified(name, conn.write_schema)} ({cols})"
+    def sql_type(dtype: Any) -> Any:
+        if pd.api.types.is_integer_dtype(dtype):
+            return BigInteger()
+        if pd.api.types.is_float_dtype(dtype):
+            return Double()
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return TIMESTAMP()
+        return String(64)
+
+    return [(str(c), sql_type(t)) for c, t in frame.dtypes.items()]

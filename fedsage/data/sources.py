@@ -1,33 +1,56 @@
 """Table and query objects: what ``train_sklearn_model`` accepts as ``train_data``.
 
-Both stream their rows into a channel file with :meth:`export_channel`, straight from
-the database: the engine's own CSV export when it has one (PostgreSQL ``COPY``),
-otherwise Arrow batches written one at a time.
+A :class:`Query` or :class:`Table` is a description (which rows, on which connection);
+the connection reads it.  Sources use only the connection's public reading methods
+(:class:`Reader`: ``iter_batches``, ``to_arrow``, ``to_pandas``, ``export``), so this
+module does not import :mod:`fedsage.data.connection`, which imports it.
 """
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .._home import atomic_write
 from .dialects.base import Progress
-from .export import check_format
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from .connection import DbConnection
+    from .dialects.base import Dialect
 
-__all__ = ["Query", "Table"]
+__all__ = ["DEFAULT_BATCH_ROWS", "Query", "Reader", "Table"]
 
 DEFAULT_BATCH_ROWS = 65_536
 
 
+class Reader(Protocol):
+    """What a source needs from its connection; :class:`~fedsage.data.DbConnection` is one."""
+
+    dialect: Dialect
+
+    def iter_batches(self, query_or_table: Any,
+                     batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """Stream the rows of a source as Arrow record batches."""
+        ...
+
+    def to_arrow(self, query_or_table: Any) -> pa.Table:
+        """Return the rows of a source as an Arrow table."""
+        ...
+
+    def to_pandas(self, query_or_table: Any) -> Any:
+        """Return the rows of a source as a pandas DataFrame."""
+        ...
+
+    def export(self, query_or_table: Any, path: str | pathlib.Path, file_format: str = "csv",
+               progress: Progress | None = None) -> int:
+        """Write the rows of a source to a channel file; return how many."""
+        ...
+
+
 class Query:
-    """The result of a read-only SQL query on a :class:`DbConnection`.
+    """The result of a read-only SQL query on a :class:`~fedsage.data.DbConnection`.
 
     Parameters
     ----------
@@ -40,14 +63,10 @@ class Query:
         ``%(name)s`` or ``%s`` for PostgreSQL).
     """
 
-    def __init__(self, connection: DbConnection, sql: str, params: Any = None) -> None:
+    def __init__(self, connection: Reader, sql: str, params: Any = None) -> None:
         self.connection = connection
         self.sql = sql
         self.params = params
-        #: ``(sql, checked text)`` once ``sql`` passed ``DbConnection._check_query``.
-        self._checked: tuple[str, str] | None = None
-        #: ``(name, schema)`` when the rows are one whole table (engines read it faster).
-        self._table: tuple[str, str | None] | None = None
 
     def __repr__(self) -> str:
         text = " ".join(self.sql.split())
@@ -55,26 +74,17 @@ class Query:
         bound = "" if self.params is None else f", {len(self.params)} parameter(s)"
         return f"Query({text!r}{bound})"
 
-    def _statement(self) -> tuple[str, Any]:
-        # Checked once per text (DuckDB parses it): DbConnection.query already did.
-        if self._checked is None or self._checked[0] != self.sql:
-            self._checked = (self.sql, self.connection._check_query(self.sql))
-        return self._checked[1], self.params
-
     def iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Yield the rows as Arrow record batches of at most ``batch_rows`` rows."""
-        sql, params = self._statement()
-        return self.connection._stream(sql, params, batch_rows, self._table)
+        return self.connection.iter_batches(self, batch_rows)
 
     def to_arrow(self) -> pa.Table:
         """Return all rows as an Arrow table."""
-        import pyarrow as pa
-
-        return pa.Table.from_batches(list(self.iter_batches()))
+        return self.connection.to_arrow(self)
 
     def to_pandas(self) -> pd.DataFrame:
         """Return all rows as a pandas DataFrame."""
-        return self.to_arrow().to_pandas()
+        return self.connection.to_pandas(self)
 
     def export_channel(self, path: pathlib.Path, file_format: str = "csv",
                        progress: Progress | None = None) -> int:
@@ -97,18 +107,12 @@ class Query:
         Raises
         ------
         DataError
-            If the database fails while reading.
+            If the database fails while reading, or the query is not one read-only
+            statement.
         ConfigurationError
             If ``file_format`` is not supported.
         """
-        fmt = check_format(file_format)
-        sql, params = self._statement()
-        if fmt == "csv" and self.connection.dialect.has_copy_csv:
-            with atomic_write(pathlib.Path(path)) as handle:
-                return self.connection._copy_csv(sql, params, handle, progress, self._table)
-        from .export import write_batches
-
-        return write_batches(self.iter_batches(), pathlib.Path(path), fmt, progress)
+        return self.connection.export(self, path, file_format, progress)
 
 
 class Table(Query):
@@ -124,17 +128,13 @@ class Table(Query):
         Its schema; ``None`` means the connection's default schema.
     """
 
-    def __init__(self, connection: DbConnection, name: str, schema: str | None = None) -> None:
+    def __init__(self, connection: Reader, name: str, schema: str | None = None) -> None:
         self.name = name
         self.schema = schema
         # Written without SQLAlchemy where the dialect can (see Dialect.select_all).
         sql, params = connection.dialect.select_all(name, schema)
         super().__init__(connection, sql, params)
-        self._table = (name, schema)
 
     def __repr__(self) -> str:
         where = f"{self.schema}." if self.schema else ""
         return f"Table({where}{self.name!r})"
-
-    def _statement(self) -> tuple[str, Any]:
-        return self.sql, self.params

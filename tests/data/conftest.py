@@ -63,3 +63,11 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbConnection]
         yield conn
     finally:
         conn.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees the once-per-process embedded-warehouse warning as a new process would."""
+    import fedsage.data.config
+
+    monkeypatch.setattr(fedsage.data.config, "_embedded_warned", False, raising=False)

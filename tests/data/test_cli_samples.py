@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from fedsage.cli.data import app
 from fedsage.data import DbConnection
+from fedsage.data.config import EmbeddedWarehouseWarning
 from fedsage.data.samples import load_samples, sample_frames
 
 runner = CliRunner(env={"COLUMNS": "250"})
@@ -17,7 +19,7 @@ runner = CliRunner(env={"COLUMNS": "250"})
 def test_samples_are_deterministic_and_idempotent() -> None:
     assert load_samples() == ["IRIS", "BREAST_CANCER", "SALES"]
     assert load_samples() == ["IRIS", "BREAST_CANCER", "SALES"]
-    with DbConnection() as db:
+    with pytest.warns(EmbeddedWarehouseWarning), DbConnection() as db:
         assert db.get_table_size("IRIS") == [(150,)]
         assert db.get_table_size("BREAST_CANCER") == [(569,)]
         assert db.get_table_size("SALES") == [(5000,)]
@@ -30,6 +32,10 @@ def test_cli_commands(tmp_path: Path) -> None:
     assert runner.invoke(app, ["samples"]).exit_code == 0
     result = runner.invoke(app, ["tables"])
     assert result.exit_code == 0 and "SALES" in result.output
+    # No config.json: one warning line, once per process, naming where it looked.
+    assert result.output.count("warning: no config.json found") == 1
+    assert str(tmp_path / "config.json") in "".join(result.output.split())  # rich wraps lines
+    assert "warning:" not in runner.invoke(app, ["views"]).output
     assert runner.invoke(app, ["views"]).exit_code == 0
     result = runner.invoke(app, ["describe", "IRIS"])
     assert result.exit_code == 0 and "SPECIES" in result.output

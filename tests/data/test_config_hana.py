@@ -12,7 +12,7 @@ import pytest
 
 from fedsage.data import DbConnection
 from fedsage.data._sqltext import first_keyword, statement_count
-from fedsage.data.config import load_config
+from fedsage.data.config import EmbeddedWarehouseWarning, UnknownConfigKeyWarning, load_config
 from fedsage.data.dialects.hana import HanaDialect
 from fedsage.errors import ConfigurationError, DataError, MissingExtraError
 
@@ -70,9 +70,14 @@ def test_hana_flags_validated(tmp_path: Path, captured: dict[str, Any]) -> None:
     path = _write(tmp_path, {**HANA, "sslValidateCertificate": "maybe"}, "a.json")
     with pytest.raises(ConfigurationError, match="sslValidateCertificate"):
         DbConnection(url=str(path))
-    path = _write(tmp_path, {**HANA, "sslValidateCertifcate": "false"}, "b.json")
-    with pytest.raises(ConfigurationError, match="unknown key"):
+    path = _write(tmp_path, {**HANA, "sslValidateCertifcate": "false", "spaceId": "SALE"},
+                  "b.json")
+    # Unknown keys are warned about and not passed on (fedml-aws ignored them).
+    with pytest.warns(UnknownConfigKeyWarning, match="'spaceId', 'sslValidateCertifcate'"), \
+            pytest.raises(DataError):
         DbConnection(url=str(path))
+    assert "sslValidateCertifcate" not in captured and "spaceId" not in captured
+    assert captured["sslValidateCertificate"] is True
     missing = {k: v for k, v in HANA.items() if k != "schema"}
     with pytest.raises(ConfigurationError, match="schema"):
         DbConnection(url=str(_write(tmp_path, missing, "c.json")))
@@ -112,7 +117,7 @@ def test_connection_error_names_host_not_password(tmp_path: Path) -> None:
 
 
 def test_no_config_means_embedded_warehouse(tmp_path: Path) -> None:
-    with DbConnection() as db:
+    with pytest.warns(EmbeddedWarehouseWarning), DbConnection() as db:
         assert db.dialect.name == "duckdb"
         assert (tmp_path / "home" / "warehouse.duckdb").exists()
     with pytest.raises(ConfigurationError, match="not found"):
@@ -120,7 +125,8 @@ def test_no_config_means_embedded_warehouse(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigurationError, match="not valid JSON"):
         DbConnection(url=str(tmp_path / "bad.json"))
-    with pytest.raises(ConfigurationError, match="url"):
+    with pytest.raises(ConfigurationError, match="url"), \
+            pytest.warns(UnknownConfigKeyWarning, match="'password'"):
         DbConnection(url=str(_write(tmp_path, {"url": "x", "password": "p"}, "e.json")))
 
 
@@ -131,7 +137,9 @@ def test_url_config_with_schema(tmp_path: Path) -> None:
     path = _write(tmp_path, {"url": f"duckdb:///{tmp_path / 'w.duckdb'}", "schema": "Sales Ü"})
     with DbConnection(url=str(path)) as db:
         db.create_table("CREATE TABLE t (A INTEGER)")
-        assert db.get_user_tables()[0] == [("Sales Ü", "t", "BASE TABLE")]
+        assert db.get_user_tables() == (
+            [("t", "Sales Ü", "BASE TABLE", None, None)],
+            ["TABLE_NAME", "SCHEMA_NAME", "TABLE_TYPE", "COMMENTS", "CREATE_TIME"])
 
 
 # -- HANA SQL, compiled by sqlalchemy-hana, checked as text --------------------------

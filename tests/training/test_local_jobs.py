@@ -359,7 +359,7 @@ def test_handle_is_estimator_like(dwc, workdir, frame):
     ("kwargs", "match"),
     [
         ({"train_script": "missing.py"}, "train_script"),
-        ({"content_type": "text/xml"}, "content_type"),
+        ({"content_type": "text/csv\n"}, "content_type"),
         ({"train_data": pd.DataFrame()}, "train_data.*empty"),
         ({"hyperparameters": {"x": object()}}, "hyperparameters"),
         ({"instance_count": 2}, "instance_count.*distributed"),
@@ -384,13 +384,12 @@ def test_bad_arguments_fail_before_anything_is_written(dwc, workdir, frame, kwar
     assert dwc._backend.store.list("") == []
 
 
-def test_bad_file_suffix_and_bucket_name(workdir):
+def test_bad_input_scheme_and_bucket_name(workdir):
     with pytest.raises(ConfigurationError, match="bucket"):
         DwcSagemaker(bucket_name="Bad_Bucket")
-    (workdir / "data.xlsx").write_text("x")
     (workdir / "t.py").write_text("pass\n")
-    with pytest.raises(ConfigurationError, match=r"\.csv, \.json, \.json\.gz, \.txt"):
-        DwcSagemaker().train_sklearn_model("file://data.xlsx", train_script="t.py")
+    with pytest.raises(ConfigurationError, match=r"train_data.*https:// URI"):
+        DwcSagemaker().train_sklearn_model("https://example.com/data.xlsx", train_script="t.py")
 
 
 def test_one_default_bucket(workdir):

@@ -8,6 +8,10 @@ DuckDB files and ``postgresql+psycopg://`` URLs are opened with their drivers di
 without importing SQLAlchemy (a quarter of a second): the URL is parsed as SQLAlchemy
 parses it and handed to ``psycopg.connect`` as SQLAlchemy's psycopg dialect would.
 Other URLs (and PostgreSQL URLs with several hosts) go through ``create_engine``.
+
+Every message shows the URL through :func:`~fedsage.data._url.masked_url` and passes
+the driver's own text through :func:`~fedsage.data._url.redact`, so no secret of the
+URL (password, ``?password=``, ``sslpassword``, tokens) is ever shown.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigurationError, DataError
-from .._url import parse_url
-from ..config import ConnectionConfig, masked_url
+from .._url import masked_url, parse_url, redact
+from ..config import ConnectionConfig
 from .base import Dialect
 
 __all__ = ["Dialect", "OpenConnection", "open_connection"]
@@ -36,10 +40,23 @@ class OpenConnection:
     close: Callable[[], None]
 
 
-def _duckdb_path(url: str) -> str:
-    path = url.split("://", 1)[1]
+def _detail(exc: BaseException, config: ConnectionConfig) -> str:
+    """A driver's error message on one line, without any secret of the configuration."""
+    text = " ".join(str(exc).split())
+    text = redact(text, config.url)
+    password = config.hana.get("password") if config.hana else None
+    return text.replace(password, "***") if isinstance(password, str) and password else text
+
+
+def _duckdb_target(url: str) -> tuple[str, dict[str, Any]]:
+    """The file of a ``duckdb://`` URL and its query (DuckDB settings, as duckdb-engine)."""
+    rest = url.split("://", 1)[1]
+    path, _sep, query = rest.partition("?")
     path = path[1:] if path.startswith("/") else path
-    return path or ":memory:"
+    parsed = parse_url(url)
+    settings: dict[str, Any] = {k: v if isinstance(v, str) else v[-1]
+                for k, v in (parsed.query.items() if parsed is not None and query else ())}
+    return path or ":memory:", settings
 
 
 def _open_duckdb(config: ConnectionConfig) -> OpenConnection:
@@ -47,11 +64,12 @@ def _open_duckdb(config: ConnectionConfig) -> OpenConnection:
 
     from .duckdb import DuckDBDialect, connect_duckdb
 
-    path = _duckdb_path(config.url or "")
+    path, settings = _duckdb_target(config.url or "")
     try:
-        conn = connect_duckdb(path)
+        conn = connect_duckdb(path, settings)
     except duckdb.Error as exc:
-        raise DataError(f"cannot open the DuckDB file {path} ({config.describe()}): {exc}") from exc
+        raise DataError(f"cannot open the DuckDB file {config.describe()}: "
+                        f"{_detail(exc, config)}") from None
     return OpenConnection(DuckDBDialect(), conn, conn.close)
 
 
@@ -85,16 +103,15 @@ def _open_psycopg(config: ConnectionConfig, kwargs: dict[str, Any]) -> OpenConne
         import psycopg
     except ImportError as exc:
         raise ConfigurationError(
-            f"cannot use the URL {masked_url(config.url or '')} from {config.source}: {exc}; "
-            "check the scheme and install its driver (e.g. psycopg for "
-            "postgresql+psycopg://)") from None
+            f"cannot use the URL {masked_url(config.url or '')} from {config.source}: "
+            f"{_detail(exc, config)}; check the scheme and install its driver (e.g. psycopg "
+            "for postgresql+psycopg://)") from None
     from .postgresql import PostgreSQLDialect
 
     try:
         conn = psycopg.connect(**kwargs) if kwargs else psycopg.connect("")
     except psycopg.Error as exc:
-        detail = " ".join(str(exc).split())
-        raise DataError(f"cannot connect to {config.describe()}: {detail}") from exc
+        raise DataError(f"cannot connect to {config.describe()}: {_detail(exc, config)}") from None
     try:
         conn.add_notice_handler(_log_notice)
         # As SQLAlchemy's first connect: hstore values load as dicts where it exists.
@@ -108,8 +125,7 @@ def _open_psycopg(config: ConnectionConfig, kwargs: dict[str, Any]) -> OpenConne
         conn.rollback()
     except psycopg.Error as exc:
         conn.close()
-        detail = " ".join(str(exc).split())
-        raise DataError(f"cannot connect to {config.describe()}: {detail}") from exc
+        raise DataError(f"cannot connect to {config.describe()}: {_detail(exc, config)}") from None
     return OpenConnection(PostgreSQLDialect(), conn, conn.close)
 
 
@@ -121,16 +137,18 @@ def _open_url(config: ConnectionConfig) -> OpenConnection:
     url = config.url or ""
     try:
         engine = create_engine(url, poolclass=NullPool)
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
         raise ConfigurationError(
-            f"cannot use the URL {masked_url(url)} from {config.source}: {exc}; check the "
-            "scheme and install its driver (e.g. psycopg for postgresql+psycopg://)"
+            f"cannot use the URL {masked_url(url)} from {config.source}: "
+            f"{_detail(exc, config)}; check the scheme, the port and install the driver "
+            "(e.g. psycopg for postgresql+psycopg://)"
         ) from None
     try:
         raw = engine.raw_connection()
     except (DBAPIError, engine.dialect.loaded_dbapi.Error) as exc:
-        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        raise DataError(f"cannot connect to {config.describe()}: {detail}") from exc
+        engine.dispose()
+        detail = _detail(getattr(exc, "orig", None) or exc, config)
+        raise DataError(f"cannot connect to {config.describe()}: {detail}") from None
     sa_dialect = engine.dialect
     dialect: Dialect
     if sa_dialect.name == "postgresql" and sa_dialect.driver == "psycopg":
@@ -165,7 +183,7 @@ def _open_hana(config: ConnectionConfig) -> OpenConnection:
     try:
         conn = dbapi.connect(**config.hana)
     except dbapi.Error as exc:
-        text = getattr(exc, "errortext", None) or str(exc)
+        text = _detail(getattr(exc, "errortext", None) or exc, config)
         raise DataError(
             f"cannot connect to SAP HANA at {config.hana.get('address')}:"
             f"{config.hana.get('port')} as user {config.hana.get('user')!r} "

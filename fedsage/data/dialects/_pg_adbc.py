@@ -7,6 +7,9 @@ is used for Arrow batches (and so for Parquet channels) when the driver is insta
 :mod:`fedsage.data.dialects.postgresql` falls back to parsing a CSV ``COPY`` stream
 otherwise.
 
+Queries reach this module checked by the server (see
+:mod:`fedsage.data.dialects.postgresql`), with their parameters bound into the text.
+
 The result keeps the schema the CSV path produces, taken from the query's type OIDs:
 columns the driver decodes natively are read as they are; NUMERIC is read as text and
 cast on the client (``decimal128(p, s)`` or ``float64``), OID as ``int8``, and every
@@ -91,9 +94,10 @@ def _run(connection: Any, sql: str) -> None:
 
 def adbc_query(sql: str, oids: Sequence[int]) -> str:
     """``sql`` wrapped so every column comes back in a type :func:`_conform` can cast."""
-    # Positional aliases: result names may repeat or need quoting.
+    # Positional aliases: result names may repeat or need quoting.  The newlines end a
+    # trailing ``--`` comment of the (server-checked) query.
     aliases = ", ".join(f"c{i}" for i in range(len(oids)))
-    return f"SELECT {_select_list(oids)} FROM ({sql}) AS fedsage_q({aliases})"
+    return f"SELECT {_select_list(oids)} FROM (\n{sql}\n) AS fedsage_q({aliases})"
 
 
 class AdbcSession:
@@ -150,7 +154,7 @@ class AdbcSession:
         self._database.close()
 
 
-def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequence[int],
+def iter_adbc(conn: Any, sql: str, schema: pa.Schema, oids: Sequence[int],
               batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Yield the rows of ``sql`` as batches of ``schema``, read through ADBC.
 
@@ -159,10 +163,8 @@ def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequenc
     conn : psycopg.Connection
         The live session: its credentials and ``search_path`` are reused.
     sql : str
-        One read-only query, in psycopg's parameter style.
-    params : sequence or mapping or None
-        Its parameters; bound on the client by psycopg's own quoting
-        (``ClientCursor.mogrify``), since ADBC uses ``$n`` placeholders.
+        One read-only query the server has checked, its parameters already bound into
+        it (ADBC uses ``$n`` placeholders, fedsage's callers psycopg's).
     schema : pyarrow.Schema
         The result schema (from the type OIDs), which every batch gets.
     oids : sequence of int
@@ -179,8 +181,6 @@ def iter_adbc(conn: Any, sql: str, params: Any, schema: pa.Schema, oids: Sequenc
 
     quoting = ClientCursor(conn)
     try:
-        if params is not None:
-            sql = quoting.mogrify(sql, params)
         search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
         set_path = quoting.mogrify("SELECT set_config('search_path', %s, false)", [search_path])
     finally:

@@ -4,9 +4,15 @@ A :class:`Dialect` builds SQLAlchemy Core statements and compiles them with the
 vendor's SQLAlchemy dialect, so identifiers are quoted by the vendor's preparer and
 values always travel as bound parameters.  SQLAlchemy (and pyarrow) are imported only
 where they are used: streaming a query or a whole table (:meth:`Dialect.select_all`)
-needs neither, so an export does not pay for importing them.  Subclasses override only what differs:
-catalog views, the fast paths for Arrow batches and CSV, and the read-only guard.
+needs neither, so an export does not pay for importing them.  Subclasses override only
+what differs: catalog views, the fast paths for Arrow batches and CSV, and the guards.
 Nothing outside ``fedsage.data.dialects`` builds SQL text.
+
+Caller SQL (a query, or fedml-aws's clause arguments) is one statement, enforced by the
+engine where it can: :meth:`Dialect.run_statement` and :meth:`Dialect.fetch_query` send
+exactly one statement (PostgreSQL's extended protocol, DuckDB's parsed statement,
+SQLite's ``execute``), and every read of caller SQL runs read-only
+(:meth:`Dialect.set_read_only`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import ClauseElement, quoted_name
     from sqlalchemy.sql.expression import ColumnClause, TableClause
 
-__all__ = ["COLUMN_HEADERS", "Dialect", "Progress", "rebatch"]
+__all__ = ["COLUMN_HEADERS", "TABLE_HEADERS", "Dialect", "Progress", "rebatch"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +40,14 @@ _PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 Progress = Callable[[int], None]
 """A progress callback: called with the number of rows written so far."""
 
-#: Headers of ``get_view_metadata`` / ``get_table_metadata`` on every engine (HANA's names).
-COLUMN_HEADERS = ("POSITION", "COLUMN_NAME", "DATA_TYPE_NAME", "LENGTH", "SCALE",
-                  "IS_NULLABLE", "DEFAULT_VALUE", "COMMENTS", "GENERATION_TYPE")
+#: Headers of ``get_view_metadata`` / ``get_table_metadata`` on every engine: fedml-aws's
+#: columns of HANA's ``VIEW_COLUMNS`` / ``TABLE_COLUMNS``, in fedml-aws's order.
+COLUMN_HEADERS = ("POSITION", "COLUMN_NAME", "DATA_TYPE_NAME", "LENGTH", "IS_NULLABLE",
+                  "SCALE", "DEFAULT_VALUE", "INDEX_TYPE", "GENERATION_TYPE", "COMMENTS")
+#: Headers of ``get_user_tables`` on every engine: fedml-aws's columns of HANA's ``TABLES``.
+TABLE_HEADERS = ("TABLE_NAME", "SCHEMA_NAME", "TABLE_TYPE", "COMMENTS", "CREATE_TIME")
+#: The column fedml-aws's ``create_table`` adds to every table.
+INSERTED_AT_DDL = "INSERTED_AT TIMESTAMP NOT NULL"
 
 
 class Dialect:
@@ -95,6 +106,12 @@ class Dialect:
         return str(compiled), self._bind(compiled, None)
 
     def _bind(self, compiled: Any, values: dict[str, Any] | None) -> Any:
+        from sqlalchemy.sql.compiler import DDLCompiler
+
+        if isinstance(compiled, DDLCompiler):
+            # No parameters, but pass an empty set: for format/pyformat drivers the
+            # compiler doubled every % in names, which the driver undoes only then.
+            return [] if self.sa_dialect.positional else {}
         if self.sa_dialect.positional:
             params = compiled.construct_params(values, escape_names=False)
             return [params[name] for name in compiled.positiontup or ()]
@@ -177,6 +194,53 @@ class Dialect:
                        schema=quoted_name(schema, quote=True) if schema else None)
         return insert(target)
 
+    def create_table(self, name: str, schema: str | None,
+                     columns: Sequence[tuple[str, Any]]) -> ClauseElement:
+        """``CREATE TABLE "schema"."name" ("col" type, …)``; types are SQLAlchemy types."""
+        from sqlalchemy import Column, MetaData, Table
+        from sqlalchemy.schema import CreateTable
+        from sqlalchemy.sql import quoted_name
+
+        return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
+                                 *[Column(quoted_name(c, quote=True), t) for c, t in columns],
+                                 schema=quoted_name(schema, quote=True) if schema else None))
+
+    def drop_table(self, name: str, schema: str | None) -> ClauseElement:
+        """``DROP TABLE "schema"."name"``."""
+        from sqlalchemy import MetaData, Table
+        from sqlalchemy.schema import DropTable
+        from sqlalchemy.sql import quoted_name
+
+        return DropTable(Table(quoted_name(name, quote=True), MetaData(),
+                               schema=quoted_name(schema, quote=True) if schema else None))
+
+    # -- statements around caller SQL (fedml-aws's clause arguments) --------------
+    #
+    # fedml-aws's ``create_table``, ``delete_from_table``, ``update_table`` and
+    # ``alter_table`` take SQL fragments written by the caller; they are placed after
+    # the quoted table name as written.  :meth:`run_statement` then makes sure the
+    # result is one statement.
+
+    def create_table_with_inserted_at(self, query: str) -> str:
+        """``CREATE TABLE name (cols…)`` plus fedml-aws's ``INSERTED_AT`` column."""
+        text = query.strip().rstrip(";").rstrip()
+        return f"{text[:-1].rstrip()}, {INSERTED_AT_DDL})"
+
+    def delete_rows(self, name: str, schema: str | None, where_clause: str | None) -> str:
+        """``DELETE FROM "schema"."name" [WHERE <where_clause>]`` (no clause: every row)."""
+        where = "" if where_clause is None else f" WHERE {where_clause}"
+        return f"DELETE FROM {self.qualified(name, schema)}{where}"
+
+    def update_rows(self, name: str, schema: str | None, set_clause: str,
+                    where_clause: str | None) -> str:
+        """``UPDATE "schema"."name" SET <set_clause> [WHERE <where_clause>]``."""
+        where = "" if where_clause is None else f" WHERE {where_clause}"
+        return f"UPDATE {self.qualified(name, schema)} SET {set_clause}{where}"
+
+    def alter_table(self, name: str, schema: str | None, clause: str) -> str:
+        """``ALTER TABLE "schema"."name" <clause>``."""
+        return f"ALTER TABLE {self.qualified(name, schema)} {clause}"
+
     def current_schema(self) -> ColumnClause[Any] | Any:
         """An expression for the session's current schema."""
         from sqlalchemy import func
@@ -206,34 +270,61 @@ class Dialect:
         return stmt.order_by(v.c.table_name)
 
     def tables(self, schema: str | None) -> ClauseElement:
-        """Base tables of ``schema`` (``SCHEMA_NAME``, ``TABLE_NAME``, ``TABLE_TYPE``)."""
-        from sqlalchemy import select
+        """Base tables of ``schema``, with :data:`TABLE_HEADERS` (NULL where unknown)."""
+        from sqlalchemy import null, select
         from sqlalchemy.sql.expression import column, table
 
         t = table("tables", column("table_schema"), column("table_name"), column("table_type"),
                   schema="information_schema")
-        return select(t.c.table_schema.label("SCHEMA_NAME"), t.c.table_name.label("TABLE_NAME"),
-                      t.c.table_type.label("TABLE_TYPE")).where(
-            t.c.table_schema == self._schema_filter(schema),
-            t.c.table_type == "BASE TABLE").order_by(t.c.table_name)
+        return select(
+            t.c.table_name.label("TABLE_NAME"), t.c.table_schema.label("SCHEMA_NAME"),
+            t.c.table_type.label("TABLE_TYPE"), self._table_comment(t).label("COMMENTS"),
+            null().label("CREATE_TIME"),
+        ).where(t.c.table_schema == self._schema_filter(schema),
+                t.c.table_type == "BASE TABLE").order_by(t.c.table_name)
+
+    def _table_comment(self, t: TableClause) -> Any:
+        """The comment of an ``information_schema.tables`` row; NULL unless overridden."""
+        from sqlalchemy import null
+
+        return null()
+
+    def _column_comment(self, c: TableClause) -> Any:
+        """The comment of an ``information_schema.columns`` row; NULL unless overridden."""
+        from sqlalchemy import null
+
+        return null()
 
     def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
-        """Columns of a table or view (``kind`` is ``'table'`` or ``'view'``); COLUMN_HEADERS."""
-        from sqlalchemy import func, null, select
+        """Columns of a table or view (``kind``: ``'table'`` or ``'view'``), :data:`COLUMN_HEADERS`.
+
+        Values follow HANA's: ``IS_NULLABLE`` is ``'TRUE'`` / ``'FALSE'``,
+        ``GENERATION_TYPE`` is ``'ALWAYS AS IDENTITY'``, ``'BY DEFAULT AS IDENTITY'``,
+        ``'ALWAYS AS <expression>'`` or NULL; ``INDEX_TYPE`` (a HANA column-store
+        property) is NULL.
+        """
+        from sqlalchemy import case, func, literal, null, select
         from sqlalchemy.sql.expression import column, table
 
         c = table("columns", *[column(n) for n in (
             "table_schema", "table_name", "ordinal_position", "column_name", "data_type",
             "character_maximum_length", "numeric_precision", "numeric_scale", "is_nullable",
-            "column_default", "is_generated")], schema="information_schema")
+            "column_default", "is_identity", "identity_generation", "is_generated",
+            "generation_expression")], schema="information_schema")
+        generation = case(
+            (c.c.is_identity == "YES",
+             func.concat(func.upper(c.c.identity_generation), literal(" AS IDENTITY"))),
+            (c.c.is_generated == "ALWAYS",
+             func.concat(literal("ALWAYS AS "), c.c.generation_expression)),
+            else_=null())
         return select(
             c.c.ordinal_position.label("POSITION"), c.c.column_name.label("COLUMN_NAME"),
             func.upper(c.c.data_type).label("DATA_TYPE_NAME"),
             func.coalesce(c.c.character_maximum_length, c.c.numeric_precision).label("LENGTH"),
+            case((c.c.is_nullable == "YES", "TRUE"), else_="FALSE").label("IS_NULLABLE"),
             c.c.numeric_scale.label("SCALE"),
-            (c.c.is_nullable == "YES").label("IS_NULLABLE"),
-            c.c.column_default.label("DEFAULT_VALUE"), null().label("COMMENTS"),
-            c.c.is_generated.label("GENERATION_TYPE"),
+            c.c.column_default.label("DEFAULT_VALUE"), null().label("INDEX_TYPE"),
+            generation.label("GENERATION_TYPE"), self._column_comment(c).label("COMMENTS"),
         ).where(c.c.table_schema == self._schema_filter(schema),
                 c.c.table_name == name).order_by(c.c.ordinal_position)
 
@@ -267,24 +358,59 @@ class Dialect:
         """Make the current transaction read-only where the engine can; return an undo."""
         return None
 
-    def check_read_only(self, conn: Any, sql: str) -> None:
-        """Refuse statements that could write (beyond fedsage's lexical check)."""
+    def check_query(self, conn: Any, sql: str) -> None:
+        """Refuse caller SQL the engine can tell is not one read-only query (cheap, early).
+
+        The generic dialect has nothing beyond fedsage's lexical check; the reads
+        themselves (:meth:`fetch_query`, :meth:`iter_arrow`, :meth:`copy_csv`) enforce
+        one statement and run read-only where the engine can.
+        """
+
+    def run_statement(self, cursor: Any, sql: str, params: Any = None) -> None:
+        """Run one statement whose result is not read; the driver refuses a second one.
+
+        The DB-API ``execute`` of SQLite refuses several statements; engines whose
+        ``execute`` would run them all override this.
+        """
+        if params is None:
+            cursor.execute(sql)
+        else:
+            cursor.execute(sql, params)
+
+    def fetch_query(self, conn: Any, sql: str, params: Any) -> tuple[list[Any], list[str]]:
+        """Run one caller query (in a read-only transaction) and fetch every row.
+
+        Returns
+        -------
+        rows : list
+        headers : list of str
+        """
+        cursor = conn.cursor()
+        try:
+            with self.translate_errors(sql, "running the query"):
+                self.run_statement(cursor, sql, params)
+                headers = [d[0] for d in cursor.description or ()]
+                return cursor.fetchall(), headers
+        finally:
+            cursor.close()
 
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Yield the result of ``sql`` as record batches of at most ``batch_rows`` rows.
 
-        The generic path: a DB-API cursor and ``fetchmany``; engines with a columnar
-        API override it.
+        The generic path: a read-only DB-API cursor and ``fetchmany``; engines with a
+        columnar API override it.
         """
         from .._arrow import rows_to_batch
 
         cursor = conn.cursor()
+        undo = None
         try:
-            if params is None:
-                cursor.execute(sql)
-            else:
-                cursor.execute(sql, params)
+            with self.translate_errors(sql, "running the query"):
+                undo = self.set_read_only(cursor)
+                self.run_statement(cursor, sql, params)
+            if cursor.description is None:
+                raise DataError("the query returned no result set; it must be one SELECT")
             names = [d[0] for d in cursor.description]
             schema: pa.Schema | None = None
             while True:
@@ -297,7 +423,11 @@ class Dialect:
             if schema is None:
                 yield rows_to_batch([], names, None)
         finally:
-            cursor.close()
+            try:
+                if undo is not None:
+                    undo()
+            finally:
+                cursor.close()
 
     def iter_table_arrow(self, conn: Any, name: str, schema: str | None,
                          batch_rows: int) -> Iterator[pa.RecordBatch]:

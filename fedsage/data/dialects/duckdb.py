@@ -2,7 +2,12 @@
 
 Statements are compiled with SQLAlchemy's PostgreSQL dialect in ``qmark`` style, whose
 SQL DuckDB accepts; results stream through DuckDB's Arrow export
-(``fetch_record_batch``); bulk inserts go through a registered Arrow table.
+(``to_arrow_reader``); bulk inserts go through a registered Arrow table.
+
+DuckDB's ``execute`` runs every statement of a text, so caller SQL is parsed by DuckDB
+first (``extract_statements``) and the one parsed statement object is what runs: a
+read must be exactly one statement DuckDB classifies as a SELECT, a write exactly one
+statement.  fedsage never wraps caller SQL in DuckDB's ``COPY (...) TO``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DuckDBDialect", "connect_duckdb"]
 
-_READ_ONLY_TYPES = frozenset({"SELECT", "EXPLAIN"})
+_READ_ONLY_TYPES = frozenset({"SELECT"})
 
 
 class DuckDBSession:
@@ -55,14 +60,21 @@ class DuckDBSession:
         self.conn.close()
 
 
-def connect_duckdb(path: str) -> DuckDBSession:
-    """Open (creating if needed) the DuckDB file ``path`` (``:memory:`` for none)."""
-    return DuckDBSession(duckdb.connect(path))
+def connect_duckdb(path: str, settings: dict[str, Any] | None = None) -> DuckDBSession:
+    """Open (creating if needed) the DuckDB file ``path`` (``:memory:`` for none).
+
+    ``settings`` are DuckDB configuration options (a ``duckdb://`` URL's query).
+    """
+    return DuckDBSession(duckdb.connect(path, config=settings or {}))
 
 
-def _arrow_reader(cursor: Any, sql: str, params: Any,
+def _kinds(statements: Any) -> set[str]:
+    return {str(s.type).rsplit(".", 1)[-1] for s in statements}
+
+
+def _arrow_reader(cursor: Any, statement: Any, params: Any,
                   batch_rows: int) -> pa.RecordBatchReader:
-    relation = cursor.sql(sql, params=params)
+    relation = cursor.sql(statement, params=params)
     # DuckDB 1.x calls it fetch_record_batch; 2.x added to_arrow_reader.
     method = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
     return method(batch_rows)
@@ -109,27 +121,52 @@ class DuckDBDialect(Dialect):
     def end(self, conn: Any, ok: bool) -> None:
         """Nothing to do: fedsage runs DuckDB statements in autocommit mode."""
 
-    def check_read_only(self, conn: Any, sql: str) -> None:
-        """Refuse anything DuckDB's parser does not classify as a SELECT."""
+    def _one_select(self, conn: Any, sql: str) -> Any:
+        """Parse ``sql`` with DuckDB; return its one statement if it is a SELECT."""
         with self.translate_errors(sql, "parsing the query"):
             statements = conn.extract_statements(sql)
-        kinds = {str(s.type).rsplit(".", 1)[-1] for s in statements}
-        if len(statements) != 1 or not kinds <= _READ_ONLY_TYPES:
+        if len(statements) != 1 or not _kinds(statements) <= _READ_ONLY_TYPES:
             raise DataError(
-                f"execute_query runs one read-only statement; DuckDB parsed {len(statements)} "
-                f"statement(s) of type {', '.join(sorted(kinds))}. Use the table methods "
-                "(insert_into_table, update_table, ...) to change data"
+                f"only one read-only statement (SELECT) can run here; DuckDB parsed "
+                f"{len(statements)} statement(s) of type {', '.join(sorted(_kinds(statements)))}"
+                ". Use the table methods (insert_into_table, update_table, ...) to change data"
             )
+        return statements[0]
 
-    def iter_arrow(self, conn: Any, sql: str, params: Any,
-                   batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Stream through DuckDB's own Arrow export."""
-        import pyarrow as pa
+    def check_query(self, conn: Any, sql: str) -> None:
+        """Refuse anything DuckDB's parser does not take as exactly one SELECT."""
+        self._one_select(conn, sql)
 
+    def run_statement(self, cursor: Any, sql: str, params: Any = None) -> None:
+        """Run the one statement DuckDB parses from ``sql`` (a second one is refused)."""
+        statements = cursor.extract_statements(sql)
+        if len(statements) != 1:
+            raise DataError(f"one statement can run here; DuckDB parsed {len(statements)} "
+                            f"({', '.join(sorted(_kinds(statements)))})")
+        cursor.execute(statements[0], params)
+
+    def fetch_query(self, conn: Any, sql: str, params: Any) -> tuple[list[Any], list[str]]:
+        """Run the one SELECT DuckDB parsed from ``sql`` and fetch every row."""
+        statement = self._one_select(conn, sql)
         cursor = conn.cursor()
         try:
             with self.translate_errors(sql, "running the query"):
-                reader = _arrow_reader(cursor, sql, params, batch_rows)
+                cursor.execute(statement, params)
+                headers = [d[0] for d in cursor.description or ()]
+                return cursor.fetchall(), headers
+        finally:
+            cursor.close()
+
+    def iter_arrow(self, conn: Any, sql: str, params: Any,
+                   batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """Stream the one SELECT parsed from ``sql`` through DuckDB's own Arrow export."""
+        import pyarrow as pa
+
+        statement = self._one_select(conn, sql)
+        cursor = conn.cursor()
+        try:
+            with self.translate_errors(sql, "running the query"):
+                reader = _arrow_reader(cursor, statement, params, batch_rows)
             empty = True
             with self.translate_errors(sql, "reading the result"):
                 for batch in reader:
@@ -139,6 +176,16 @@ class DuckDBDialect(Dialect):
                 yield pa.RecordBatch.from_pylist([], schema=reader.schema)
         finally:
             cursor.close()
+
+    def _table_comment(self, t: Any) -> Any:
+        from sqlalchemy import literal_column
+
+        return literal_column("table_comment")
+
+    def _column_comment(self, c: Any) -> Any:
+        from sqlalchemy import literal_column
+
+        return literal_column("column_comment")
 
     def insert_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """Insert by scanning a registered Arrow table: one statement, no per-row calls."""

@@ -15,7 +15,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.expression import column, table
 
 from ...errors import MissingExtraError, import_extra
-from .base import Dialect
+from .base import COLUMN_HEADERS, Dialect
 
 __all__ = ["HanaDialect", "import_hdbcli"]
 
@@ -61,9 +61,10 @@ class HanaDialect(Dialect):
 
     def tables(self, schema: str | None) -> ClauseElement:
         """User tables of ``schema`` from ``SYS.TABLES`` (no temporary or type tables)."""
-        t = _sys("TABLES", "SCHEMA_NAME", "TABLE_NAME", "TABLE_TYPE", "IS_USER_DEFINED_TYPE",
-                 "IS_TEMPORARY")
-        return select(t.c.SCHEMA_NAME, t.c.TABLE_NAME, t.c.TABLE_TYPE).where(
+        t = _sys("TABLES", "SCHEMA_NAME", "TABLE_NAME", "TABLE_TYPE", "COMMENTS", "CREATE_TIME",
+                 "IS_USER_DEFINED_TYPE", "IS_TEMPORARY")
+        return select(t.c.TABLE_NAME, t.c.SCHEMA_NAME, t.c.TABLE_TYPE, t.c.COMMENTS,
+                      t.c.CREATE_TIME).where(
             self._schema_filter(schema) == t.c.SCHEMA_NAME,
             t.c.IS_USER_DEFINED_TYPE == "FALSE", t.c.IS_TEMPORARY == "FALSE",
         ).order_by(t.c.TABLE_NAME)
@@ -72,10 +73,7 @@ class HanaDialect(Dialect):
         """``SYS.VIEW_COLUMNS`` or ``SYS.TABLE_COLUMNS`` of one object, by position."""
         owner = "VIEW_NAME" if kind == "view" else "TABLE_NAME"
         c = _sys("VIEW_COLUMNS" if kind == "view" else "TABLE_COLUMNS", "SCHEMA_NAME", owner,
-                 "POSITION", "COLUMN_NAME", "DATA_TYPE_NAME", "LENGTH", "SCALE", "IS_NULLABLE",
-                 "DEFAULT_VALUE", "COMMENTS", "GENERATION_TYPE")
-        return select(c.c.POSITION, c.c.COLUMN_NAME, c.c.DATA_TYPE_NAME, c.c.LENGTH, c.c.SCALE,
-                      c.c.IS_NULLABLE, c.c.DEFAULT_VALUE, c.c.COMMENTS,
-                      c.c.GENERATION_TYPE).where(
+                 *COLUMN_HEADERS)
+        return select(*[c.c[name] for name in COLUMN_HEADERS]).where(
             self._schema_filter(schema) == c.c.SCHEMA_NAME, c.c[owner] == name,
         ).order_by(c.c.POSITION)

@@ -7,6 +7,20 @@ parsed from a ``COPY ... (FORMAT csv, FORCE_QUOTE *)`` stream by ``pyarrow.csv``
 give the schema taken from the result's type OIDs.  In the CSV stream NULL is an
 unquoted empty field, an empty string a quoted one, so both survive.
 
+Caller SQL is one read-only query because the server says so, not because a lexer
+thinks so.  Before a caller's query is read, the server declares a cursor for it
+(``DECLARE c CURSOR FOR <query>``, psycopg's server-side cursor, sent with the extended
+protocol): a second statement is refused ("cannot insert multiple commands into a
+prepared statement"), and what follows ``FOR`` must be exactly one complete SELECT
+(``WITH``, ``VALUES`` and ``TABLE`` included; ``SELECT INTO``, data-modifying ``WITH``
+and anything else are refused), in a read-only transaction (``FOR UPDATE`` is refused).
+The cursor also gives the result's columns without running the query.  A query the
+server parsed as one complete SELECT is lexically closed (no open string, comment or
+parenthesis, a trailing ``--`` comment aside, which the newline after it ends), so in
+``COPY (\n<query>\n) TO STDOUT`` the closing parenthesis can only be fedsage's: the
+``COPY`` and ADBC paths keep their speed and use exactly the text the server checked
+(parameters bound into it first, by psycopg's quoting, as ``COPY`` needs).
+
 Neither SQLAlchemy nor pyarrow is imported here at module level: a CSV export (``COPY``
 straight to the file) needs neither, and SQLAlchemy is made only for the statements the
 fedml-aws methods build.
@@ -34,6 +48,9 @@ __all__ = ["PostgreSQLDialect"]
 
 _NUMERIC = 1700
 _BLOCK_BYTES = 4 << 20
+# Names of the server-side cursors fedsage declares for caller queries.
+_CHECK_CURSOR = "fedsage_check"
+_QUERY_CURSOR = "fedsage_query"
 
 
 class _CopyStream(io.RawIOBase):
@@ -121,22 +138,91 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         cursor.execute("SET TRANSACTION READ ONLY")
         return None
 
+    def run_statement(self, cursor: Any, sql: str, params: Any = None) -> None:
+        """Run one statement with the extended protocol: the server refuses a second one.
+
+        Without parameters psycopg would use the simple protocol, which runs every
+        statement of the text; ``binary=True`` makes it send the text with
+        ``PQsendQueryParams`` (no result is read, so the format does not matter).
+        """
+        cursor.execute(sql, params, binary=True)
+
+    def fetch_query(self, conn: Any, sql: str, params: Any) -> tuple[list[Any], list[str]]:
+        """Read a caller query through a server-side cursor the server declared for it."""
+        cursor = self._driver(conn).cursor(name=_QUERY_CURSOR)
+        try:
+            with self.translate_errors(sql, "running the query"):
+                cursor.execute(sql, params)  # DECLARE ... CURSOR FOR <sql>: one SELECT
+                headers = [c.name for c in cursor.description or ()]
+                return cursor.fetchall(), headers
+        finally:
+            with self.translate_errors(sql, "closing the query's cursor"):
+                cursor.close()
+
+    def _table_comment(self, t: Any) -> Any:
+        from sqlalchemy import func
+
+        return func.obj_description(self._regclass(t), "pg_class")
+
+    def _column_comment(self, c: Any) -> Any:
+        from sqlalchemy import func
+
+        return func.col_description(self._regclass(c), c.c.ordinal_position)
+
+    @staticmethod
+    def _regclass(t: Any) -> Any:
+        from sqlalchemy import func, literal
+
+        return func.to_regclass(func.concat(func.quote_ident(t.c.table_schema), literal("."),
+                                            func.quote_ident(t.c.table_name)))
+
     @staticmethod
     def _driver(conn: Any) -> Any:
         return getattr(conn, "driver_connection", conn)
 
-    def _describe(self, cursor: Any, sql: str, params: Any) -> tuple[pa.Schema, list[int]]:
-        """Start a read-only UTC transaction and return the result's schema and type OIDs."""
+    def _checked(self, conn: Any, sql: str, params: Any) -> tuple[str, list[Any]]:
+        """Have the server check a caller query; return the checked text and its columns.
+
+        Parameters are bound into the text first (psycopg's client-side quoting, what
+        ``COPY`` would do), so the text checked is the text later wrapped in ``COPY``.
+        The caller opened the read-only transaction.
+
+        Raises
+        ------
+        DataError
+            If the server does not take the text as exactly one complete SELECT.
+        """
+        text = sql
+        if params is not None:
+            from psycopg import ClientCursor
+
+            quoting = ClientCursor(conn)
+            try:
+                with self.translate_errors(sql, "binding the parameters"):
+                    text = quoting.mogrify(sql, params)
+            finally:
+                quoting.close()
+        cursor = conn.cursor(name=_CHECK_CURSOR)
+        try:
+            with self.translate_errors(sql, "checking that the query is one SELECT"):
+                cursor.execute(text)  # DECLARE ... CURSOR FOR <text>: extended protocol
+                description = list(cursor.description or ())
+        finally:
+            with self.translate_errors(sql, "checking that the query is one SELECT"):
+                cursor.close()
+        return text, description
+
+    def _describe(self, cursor: Any, sql: str, params: Any) -> tuple[str, pa.Schema, list[int]]:
+        """Start a read-only UTC transaction, check the query; return text, schema, OIDs."""
         import pyarrow as pa
 
-        with self.translate_errors(sql, "describing the query"):
+        with self.translate_errors(sql, "starting a read-only transaction"):
             cursor.execute("SET TRANSACTION READ ONLY")
             cursor.execute("SET LOCAL TimeZone = 'UTC'")
-            cursor.execute(f"SELECT * FROM ({sql}) AS fedsage_q LIMIT 0", params)
-        names = [c.name for c in cursor.description]
-        schema = pa.schema(list(zip(names, [_arrow_type(c) for c in cursor.description],
-                                    strict=True)))
-        return schema, [c.type_code for c in cursor.description]
+        text, description = self._checked(cursor.connection, sql, params)
+        names = [c.name for c in description]
+        schema = pa.schema(list(zip(names, [_arrow_type(c) for c in description], strict=True)))
+        return text, schema, [c.type_code for c in description]
 
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -144,11 +230,11 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         conn = self._driver(conn)
         cursor = conn.cursor()
         try:
-            schema, oids = self._describe(cursor, sql, params)
+            text, schema, oids = self._describe(cursor, sql, params)
             if self.use_adbc and adbc_available():
-                yield from self._iter_adbc(conn, sql, params, schema, oids, batch_rows)
+                yield from self._iter_adbc(conn, sql, text, schema, oids, batch_rows)
             else:
-                yield from self._iter_copy_csv(cursor, sql, params, schema, batch_rows)
+                yield from self._iter_copy_csv(cursor, sql, text, schema, batch_rows)
         finally:
             cursor.close()
 
@@ -168,7 +254,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
                 return
             cursor = conn.cursor()
             try:
-                arrow_schema, oids = self._describe(cursor, sql, params)
+                _text, arrow_schema, oids = self._describe(cursor, sql, params)
             finally:
                 cursor.close()
             setup = plan.setup_statements()
@@ -203,23 +289,25 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             raise DataError(f"{self.name}: {action} failed: {detail}\n"
                             f"  statement: {_shorten(sql)}") from exc
 
-    def _iter_adbc(self, conn: Any, sql: str, params: Any, schema: pa.Schema,
+    def _iter_adbc(self, conn: Any, sql: str, text: str, schema: pa.Schema,
                    oids: list[int], batch_rows: int) -> Iterator[pa.RecordBatch]:
         with self._adbc_errors(sql, "streaming the result"):
-            yield from iter_adbc(conn, sql, params, schema, oids, batch_rows)
+            yield from iter_adbc(conn, text, schema, oids, batch_rows)
 
-    def _iter_copy_csv(self, cursor: Any, sql: str, params: Any, schema: pa.Schema,
+    def _iter_copy_csv(self, cursor: Any, sql: str, text: str, schema: pa.Schema,
                        batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """Parse a ``COPY (FORMAT csv, FORCE_QUOTE *)`` stream with ``pyarrow.csv``."""
+        """Parse a ``COPY (FORMAT csv, FORCE_QUOTE *)`` stream with ``pyarrow.csv``.
+
+        ``text`` is the query as :meth:`_checked` returned it (parameters bound).
+        """
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         types = list(schema.types)
         # Columns are addressed by position: names may repeat in a query.
         keys = [f"c{i}" for i in range(len(types))]
-        copy_sql = f"COPY ({sql}) TO STDOUT (FORMAT csv, FORCE_QUOTE *)"
-        with self.translate_errors(sql, "streaming the result"), \
-                cursor.copy(copy_sql, params) as copy:
+        copy_sql = f"COPY (\n{text}\n) TO STDOUT (FORMAT csv, FORCE_QUOTE *)"
+        with self.translate_errors(sql, "streaming the result"), cursor.copy(copy_sql) as copy:
             try:
                 reader = pacsv.open_csv(
                     _CopyStream(iter(copy)),
@@ -242,19 +330,25 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
     def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
                  progress: Progress | None) -> int:
-        """``COPY (query) TO STDOUT (FORMAT csv)`` written chunk by chunk to ``handle``."""
-        cursor = self._driver(conn).cursor()
+        """``COPY (query) TO STDOUT (FORMAT csv)`` written chunk by chunk to ``handle``.
+
+        The query is checked by the server first (:meth:`_checked`).
+        """
+        driver = self._driver(conn)
+        cursor = driver.cursor()
         try:
             lines = 0
-            with self.translate_errors(sql, "exporting the result"):
+            with self.translate_errors(sql, "starting a read-only transaction"):
                 cursor.execute("SET TRANSACTION READ ONLY")
                 cursor.execute("SET LOCAL TimeZone = 'UTC'")
-                with cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
-                    for chunk in copy:
-                        handle.write(chunk)
-                        if progress is not None:
-                            lines += bytes(chunk).count(b"\n")
-                            progress(lines)
+            text, _description = self._checked(driver, sql, params)
+            with self.translate_errors(sql, "exporting the result"), \
+                    cursor.copy(f"COPY (\n{text}\n) TO STDOUT (FORMAT csv)") as copy:
+                for chunk in copy:
+                    handle.write(chunk)
+                    if progress is not None:
+                        lines += bytes(chunk).count(b"\n")
+                        progress(lines)
             return int(cursor.rowcount)
         finally:
             cursor.close()

@@ -42,12 +42,17 @@ class SQLAlchemyDialect(Dialect):
 
 
 class SQLiteDialect(SQLAlchemyDialect):
-    """SQLite: one schema per file, catalog in ``sqlite_master``."""
+    """SQLite: one schema per file, catalog in ``sqlite_master``.
+
+    ``sqlite3``'s ``execute`` refuses a second statement, and ``PRAGMA query_only`` makes
+    every read of caller SQL (rows and streams alike) read-only.
+    """
 
     quote_char = '"'
 
     def __init__(self, sa_dialect: SADialect) -> None:
-        super().__init__(sa_dialect, (sqlite3.Error,))
+        # Python before 3.11 raised sqlite3.Warning for a second statement in execute().
+        super().__init__(sa_dialect, (sqlite3.Error, sqlite3.Warning))
 
     def current_schema(self) -> Any:
         """SQLite's main database is called ``main``."""
@@ -72,27 +77,35 @@ class SQLiteDialect(SQLAlchemyDialect):
         return stmt.order_by(m.c.name)
 
     def tables(self, schema: str | None) -> ClauseElement:
-        """Tables from ``sqlite_master``, without SQLite's internal ``sqlite_*`` tables."""
-        from sqlalchemy import literal, select
+        """Tables from ``sqlite_master``, without SQLite's internal ``sqlite_*`` tables.
+
+        SQLite keeps no comments and no creation times: those columns are NULL.
+        """
+        from sqlalchemy import literal, null, select
         from sqlalchemy.sql.expression import column, table
 
         m = table("sqlite_master", column("type"), column("name"))
-        return select(literal("main").label("SCHEMA_NAME"), m.c.name.label("TABLE_NAME"),
-                      literal("BASE TABLE").label("TABLE_TYPE")).where(
+        return select(m.c.name.label("TABLE_NAME"), literal("main").label("SCHEMA_NAME"),
+                      literal("BASE TABLE").label("TABLE_TYPE"), null().label("COMMENTS"),
+                      null().label("CREATE_TIME")).where(
             m.c.type == "table", ~m.c.name.startswith("sqlite_")).order_by(m.c.name)
 
     def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
-        """Columns from ``pragma_table_info(name)`` (a bound parameter)."""
-        from sqlalchemy import func, null, select
+        """Columns from ``pragma_table_info(name)`` (a bound parameter).
+
+        SQLite has no lengths, scales, comments or index types per column: NULL.
+        """
+        from sqlalchemy import case, func, null, select
 
         info = func.pragma_table_info(name).table_valued(
             "cid", "name", "type", "notnull", "dflt_value", "pk")
         return select(
             (info.c.cid + 1).label("POSITION"), info.c.name.label("COLUMN_NAME"),
             func.upper(info.c.type).label("DATA_TYPE_NAME"), null().label("LENGTH"),
-            null().label("SCALE"), (info.c.notnull == 0).label("IS_NULLABLE"),
-            info.c.dflt_value.label("DEFAULT_VALUE"), null().label("COMMENTS"),
-            null().label("GENERATION_TYPE"),
+            case((info.c.notnull == 0, "TRUE"), else_="FALSE").label("IS_NULLABLE"),
+            null().label("SCALE"), info.c.dflt_value.label("DEFAULT_VALUE"),
+            null().label("INDEX_TYPE"), null().label("GENERATION_TYPE"),
+            null().label("COMMENTS"),
         ).order_by(info.c.cid)
 
     def set_read_only(self, cursor: Any) -> Callable[[], None] | None:
