@@ -27,7 +27,7 @@ from .._home import fedsage_home, registry
 from .._process import alive, process_start, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
-from .supervisor import DEFAULT_MAX_BODY, ServerConfig
+from .supervisor import DEFAULT_MAX_BODY, WORKER_PATH, ServerConfig
 
 __all__ = [
     "Invocation",
@@ -361,7 +361,7 @@ def delete_endpoint(name: str) -> None:
         stop_process(record["pid"], record.get("pid_start"), grace=10.0)
     orphans = [*state.get("workers", []), *([state["zygote"]] if state.get("zygote") else [])]
     for pid in orphans:  # left by a supervisor killed hard
-        stop_process(pid, None, grace=2.0, must_contain="fedsage_worker")
+        stop_process(pid, None, grace=2.0, must_contain=str(WORKER_PATH))
     with _clients_lock:
         cached = _clients.pop(name, None)
     if cached is not None:
