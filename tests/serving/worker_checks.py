@@ -201,7 +201,7 @@ def check_chunked_parser():
     assert chunks.feed(buf) and chunks.body() == b"abcde" and buf == b"NEXT"
     chunks, buf = W.protocol.ChunkedBody(100), bytearray()
     for i in range(len(wire) - 4):  # byte by byte: done only at the last byte of the body
-        buf += wire[i:i + 1]
+        buf += wire[i : i + 1]
         assert chunks.feed(buf) == (i == len(wire) - 5), i
     assert chunks.body() == b"abcde" and buf == b""
     assert not W.protocol.ChunkedBody(100).feed(bytearray(b"3\r\nab"))

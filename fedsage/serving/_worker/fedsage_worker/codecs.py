@@ -25,14 +25,14 @@ def csv_rows(text: str) -> list[list[str]]:
     ``csv``'s field size limit, is split with ``str.split`` (same rows, an empty line
     gives ``[]`` as in ``csv.reader``); anything else goes through ``csv.reader``.
     """
-    if (len(text) <= _CSV_FIELD_LIMIT and '"' not in text and "\r" not in text
-            and "\0" not in text):
+    if len(text) <= _CSV_FIELD_LIMIT and '"' not in text and "\r" not in text and "\0" not in text:
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
         return [line.split(",") if line else [] for line in lines]
-    return list(csv.reader(io.StringIO(text), delimiter=",", quotechar='"',
-                           doublequote=True, strict=True))
+    return list(
+        csv.reader(io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True)
+    )
 
 
 def csv_to_numpy(text: str, dtype: Any = None) -> np.ndarray:
@@ -69,8 +69,9 @@ def decode(body: Any, content_type: str) -> np.ndarray:
         return csv_to_numpy(body)
     if content_type == NPY:
         return npy_to_numpy(body)
-    raise HttpError(415, f"unsupported content type {content_type!r}; "
-                         f"use one of {', '.join(SUPPORTED)}")
+    raise HttpError(
+        415, f"unsupported content type {content_type!r}; use one of {', '.join(SUPPORTED)}"
+    )
 
 
 def _tolist(obj: Any) -> Any:
@@ -117,8 +118,9 @@ def encode(prediction: Any, accept: str) -> tuple[Any, str]:
     try:
         encoder, content_type = ENCODERS[accept]
     except KeyError:
-        raise HttpError(406, f"unsupported accept type {accept!r}; "
-                             f"use one of {', '.join(sorted(ENCODERS))}") from None
+        raise HttpError(
+            406, f"unsupported accept type {accept!r}; use one of {', '.join(sorted(ENCODERS))}"
+        ) from None
     return encoder(prediction), content_type
 
 

@@ -26,18 +26,22 @@ from .zygote import Zygote
 def main(argv: list[str] | None = None) -> int:
     """Run a zygote or a plain worker until told to stop; return the exit code."""
     parser = argparse.ArgumentParser(
-        description="fedsage's model worker (SageMaker's scikit-learn inference contract)")
+        description="fedsage's model worker (SageMaker's scikit-learn inference contract)"
+    )
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--fd", type=int, help="serve on this inherited listening socket")
-    group.add_argument("--control", type=int,
-                       help="run as a zygote on this inherited control socket")
+    group.add_argument(
+        "--control", type=int, help="run as a zygote on this inherited control socket"
+    )
     parser.add_argument("--model-dir", required=True)
     args = parser.parse_args(argv)
     env = os.environ
     debug = env.get("FEDSAGE_DEBUG", "") not in ("", "0", "false")
-    logging.basicConfig(level=logging.DEBUG if debug else int(
-        env.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "20")), stream=sys.stderr,
-        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else int(env.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "20")),
+        stream=sys.stderr,
+        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
+    )
     timeout = float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
     max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
     hosts = allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS"))

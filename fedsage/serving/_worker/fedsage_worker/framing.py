@@ -46,7 +46,8 @@ def send_message(control: socket.socket, words: Iterable[Any], fds: Sequence[int
     data = " ".join(str(w) for w in words).encode("ascii")
     if len(data) > MAX_MESSAGE or len(fds) > MAX_FDS:
         raise ValueError(
-            f"a control message holds at most {MAX_MESSAGE} bytes and {MAX_FDS} descriptors")
+            f"a control message holds at most {MAX_MESSAGE} bytes and {MAX_FDS} descriptors"
+        )
     if fds:
         ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
         control.sendmsg([data], ancillary)
@@ -76,5 +77,5 @@ def recv_message(control: socket.socket, block: bool = True) -> tuple[list[str],
     fds = array.array("i")
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[:len(data) - len(data) % _FD_SIZE])
+            fds.frombytes(data[: len(data) - len(data) % _FD_SIZE])
     return msg.decode("ascii").split(), list(fds)

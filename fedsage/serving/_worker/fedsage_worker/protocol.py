@@ -30,12 +30,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fedsage.worker")
 
-REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found",
-           405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
-           411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
-           421: "Misdirected Request", 431: "Request Header Fields Too Large",
-           500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
-           504: "Gateway Timeout"}
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    411: "Length Required",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    421: "Misdirected Request",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 #: The longest line (request line, header line, chunk-size line, trailer line), CRLF excluded.
 MAX_LINE = 8 * 1024
 #: The largest request head (request line and headers), and the largest trailer section.
@@ -43,10 +55,18 @@ MAX_HEAD = 64 * 1024
 #: ``Host`` names a loopback server always answers (``[::1]`` is written without brackets).
 LOOPBACK_NAMES = ("localhost", "localhost.", "127.0.0.1", "::1")
 
-_ROUTES = {b"/ping": (b"GET", b"HEAD"), b"/invocations": (b"POST",),
-           b"/execution-parameters": (b"GET", b"HEAD")}
-_ERROR_NAMES = {400: "BadRequest", 413: "PayloadTooLarge", 421: "MisdirectedRequest",
-                431: "HeadersTooLarge", 501: "NotImplemented"}
+_ROUTES = {
+    b"/ping": (b"GET", b"HEAD"),
+    b"/invocations": (b"POST",),
+    b"/execution-parameters": (b"GET", b"HEAD"),
+}
+_ERROR_NAMES = {
+    400: "BadRequest",
+    413: "PayloadTooLarge",
+    421: "MisdirectedRequest",
+    431: "HeadersTooLarge",
+    501: "NotImplemented",
+}
 _SINGLE = frozenset((b"host", b"content-length", b"transfer-encoding"))
 _HEX = b"0123456789abcdefABCDEF"
 
@@ -88,7 +108,7 @@ def host_name(value: bytes) -> bytes | None:
         end = value.find(b"]")
         if end < 0:
             return None
-        name, rest = value[1:end], value[end + 1:]
+        name, rest = value[1:end], value[end + 1 :]
     else:
         colon = value.find(b":")
         name, rest = (value, b"") if colon < 0 else (value[:colon], value[colon:])
@@ -101,8 +121,10 @@ def render(response: Response, keep_alive: bool, head_only: bool = False) -> byt
     """The bytes of a response (``Connection: close`` unless ``keep_alive``)."""
     body = response.get_data()
     status = response.status_code
-    head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
-            f"Content-Type: {response.content_type}\r\nContent-Length: {len(body)}\r\n")
+    head = (
+        f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
+        f"Content-Type: {response.content_type}\r\nContent-Length: {len(body)}\r\n"
+    )
     for name, value in response.headers.items():
         if name.lower() not in ("content-type", "content-length", "connection"):
             head += f"{name}: {value}\r\n"
@@ -169,7 +191,7 @@ class ChunkedBody:
                 if eol < 0:
                     return False
                 size = _chunk_size(bytes(buf[:eol]))
-                del buf[:eol + 2]
+                del buf[: eol + 2]
                 if size == 0:
                     self.state = _TRAILER
                 elif self.size + size > self.limit:
@@ -202,7 +224,7 @@ class ChunkedBody:
                 self.trailer += eol + 2
                 if self.trailer > MAX_HEAD:
                     raise HttpError(431, f"the trailers are larger than {MAX_HEAD} bytes")
-                del buf[:eol + 2]
+                del buf[: eol + 2]
                 if eol == 0:
                     return True
 
@@ -238,7 +260,7 @@ class HttpProtocol(asyncio.Protocol):
         self.buf = bytearray()
         self.continued = False
         self.scanned = 0  # bytes at the start of buf already searched for the head's end
-        self.host = b""  # the last Host value accepted on this connection
+        self.host: bytes | None = None  # the last Host value accepted on this connection
         # The request whose head is read and whose body is still coming:
         self.request: tuple[bytes, bytes, bytes, dict[bytes, bytes]] | None = None
         self.length = 0  # its Content-Length
@@ -344,7 +366,7 @@ class HttpProtocol(asyncio.Protocol):
             if name in _SINGLE and name in headers:
                 raise HttpError(400, f"more than one {name.decode('latin-1')} header")
             headers[name] = value.strip()
-        del buf[:head_end + 4]
+        del buf[: head_end + 4]
         self._check_host(headers.get(b"host"), version)
         encoding = headers.get(b"transfer-encoding")
         if encoding is not None:
@@ -378,10 +400,13 @@ class HttpProtocol(asyncio.Protocol):
         if hosts is not None and name not in hosts:
             shown = host.decode("latin-1")
             shown = shown if len(shown) <= 100 else shown[:97] + "..."
-            raise HttpError(421, f"this server answers only requests for "
-                                 f"{', '.join(self.server.host_list)} (a guard against DNS "
-                                 f"rebinding), not Host {shown!r}; call it by one of those "
-                                 f"names, or bind a non-loopback address to accept any name")
+            raise HttpError(
+                421,
+                f"this server answers only requests for "
+                f"{', '.join(self.server.host_list)} (a guard against DNS "
+                f"rebinding), not Host {shown!r}; call it by one of those "
+                f"names, or bind a non-loopback address to accept any name",
+            )
         self.host = host
 
 
@@ -400,26 +425,33 @@ class WorkerServer:
         The ``Host`` names answered (see ``allowed_hosts``); None: any name.
     """
 
-    def __init__(self, service: Service | BrokenService, timeout: float = 60.0,
-                 max_body: int = DEFAULT_MAX_BODY,
-                 hosts: frozenset[bytes] | None = allowed_hosts(None)) -> None:
+    def __init__(
+        self,
+        service: Service | BrokenService,
+        timeout: float = 60.0,
+        max_body: int = DEFAULT_MAX_BODY,
+        hosts: frozenset[bytes] | None = allowed_hosts(None),
+    ) -> None:
         self.service = service
         self.timeout = timeout
         self.max_body = max_body
         self.hosts = hosts
-        self.host_list = sorted(f"[{n.decode()}]" if b":" in n else n.decode()
-                                for n in hosts or ())
+        self.host_list = sorted(f"[{n.decode()}]" if b":" in n else n.decode() for n in hosts or ())
         self.connections: set[HttpProtocol] = set()
         self.draining = False
 
-    def dispatch(self, method: bytes, target: bytes, headers: dict[bytes, bytes],
-                 body: bytes) -> Response:
+    def dispatch(
+        self, method: bytes, target: bytes, headers: dict[bytes, bytes], body: bytes
+    ) -> Response:
         """Answer one request (routing, 404/405, the timeout); never raises."""
         path = target.split(b"?", 1)[0]
         allowed = _ROUTES.get(path)
         if allowed is None:
-            return error_response(404, "NotFound", "no such path; the server answers /ping, "
-                                  "/invocations and /execution-parameters")
+            return error_response(
+                404,
+                "NotFound",
+                "no such path; the server answers /ping, /invocations and /execution-parameters",
+            )
         if method not in allowed:
             names = " or ".join(m.decode() for m in allowed)
             response = error_response(405, "MethodNotAllowed", f"use {names}")
@@ -431,15 +463,18 @@ class WorkerServer:
                 content_type = headers.get(b"contenttype") or headers.get(b"content-type")
                 accept = headers.get(b"accept")
                 return self.service.invoke(
-                    body, content_type.decode("latin-1") if content_type else None,
-                    accept.decode("latin-1") if accept else None)
+                    body,
+                    content_type.decode("latin-1") if content_type else None,
+                    accept.decode("latin-1") if accept else None,
+                )
             if path == b"/ping":
                 return self.service.ping()
             return self.service.execution_parameters()
         except Timeout:
             log.error("request timed out after %ss", self.timeout)
-            return error_response(504, "Timeout", f"the model did not answer within "
-                                  f"{self.timeout}s")
+            return error_response(
+                504, "Timeout", f"the model did not answer within {self.timeout}s"
+            )
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
@@ -468,8 +503,9 @@ def beat(heartbeat: tuple[mmap.mmap, int] | None) -> None:
         struct.pack_into("d", heartbeat[0], heartbeat[1] * 8, time.monotonic())
 
 
-def _take_connections(loop: asyncio.AbstractEventLoop, channel: socket.socket,
-                      server: WorkerServer) -> Callable[[], None]:
+def _take_connections(
+    loop: asyncio.AbstractEventLoop, channel: socket.socket, server: WorkerServer
+) -> Callable[[], None]:
     """Serve the connections the zygote hands over on ``channel``; return a stop function."""
     channel.setblocking(False)
 
@@ -487,8 +523,7 @@ def _take_connections(loop: asyncio.AbstractEventLoop, channel: socket.socket,
             for fd in fds:
                 conn = socket.socket(fileno=fd)
                 conn.setblocking(False)
-                loop.create_task(
-                    loop.connect_accepted_socket(lambda: HttpProtocol(server), conn))
+                loop.create_task(loop.connect_accepted_socket(lambda: HttpProtocol(server), conn))
 
     def stop() -> None:
         if channel.fileno() >= 0:
@@ -499,10 +534,16 @@ def _take_connections(loop: asyncio.AbstractEventLoop, channel: socket.socket,
     return stop
 
 
-def run(sock: socket.socket | None, service: Service | BrokenService, timeout: float, max_body: int,
-        grace: float = 10.0, heartbeat: tuple[mmap.mmap, int] | None = None,
-        channel: socket.socket | None = None,
-        hosts: frozenset[bytes] | None = allowed_hosts(None)) -> None:
+def run(
+    sock: socket.socket | None,
+    service: Service | BrokenService,
+    timeout: float,
+    max_body: int,
+    grace: float = 10.0,
+    heartbeat: tuple[mmap.mmap, int] | None = None,
+    channel: socket.socket | None = None,
+    hosts: frozenset[bytes] | None = allowed_hosts(None),
+) -> None:
     """Serve until SIGTERM/SIGINT or the parent's death.
 
     Connections come from the listening socket ``sock`` (a plain worker's own, bound by
@@ -538,7 +579,8 @@ def run(sock: socket.socket | None, service: Service | BrokenService, timeout: f
         assert sock is not None
         sock.setblocking(False)
         listener = loop.run_until_complete(
-            loop.create_server(lambda: HttpProtocol(server), sock=sock, backlog=1024))
+            loop.create_server(lambda: HttpProtocol(server), sock=sock, backlog=1024)
+        )
         stop_accepting = listener.close
     else:
         stop_accepting = _take_connections(loop, channel, server)
@@ -550,4 +592,3 @@ def run(sock: socket.socket | None, service: Service | BrokenService, timeout: f
     server.draining = True
     loop.run_until_complete(_drain(server, grace))
     loop.close()
-

@@ -23,9 +23,14 @@ class Response:
         The ``Content-Type`` (either name; default ``application/json``).
     """
 
-    def __init__(self, response: Any = None, status: int = 200,
-                 headers: dict[str, str] | None = None, mimetype: str | None = None,
-                 content_type: str | None = None) -> None:
+    def __init__(
+        self,
+        response: Any = None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        mimetype: str | None = None,
+        content_type: str | None = None,
+    ) -> None:
         self.response = response if response is not None else b""
         self.status_code = int(status)
         self.headers = dict(headers or {})

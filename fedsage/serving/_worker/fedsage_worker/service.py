@@ -33,9 +33,11 @@ class UserError(Exception):
 
 def default_model_fn(model_dir: str) -> Any:
     """The image has no default ``model_fn``."""
-    raise NotImplementedError("Please provide a model_fn implementation. "
-                              "See documentation for model_fn at "
-                              "https://sagemaker.readthedocs.io/en/stable/")
+    raise NotImplementedError(
+        "Please provide a model_fn implementation. "
+        "See documentation for model_fn at "
+        "https://sagemaker.readthedocs.io/en/stable/"
+    )
 
 
 def default_input_fn(body: Any, content_type: str) -> Any:
@@ -91,15 +93,23 @@ class Service:
         If the entry point defines ``transform_fn`` together with another handler.
     """
 
-    def __init__(self, model_dir: str, module: ModuleType | None = None,
-                 default_accept: str | None = JSON, debug: bool = False) -> None:
+    def __init__(
+        self,
+        model_dir: str,
+        module: ModuleType | None = None,
+        default_accept: str | None = JSON,
+        debug: bool = False,
+    ) -> None:
         def user(name: str) -> Any:
             return getattr(module, name, None) if module is not None else None
+
         self.transform_fn = user("transform_fn")
         given = [n for n in _HANDLER_NAMES if user(n) is not None]
         if self.transform_fn is not None and given:
-            raise UserError(f"transform_fn cannot be defined together with {', '.join(given)}; "
-                            "define either transform_fn or input_fn/predict_fn/output_fn")
+            raise UserError(
+                f"transform_fn cannot be defined together with {', '.join(given)}; "
+                "define either transform_fn or input_fn/predict_fn/output_fn"
+            )
         self.model_fn = user("model_fn") or default_model_fn
         self.input_fn = user("input_fn")
         self.predict_fn = user("predict_fn") or default_predict_fn
@@ -135,19 +145,26 @@ class Service:
         except Exception as exc:
             return self.fault("execution_parameters_fn failed", exc)
 
-    def invoke(self, body: bytes, content_type: str | None = None,
-               accept: str | None = None) -> Response:
+    def invoke(
+        self, body: bytes, content_type: str | None = None, accept: str | None = None
+    ) -> Response:
         """Answer one ``/invocations`` request; returns a ``Response`` (never raises)."""
         content_type = media_type(content_type or "") or JSON
         accept = choose_accept(accept, self.default_accept)
         custom_in = self.transform_fn is not None or self.input_fn is not None
         custom_out = self.transform_fn is not None or self.output_fn is not None
         if not custom_in and content_type not in SUPPORTED:
-            return error_response(415, "UnsupportedMediaType", f"unsupported content type "
-                                  f"{content_type!r}; use one of {', '.join(SUPPORTED)}")
+            return error_response(
+                415,
+                "UnsupportedMediaType",
+                f"unsupported content type {content_type!r}; use one of {', '.join(SUPPORTED)}",
+            )
         if not custom_out and accept not in ENCODERS:
-            return error_response(406, "NotAcceptable", f"unsupported accept type {accept!r}; "
-                                  f"use one of {', '.join(sorted(ENCODERS))}")
+            return error_response(
+                406,
+                "NotAcceptable",
+                f"unsupported accept type {accept!r}; use one of {', '.join(sorted(ENCODERS))}",
+            )
         data: Any = body
         if content_type in UTF8_TYPES:
             try:
@@ -166,8 +183,9 @@ class Service:
                 except HttpError as exc:
                     return error_response(exc.status, "BadRequest", exc.message)
                 except Exception as exc:
-                    return error_response(400, "BadRequest", f"cannot decode the {content_type} "
-                                          f"body: {one_line(exc)}")
+                    return error_response(
+                        400, "BadRequest", f"cannot decode the {content_type} body: {one_line(exc)}"
+                    )
             else:
                 step = "input_fn"
                 data = self.input_fn(data, content_type)
@@ -178,8 +196,9 @@ class Service:
                 except (ValueError, TypeError, IndexError) as exc:
                     # model.predict refusing the input (wrong shape, NaN ...) is a client error
                     log.info("the model rejected the input: %s", one_line(exc))
-                    return error_response(400, "BadRequest", "the model rejected the input: "
-                                          + one_line(exc))
+                    return error_response(
+                        400, "BadRequest", "the model rejected the input: " + one_line(exc)
+                    )
             else:
                 prediction = self.predict_fn(data, model)
             step = "output_fn"
@@ -241,10 +260,10 @@ def load_service(model_dir: str, env: Mapping[str, str] | None = None) -> Servic
     env = os.environ if env is None else env
     debug = env.get("FEDSAGE_DEBUG", "") not in ("", "0", "false")
     try:
-        module = import_user_module(env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""),
-                                    env.get("SAGEMAKER_PROGRAM", ""))
-        service = Service(model_dir, module,
-                          env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), debug)
+        module = import_user_module(
+            env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""), env.get("SAGEMAKER_PROGRAM", "")
+        )
+        service = Service(model_dir, module, env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), debug)
     except Exception as exc:  # keep serving, so /ping can say what is wrong
         log.error("cannot load the entry point\n%s", traceback.format_exc().rstrip())
         return BrokenService(f"cannot load the entry point: {one_line(exc)}")

@@ -76,9 +76,15 @@ class Zygote:
         The ``Host`` names the workers answer (None: any).
     """
 
-    def __init__(self, control: socket.socket, model_dir: str, timeout: float, max_body: int,
-                 hang_grace: float = 10.0,
-                 hosts: frozenset[bytes] | None = allowed_hosts(None)) -> None:
+    def __init__(
+        self,
+        control: socket.socket,
+        model_dir: str,
+        timeout: float,
+        max_body: int,
+        hang_grace: float = 10.0,
+        hosts: frozenset[bytes] | None = allowed_hosts(None),
+    ) -> None:
         self.control: socket.socket | None = control
         self.model_dir = model_dir
         self.timeout = timeout
@@ -169,15 +175,21 @@ class Zygote:
         if pid == 0:  # the worker
             code = 1
             try:
-                inherited = [self.control, ours, *self.listeners.values(),
-                             *self.channels.values()]
+                inherited = [self.control, ours, *self.listeners.values(), *self.channels.values()]
                 for sock in inherited:
                     if sock is not None:
                         sock.close()
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                     signal.signal(signum, signal.SIG_DFL)
-                run(None, service, self.timeout, self.max_body,
-                    heartbeat=(self.beats, slot), channel=theirs, hosts=self.hosts)
+                run(
+                    None,
+                    service,
+                    self.timeout,
+                    self.max_body,
+                    heartbeat=(self.beats, slot),
+                    channel=theirs,
+                    hosts=self.hosts,
+                )
                 code = 0
             except BaseException:
                 log.exception("worker failed")
@@ -207,8 +219,11 @@ class Zygote:
         """Send ``conn`` to the next worker in turn, idle workers before busy ones."""
         now = time.monotonic()
         pids = [pid for pid in self.channels if pid not in self.killed]
-        idle = [pid for pid in pids if now - struct.unpack_from(
-            "d", self.beats, self.children[pid] * 8)[0] < _BUSY_AFTER]
+        idle = [
+            pid
+            for pid in pids
+            if now - struct.unpack_from("d", self.beats, self.children[pid] * 8)[0] < _BUSY_AFTER
+        ]
         self.turn += 1
         for candidates in (idle, pids):
             for i in range(len(candidates)):
@@ -241,8 +256,11 @@ class Zygote:
         for pid, slot in list(self.children.items()):
             beat = struct.unpack_from("d", self.beats, slot * 8)[0]
             if now - beat > self.hang_after and pid not in self.killed:
-                log.error("worker %d has not answered for %.0fs (stuck outside Python); "
-                          "killing it", pid, now - beat)
+                log.error(
+                    "worker %d has not answered for %.0fs (stuck outside Python); killing it",
+                    pid,
+                    now - beat,
+                )
                 self.killed.add(pid)
                 kill(pid, signal.SIGKILL)
 
