@@ -243,6 +243,25 @@ def _check_partial_head(buf: bytearray) -> None:
         raise HttpError(431, f"a header line is longer than {MAX_LINE} bytes")
 
 
+def _check_line_lengths(lines: list[bytes]) -> None:
+    if len(lines[0]) > MAX_LINE:
+        raise HttpError(400, f"the request line is longer than {MAX_LINE} bytes")
+    for line in lines[1:]:
+        if len(line) > MAX_LINE:
+            raise HttpError(431, f"a header line is longer than {MAX_LINE} bytes")
+
+
+def _check_repeats(lines: list[bytes]) -> None:
+    """Refuse a second Host, Content-Length or Transfer-Encoding (ambiguous framing)."""
+    seen = set()
+    for line in lines[1:]:
+        name = line.partition(b":")[0].lower()
+        if name in _SINGLE:
+            if name in seen:
+                raise HttpError(400, f"more than one {name.decode('latin-1')} header")
+            seen.add(name)
+
+
 # After each response, let whoever that response woke (a client or proxy on the same
 # cores: the notebook, a sidecar, a load generator) run before the next request here.
 # Under saturation a worker otherwise keeps the CPU for a whole scheduler slice while
@@ -259,10 +278,11 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.buf = bytearray()
         self.continued = False
-        self.scanned = 0  # bytes at the start of buf already searched for the head's end
+        self.scanned = 0  # where in buf to go on looking for the end of the head
         self.host: bytes | None = None  # the last Host value accepted on this connection
         # The request whose head is read and whose body is still coming:
         self.request: tuple[bytes, bytes, bytes, dict[bytes, bytes]] | None = None
+        self.start = 0  # where its Content-Length body starts in buf
         self.length = 0  # its Content-Length
         self.chunks: ChunkedBody | None = None  # or its chunked body
 
@@ -301,23 +321,26 @@ class HttpProtocol(asyncio.Protocol):
 
     def _one_request(self) -> bool:
         buf = self.buf
-        if self.request is None and not self._read_head():
-            return False
-        assert self.request is not None
-        method, target, version, headers = self.request
-        if self.chunks is not None:
-            if not self.chunks.feed(buf):
+        request = self.request
+        if request is None:
+            request = self.request = self._read_head()
+            if request is None:
+                return False
+        method, target, version, headers = request
+        chunks = self.chunks
+        if chunks is None:
+            end = self.start + self.length  # the head stays in buf until the body is in
+            if len(buf) < end:
                 self._continue(headers)
                 return False
-            body = self.chunks.body()
-            self.chunks = None
+            body = bytes(buf[self.start : end])
+            del buf[:end]
         else:
-            length = self.length
-            if len(buf) < length:
+            if not chunks.feed(buf):
                 self._continue(headers)
                 return False
-            body = bytes(buf[:length])
-            del buf[:length]
+            body = chunks.body()
+            self.chunks = None
         self.request = None
         self.continued = False
         conn = headers.get(b"connection", b"").lower()
@@ -337,61 +360,63 @@ class HttpProtocol(asyncio.Protocol):
             self.continued = True
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _read_head(self) -> bool:
-        """Parse the head at the start of the buffer into ``self.request`` (False: not yet)."""
+    def _read_head(self) -> tuple[bytes, bytes, bytes, dict[bytes, bytes]] | None:
+        """Parse the head at the start of the buffer (None: not complete yet).
+
+        Sets how the body is framed: ``self.start`` and ``self.length`` for a
+        ``Content-Length`` body, else ``self.chunks`` (the head is then dropped from the
+        buffer, which the chunked decoder consumes from its start).
+        """
         buf = self.buf
-        head_end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
+        head_end = buf.find(b"\r\n\r\n", self.scanned)
         if head_end < 0:
-            self.scanned = len(buf)
+            self.scanned = max(0, len(buf) - 3)
             _check_partial_head(buf)
-            return False
+            return None
         self.scanned = 0
         if head_end + 4 > MAX_HEAD:
             raise HttpError(431, f"the request head is larger than {MAX_HEAD} bytes")
         lines = bytes(buf[:head_end]).split(b"\r\n")
-        if len(lines[0]) > MAX_LINE:
-            raise HttpError(400, f"the request line is longer than {MAX_LINE} bytes")
+        if head_end > MAX_LINE:  # only then can a line be too long
+            _check_line_lengths(lines)
         parts = lines[0].split(b" ")
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             raise HttpError(400, "malformed request line")
         method, target, version = parts
         headers: dict[bytes, bytes] = {}
         for line in lines[1:]:
-            if len(line) > MAX_LINE:
-                raise HttpError(431, f"a header line is longer than {MAX_LINE} bytes")
             name, sep, value = line.partition(b":")
             if not sep or not name or name != name.strip():
                 raise HttpError(400, "malformed header line")
-            name = name.lower()
-            if name in _SINGLE and name in headers:
-                raise HttpError(400, f"more than one {name.decode('latin-1')} header")
-            headers[name] = value.strip()
-        del buf[: head_end + 4]
-        self._check_host(headers.get(b"host"), version)
+            headers[name.lower()] = value.strip()
+        if len(headers) < len(lines) - 1:  # some name came twice
+            _check_repeats(lines)
+        host = headers.get(b"host")
+        if host is None or host != self.host:  # checked once per connection and name
+            self._check_host(host, version)
         encoding = headers.get(b"transfer-encoding")
-        if encoding is not None:
-            codings = [c.strip() for c in encoding.lower().split(b",") if c.strip()]
-            if not codings or codings[-1] != b"chunked":
-                raise HttpError(400, "a request's Transfer-Encoding must end with chunked")
-            if len(codings) > 1:
-                raise HttpError(501, "only the chunked transfer coding is supported")
-            self.chunks = ChunkedBody(self.server.max_body)
-        else:
+        if encoding is None:
             length = headers.get(b"content-length", b"0")
             if not length.isdigit():
                 raise HttpError(400, "malformed Content-Length")
             self.length = int(length)
             if self.length > self.server.max_body:
                 raise _too_large(self.server.max_body)
-        self.request = (method, target, version, headers)
-        return True
+            self.start = head_end + 4
+        else:
+            codings = [c.strip() for c in encoding.lower().split(b",") if c.strip()]
+            if not codings or codings[-1] != b"chunked":
+                raise HttpError(400, "a request's Transfer-Encoding must end with chunked")
+            if len(codings) > 1:
+                raise HttpError(501, "only the chunked transfer coding is supported")
+            del buf[: head_end + 4]
+            self.chunks = ChunkedBody(self.server.max_body)
+        return method, target, version, headers
 
     def _check_host(self, host: bytes | None, version: bytes) -> None:
         if host is None:
             if version == b"HTTP/1.1":  # RFC 9112, section 3.2
                 raise HttpError(400, "an HTTP/1.1 request needs a Host header")
-            return
-        if host == self.host:  # the same as the last request on this connection
             return
         name = host_name(host)
         if name is None:
