@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh dev
 .venv/bin/ruff check fedsage tests bench
 .venv/bin/mypy
+# The code that runs under a runtime's own interpreter, as its own package root.
+.venv/bin/mypy --config-file mypy-inside.ini
 # Runtimes are built once per run and shared by every test that needs one.
 export FEDSAGE_TEST_RUNTIME_CACHE="${FEDSAGE_TEST_RUNTIME_CACHE:-$PWD/.fedsage-ci/runtimes}"
 # The main job once more as a Debian user runs it: Debian's own python3 (3.11.2, whose

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from .._archive import extract_safely
 from ..errors import FedsageError
-from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, serve
+from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, is_loopback_host, serve
 from ._common import (
     console,
+    err_console,
     fail,
     format_time,
     handle_errors,
@@ -103,7 +105,12 @@ def delete_command(
 
 def serve_command(
     model: Path = typer.Argument(..., help="A model folder or model.tar.gz."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        help="Address to listen on. On loopback only requests for localhost, 127.0.0.1, "
+        "[::1] or this host are answered; any other address (0.0.0.0) answers every "
+        "name, without authentication.",
+    ),
     port: int = typer.Option(8080, help="Port (0 picks a free one)."),
     workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
     code_dir: Path = typer.Option(None, help="Folder of the entry point (default: MODEL/code)."),
@@ -147,6 +154,18 @@ def serve_command(
             debug=debug,
             preload=preload,
         )
+        if not is_loopback_host(host):
+            err_console.print(
+                Text.assemble(
+                    ("warning:", "yellow"),
+                    f" {host or 'every address'} is not a loopback address: the endpoint has "
+                    "no authentication, so anyone who can reach this machine on port "
+                    f"{port} can call it. Serve on 127.0.0.1 (the default) and put an "
+                    "authenticating proxy in front to expose it.",
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
         try:
             code_ = serve(config)
         except OSError as exc:

@@ -177,7 +177,7 @@ class Gateway:
     async def forward(self, head: Message, body: bytes) -> tuple[Message, bytes]:
         """Send one request to a replica, retrying on the next one when a replica fails."""
         method, target, _ = head.first
-        lines = [b"%s %s HTTP/1.1" % (method, target), b"Host: gateway"]
+        lines = [b"%s %s HTTP/1.1" % (method, target), b"Host: localhost"]
         request = render(b"\r\n".join(lines), head.headers, body)
         errors = []
         for replica in self._order():
@@ -239,7 +239,7 @@ class Gateway:
         except (OSError, asyncio.TimeoutError):
             return False
         try:
-            writer.write(b"GET /ping HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n")
+            writer.write(b"GET /ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             head = await asyncio.wait_for(read_head(reader), 5.0)
             return head is not None and head.first[1] == b"200"
         except (OSError, HttpError, asyncio.TimeoutError):

@@ -1,8 +1,9 @@
 """fedsage's model server and local endpoints (SageMaker's scikit-learn inference contract).
 
-The handlers and the HTTP protocol live in one small module,
-``fedsage/serving/_worker/fedsage_worker.py``, that runs under a framework runtime's own
-interpreter; :mod:`fedsage.serving.supervisor` starts and watches those workers, and
+The handlers and the HTTP protocol live in the folder ``fedsage/serving/_worker`` (the
+``fedsage_worker`` package and the ``__main__.py`` that runs it), which runs under a
+framework runtime's own interpreter; :mod:`fedsage.serving.supervisor` starts and
+watches those workers, and
 :mod:`fedsage.serving.endpoints` manages detached local endpoints.
 
 The names below import lazily, so that ``python -m fedsage.serving.supervisor`` (the

@@ -28,7 +28,7 @@ from .._home import Records, home_dir, write_private
 from .._process import ProcessIdentity, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
-from .supervisor import DEFAULT_MAX_BODY, ServerConfig
+from .supervisor import DEFAULT_MAX_BODY, WORKER_PATH, ServerConfig
 
 __all__ = [
     "Invocation",
@@ -397,7 +397,7 @@ def delete_endpoint(name: str) -> None:
         record.server.stop(grace=10.0)
     orphans = [*state.get("workers", []), *([state["zygote"]] if state.get("zygote") else [])]
     for pid in orphans:  # left by a supervisor killed hard
-        stop_process(pid, None, grace=2.0, must_contain="fedsage_worker")
+        stop_process(pid, None, grace=2.0, must_contain=str(WORKER_PATH))
     with _clients_lock:
         cached = _clients.pop(name, None)
     if cached is not None:

@@ -7,7 +7,9 @@ the next worker in turn; a plain worker (``preload=False``) accepts on its own s
 and the kernel's hash spreads the connections.
 
 By default (``preload=True``) it starts one *zygote* under the runtime's interpreter,
-``<runtime python> fedsage_worker.py --control N --model-dir DIR``: the zygote imports the
+``<runtime python> WORKER_PATH --control N --model-dir DIR`` (``WORKER_PATH`` is the folder
+``_worker``, run through its ``__main__.py``; no fedsage install is needed inside the
+runtime): the zygote imports the
 entry point and runs ``model_fn`` once, then forks each worker when the supervisor sends
 it that worker's socket over the control socket (``SCM_RIGHTS``).  Workers share the
 loaded model copy-on-write, start in milliseconds, and a dead worker is replaced by a
@@ -23,8 +25,8 @@ main loop then asks every worker to drain and stops the stragglers by PID.
 from __future__ import annotations
 
 import argparse
-import array
 import contextlib
+import ipaddress
 import json
 import logging
 import math
@@ -39,10 +41,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._worker.fedsage_worker import DEFAULT_MAX_BODY
+from ._worker.fedsage_worker.framing import recv_message, send_message
+
 __all__ = [
+    "DEFAULT_MAX_BODY",
     "WORKER_PATH",
     "ServerConfig",
     "Supervisor",
+    "is_loopback_host",
     "recv_message",
     "send_message",
     "serve",
@@ -51,12 +58,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-WORKER_PATH = Path(__file__).resolve().parent / "_worker" / "fedsage_worker.py"
-DEFAULT_MAX_BODY = 6 * 1024 * 1024
+#: What the supervisor runs under a runtime's interpreter: a folder with ``__main__.py``.
+WORKER_PATH = Path(__file__).resolve().parent / "_worker"
 _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__")
 _CRASH_WINDOW = 3.0  # a worker dying sooner than this after start counts as a crash
 _MAX_CRASHES = 5
-_FD_SIZE = array.array("i").itemsize
 
 
 @dataclass
@@ -74,7 +80,10 @@ class ServerConfig:
     program : str or None
         The entry point file (``SAGEMAKER_PROGRAM``), e.g. ``inference.py``.
     host, port : str, int
-        Where to listen; port 0 picks a free port.
+        Where to listen; port 0 picks a free port.  On a loopback address the workers
+        answer only requests whose ``Host`` is ``localhost``, ``127.0.0.1``, ``[::1]`` or
+        ``host`` itself (421 otherwise; ``FEDSAGE_ALLOWED_HOSTS`` in ``env`` adds names);
+        on any other address they answer every name, without authentication.
     workers : int or None
         Worker processes; ``None`` means one per core.
     timeout : float
@@ -116,51 +125,51 @@ class ServerConfig:
         return cls(**json.loads(text))
 
 
-def send_message(control: socket.socket, words: list[Any], fds: list[int] | None = None) -> None:
-    """Send one control message to a zygote (words joined by spaces, optional fds).
+def is_loopback_host(host: str) -> bool:
+    """Whether binding ``host`` listens on loopback only (``127.0.0.0/8``, ``::1``).
 
     Parameters
     ----------
-    control : socket.socket
-        The supervisor's end of the ``SOCK_SEQPACKET`` control socket pair.
-    words : list
-        The command, e.g. ``["fork", 0]``.
-    fds : list of int, optional
-        File descriptors to pass along (``SCM_RIGHTS``).
-    """
-    data = " ".join(str(w) for w in words).encode("ascii")
-    if fds:
-        control.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-    else:
-        control.send(data)
-
-
-def recv_message(control: socket.socket, block: bool = True) -> tuple[list[str], list[int]]:
-    """Receive one control message.
-
-    Parameters
-    ----------
-    control : socket.socket
-        One end of a ``SOCK_SEQPACKET`` control socket pair.
-    block : bool, default=True
-        Wait for a message; ``False`` raises :class:`BlockingIOError` when none is queued.
+    host : str
+        An address or a name, as given to ``--host`` (``[::1]`` brackets allowed).  A name
+        is resolved as binding it would resolve it; an empty host means every address.
 
     Returns
     -------
-    tuple
-        ``(words, fds)``; ``([], [])`` once the other end is closed.
+    bool
+        True when every address ``host`` stands for is a loopback address.
     """
-    flags = 0 if block else socket.MSG_DONTWAIT
-    msg, ancdata, _, _ = control.recvmsg(512, socket.CMSG_SPACE(16 * _FD_SIZE), flags)
-    fds = array.array("i")
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - len(data) % _FD_SIZE])
-    return msg.decode("ascii").split(), list(fds)
+    bare = host.strip("[]")
+    try:
+        return ipaddress.ip_address(bare.split("%", 1)[0]).is_loopback
+    except ValueError:
+        pass
+    if not bare:
+        return False
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(bare, None, family, socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(
+        ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]).is_loopback for info in infos
+    )
+
+
+def _allowed_hosts(host: str) -> str:
+    """``FEDSAGE_ALLOWED_HOSTS`` for the workers: ``*`` off loopback, else the bind host."""
+    if not is_loopback_host(host):
+        return "*"  # reached by any name (a LAN address, a container's hostname)
+    return host.strip("[]").lower()  # the worker always adds localhost, 127.0.0.1, [::1]
 
 
 def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
     """The environment of a worker: ours minus Python path variables, plus serving settings.
+
+    The serving settings are SageMaker's (``SAGEMAKER_PROGRAM`` ...) and fedsage's
+    (``FEDSAGE_MAX_BODY``, ``FEDSAGE_DEBUG``, ``FEDSAGE_ALLOWED_HOSTS``: ``*`` when
+    ``config.host`` is not a loopback address, else the bind host); ``config.env`` comes
+    last and may override any of them.
 
     Parameters
     ----------
@@ -185,6 +194,7 @@ def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
             "SAGEMAKER_BIND_TO_PORT": str(config.port),
             "SM_MODEL_DIR": config.model_dir,
             "FEDSAGE_MAX_BODY": str(config.max_body),
+            "FEDSAGE_ALLOWED_HOSTS": _allowed_hosts(config.host),
             "FEDSAGE_DEBUG": "1" if config.debug else "",
             "PYTHONUNBUFFERED": "1",
         }

@@ -79,7 +79,7 @@ def _socket_inodes(pid: int) -> set[str]:
 
 def _ask_pid(sock: socket.socket) -> int:
     sock.sendall(
-        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
         b"Content-Length: 1\r\n\r\n1"
     )
     return _read_pid(sock)
@@ -137,7 +137,7 @@ def test_new_connections_avoid_a_worker_busy_with_a_long_request(
     slow = socket.create_connection(("127.0.0.1", server.port))
     try:
         slow.sendall(
-            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
             b"Content-Length: 3\r\n\r\n777"
         )
         wait_until(lambda: any(model_dir.glob("busy-*")))

@@ -114,6 +114,30 @@ def test_code_tar_and_stale_detection(home: Path, tmp_path: Path, np_model_dir: 
     assert result.exit_code == 0 and "Failed" in result.output
 
 
+def test_delete_stops_orphaned_zygote_and_workers(home: Path, np_tar: Path) -> None:
+    create_endpoint(
+        "orphans",
+        model_tar=np_tar,
+        code_tar=None,
+        program="inference.py",
+        runtime=host_runtime(),
+        workers=2,
+    )
+    pid = describe_endpoint("orphans")["Local"]["pid"]
+    state = json.loads((home / "endpoints" / "orphans" / "state.json").read_text())
+    orphans = [*state["workers"], state["zygote"]]
+    try:
+        for child in orphans:  # stopped: they cannot notice that their parent is gone
+            os.kill(child, signal.SIGSTOP)
+        os.kill(pid, signal.SIGKILL)
+        delete_endpoint("orphans")  # finds them by PID and by the worker's launch path
+        assert not any(alive(p) for p in orphans)
+    finally:
+        for child in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+
+
 def test_failing_model_fn_cleans_up(home: Path, tmp_path: Path) -> None:
     broken = tmp_path / "b"
     broken.mkdir()

@@ -129,16 +129,16 @@ def _raw(server: Server, payload: bytes) -> bytes:
 
 
 def test_413_above_default_limit_without_reading_the_body(default_server: Server) -> None:
-    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+    head = b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
     answer = _raw(default_server, head + b"Content-Length: 6291457\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 413 ") and b"6291456" in answer
 
 
 def test_keep_alive_pipelining_and_chunked(default_server: Server) -> None:
-    one = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 15\r\n\r\n"
+    one = b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\nContent-Length: 15\r\n\r\n"
     one += b"0.9,0.8,0.1,0.2"
     chunked = (
-        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/csv\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         b"4\r\n0.1,\r\nb\r\n0.2,0.3,0.4\r\n0\r\n\r\n"
     )

@@ -14,7 +14,7 @@ from fedsage.serving.supervisor import WORKER_PATH
 from . import worker_checks
 from .conftest import running
 
-worker_checks.load(str(WORKER_PATH))
+worker_checks.load()
 
 
 @pytest.mark.parametrize("check", worker_checks.CHECKS, ids=lambda c: c.__name__)

@@ -2,10 +2,11 @@
 """Socket-free checks of the worker's handler half, in Python 3.7 syntax.
 
 pytest runs them in fedsage's interpreter (test_worker_handlers.py) and, as a script,
-under Python 3.7 with numpy only:  ``python worker_checks.py WORKER_PATH``.
+under Python 3.7 with numpy only:  ``python worker_checks.py WORKER_PATH`` (the folder
+the supervisor runs, which holds the ``fedsage_worker`` package).
 """
 
-import importlib.util
+import importlib
 import io
 import json
 import sys
@@ -13,16 +14,21 @@ import types
 
 import numpy as np
 
-W = None  # the worker module, set by load()
+W = None  # the worker package (with its submodules imported), set by load()
 
 
-def load(path):
+def load(folder=None):
+    """Import the worker package from ``folder``, or fedsage's own copy when None."""
     global W
-    spec = importlib.util.spec_from_file_location("fedsage_worker", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    W = module
-    return module
+    if folder is None:
+        prefix = "fedsage.serving._worker.fedsage_worker"
+    else:
+        sys.path.insert(0, folder)
+        prefix = "fedsage_worker"
+    for name in ("codecs", "protocol", "response", "service"):
+        importlib.import_module(prefix + "." + name)
+    W = importlib.import_module(prefix)
+    return W
 
 
 class SumModel(object):
@@ -43,7 +49,7 @@ def service(model=None, default_accept=None, **handlers):
     module.model_fn = lambda model_dir: model or SumModel()
     for name, fn in handlers.items():
         setattr(module, name, fn)
-    return W.Service("/nonexistent", module, default_accept)
+    return W.service.Service("/nonexistent", module, default_accept)
 
 
 def body_of(response):
@@ -137,7 +143,7 @@ def check_model_fault_is_500_without_traceback():
 
 
 def check_missing_model_fn():
-    s = W.Service("/nonexistent", None)
+    s = W.service.Service("/nonexistent", None)
     r = s.ping()
     assert r.status_code == 500 and b"model_fn" in body_of(r)
 
@@ -175,7 +181,7 @@ def check_transform_fn():
 def check_transform_fn_with_input_fn_is_refused():
     try:
         service(transform_fn=lambda *a: "", input_fn=lambda b, c: b)
-    except W.UserError as exc:
+    except W.service.UserError as exc:
         assert "transform_fn" in str(exc)
     else:
         raise AssertionError("transform_fn together with input_fn must be refused")
@@ -189,10 +195,74 @@ def check_execution_parameters():
 
 
 def check_chunked_parser():
-    buf = bytearray(b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\nNEXT")
-    body, end = W._parse_chunked(buf, 0, 100)
-    assert body == b"abcde" and buf[end:] == b"NEXT"
-    assert W._parse_chunked(bytearray(b"3\r\nab"), 0, 100) is None
+    wire = b"3\r\nabc\r\n2;x=1\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\nNEXT"
+    buf = bytearray(wire)
+    chunks = W.protocol.ChunkedBody(100)
+    assert chunks.feed(buf) and chunks.body() == b"abcde" and buf == b"NEXT"
+    chunks, buf = W.protocol.ChunkedBody(100), bytearray()
+    for i in range(len(wire) - 4):  # byte by byte: done only at the last byte of the body
+        buf += wire[i : i + 1]
+        assert chunks.feed(buf) == (i == len(wire) - 5), i
+    assert chunks.body() == b"abcde" and buf == b""
+    assert not W.protocol.ChunkedBody(100).feed(bytearray(b"3\r\nab"))
+
+
+def _refused(status, feed):
+    try:
+        feed()
+    except W.HttpError as exc:
+        assert exc.status == status, (exc.status, exc.message)
+        return exc.message
+    raise AssertionError("accepted, expected %d" % status)
+
+
+def check_chunked_parser_limits():
+    P = W.protocol
+    line = P.MAX_LINE
+    cases = [
+        (400, b"f" * (line + 2)),  # a chunk-size line that never ends
+        (400, b"1;" + b"x" * line + b"\r\nA\r\n0\r\n\r\n"),  # one that is too long
+        (400, b"1_0\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n"),  # int() would take these
+        (400, b"0x5\r\nabcde\r\n0\r\n\r\n"),
+        (400, b"-1\r\n"),
+        (400, b"\r\n"),
+        (400, b"3\r\nabcd\r\n"),  # a chunk longer than announced
+        (413, b"40\r\n" + b"a" * 64 + b"\r\n41\r\n"),  # 64 + 65 > 100
+        (431, b"0\r\n" + b"X: y\r\n" * (P.MAX_HEAD // 6 + 1)),  # trailers
+        (431, b"0\r\nX: " + b"y" * line),
+    ]
+    for status, wire in cases:
+        message = _refused(status, lambda wire=wire: P.ChunkedBody(100).feed(bytearray(wire)))
+        if status == 413:
+            assert "100" in message, message
+    # The limit is on the sum of the chunks: 100 one-byte chunks fit, 101 do not.
+    assert P.ChunkedBody(100).feed(bytearray(b"1\r\na\r\n" * 100 + b"0\r\n\r\n"))
+    _refused(413, lambda: P.ChunkedBody(100).feed(bytearray(b"1\r\na\r\n" * 101)))
+
+
+def check_accept_empty_list_elements_are_ignored():
+    choose = W.codecs.choose_accept
+    assert choose("x/abc, , y/def", "application/json") == "x/abc"
+    assert choose(",text/csv", "application/json") == "text/csv"
+    assert choose("x/abc, */*", "text/csv") == "text/csv"
+    for empty in (None, "", " ", " , "):  # empty as a whole: the default
+        assert choose(empty, "text/csv") == "text/csv", repr(empty)
+    r = service().invoke(b"1,2", "text/csv", "x/abc, , y/def")
+    assert r.status_code == 406, body_of(r)
+    assert service().invoke(b"1,2", "text/csv", "x/abc, ,text/csv").status_code == 200
+
+
+def check_host_names():
+    P = W.protocol
+    assert P.host_name(b"LocalHost:8080") == b"localhost"
+    assert P.host_name(b"[::1]:8080") == b"::1" and P.host_name(b"[::1]") == b"::1"
+    assert P.host_name(b"127.0.0.1") == b"127.0.0.1" and P.host_name(b"a.b:") == b"a.b"
+    for bad in (b"", b":80", b"localhost:http", b"[::1", b"::1", b"[::1]x", b"a:1:2"):
+        assert P.host_name(bad) is None, bad
+    loopback = P.allowed_hosts(None)
+    assert loopback == {b"localhost", b"localhost.", b"127.0.0.1", b"::1"}
+    assert P.allowed_hosts("") == loopback and P.allowed_hosts("*") is None
+    assert P.allowed_hosts(" [::2], My.Host ") == loopback | {b"::2", b"my.host"}
 
 
 def check_csv_fast_path_matches_csv_reader():
@@ -222,9 +292,9 @@ def check_csv_fast_path_matches_csv_reader():
                 io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True
             )
         )
-        assert W.csv_rows(text) == expected, text[:40]
+        assert W.codecs.csv_rows(text) == expected, text[:40]
     try:
-        W.csv_rows("1" * 200000)
+        W.codecs.csv_rows("1" * 200000)
     except Exception as exc:  # csv's field size limit still applies to long fields
         assert "field larger than field limit" in str(exc), exc
     else:
@@ -239,7 +309,7 @@ def check_json_encoder_layout():
         [np.float64(0.1), 2],
         {"a": np.arange(2)},
     ):
-        assert W.array_to_json(value) == json.dumps(value, default=lambda x: x.tolist())
+        assert W.codecs.array_to_json(value) == json.dumps(value, default=lambda x: x.tolist())
 
 
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]

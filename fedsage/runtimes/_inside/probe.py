@@ -9,6 +9,8 @@ name -> version, from the ``*.dist-info`` folders on ``sys.path``) and ``imports
 (module -> ``null`` or the error it raised).
 """
 
+from __future__ import annotations
+
 import importlib
 import json
 import os
@@ -17,13 +19,13 @@ import sys
 import warnings
 
 
-def _normalize(name):
+def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def distributions():
+def distributions() -> dict[str, str]:
     """Map every installed distribution to its version."""
-    found = {}
+    found: dict[str, str] = {}
     for entry in sys.path:
         if not entry or not os.path.isdir(entry):
             continue
@@ -48,19 +50,19 @@ def distributions():
     return found
 
 
-def main(modules):
+def main(modules: list[str]) -> None:
     """Print the report for ``modules``."""
-    imports = {}
+    imports: dict[str, str | None] = {}
     for module in modules:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 importlib.import_module(module)
             imports[module] = None
-        except Exception as exc:  # noqa: BLE001 - reported, not handled
-            imports[module] = "%s: %s" % (type(exc).__name__, exc)
+        except Exception as exc:  # reported, not handled
+            imports[module] = f"{type(exc).__name__}: {exc}"
     report = {
-        "python": "%d.%d.%d" % sys.version_info[:3],
+        "python": "{}.{}.{}".format(*sys.version_info[:3]),
         "prefix": sys.prefix,
         "distributions": distributions(),
         "imports": imports,
