@@ -125,15 +125,17 @@ class DwcSagemaker:
 
         Parameters
         ----------
-        train_data : DataFrame, DbConnection table/query, or str
+        train_data : DataFrame, DbConnection table/query, str, Path or BytesIO
             Training data: a DataFrame (written as ``train.csv`` without header and
             without index), a table or query from :class:`~fedsage.DbConnection`
-            (streamed), a ``file://`` path to a ``.csv``, ``.json``, ``.json.gz`` or
-            ``.txt`` file or a folder of them, or an ``s3://`` URI.
+            (streamed), a path to any file or folder (plain, or ``file://``), an
+            ``s3://`` URI, or an ``io.BytesIO`` (uploaded as ``train.protobuf``, as
+            fedml-aws sends RecordIO-protobuf data).
         test_data : same as ``train_data``, optional
             Test data, the ``test`` channel.
         content_type : str, optional
-            MIME type of the input data, recorded in the channel configuration.
+            The input data's type as SageMaker takes it (any MIME string, or fedml-aws's
+            ``'csv'``), recorded on the channels as given.
         train_script : str
             The entry point; with ``source_dir`` it must sit at that folder's root.
         source_dir : str, optional
@@ -276,7 +278,8 @@ enable_network_isolation, volume_size : optional
         if train_data is None:
             raise ConfigurationError(
                 f"the train_data parameter of {caller} is required: pass a DataFrame, a "
-                "DbConnection table or query, a file:// path or an s3:// URI"
+                "DbConnection table or query, a path to a file or folder, an s3:// URI or "
+                "an io.BytesIO"
             )
         capabilities = self._backend.capabilities
         store = self._backend.store if capabilities.store_lists_cheaply else None
