@@ -7,8 +7,7 @@ import time
 from typing import Any
 
 from ..errors import ConfigurationError, EndpointError, InvocationError
-from ..storage.s3 import import_aws
-from ._aws_session import api_error, error_code
+from ._aws_session import sagemaker_errors
 
 __all__ = [
     "LOG_GROUP",
@@ -46,25 +45,17 @@ def framework_version_of(image: str) -> str:
 
 
 def _call(client: Any, method: str, name: str, **kwargs: Any) -> Any:
-    exceptions = import_aws("botocore.exceptions")
-    try:
+    with sagemaker_errors(method.replace("_", " "), kind="endpoint", name=name):
         return getattr(client, method)(**kwargs)
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise api_error(
-            exc, f"{method.replace('_', ' ')} of {name}", kind="endpoint", name=name
-        ) from exc
 
 
 def endpoint_exists(client: Any, name: str) -> bool:
     """Whether an endpoint ``name`` exists (in any status)."""
-    exceptions = import_aws("botocore.exceptions")
-    try:
+    with sagemaker_errors(
+        "describe endpoint", kind="endpoint", name=name, missing_ok=True
+    ) as call:
         client.describe_endpoint(EndpointName=name)
-    except exceptions.ClientError as exc:
-        if error_code(exc) == "ValidationException" and "not" in str(exc).lower():
-            return False
-        raise api_error(exc, f"describe endpoint {name}", kind="endpoint", name=name) from exc
-    return True
+    return not call.missing
 
 
 def wait_for_endpoint(client: Any, name: str, poll: float) -> dict[str, Any]:
@@ -105,19 +96,16 @@ def invoke_endpoint(
     args: dict[str, Any] = {"EndpointName": name, "Body": body, "ContentType": content_type}
     if accept:
         args["Accept"] = accept
-    exceptions = import_aws("botocore.exceptions")
-    try:
+    with sagemaker_errors(
+        "invoke endpoint", kind="endpoint", name=name, expected=("ModelError",)
+    ) as call:
         answer = runtime.invoke_endpoint(**args)
-    except exceptions.ClientError as exc:
-        if error_code(exc) == "ModelError":
-            response = exc.response
-            error = response.get("Error", {})
-            status = response.get("OriginalStatusCode") or error.get("OriginalStatusCode")
-            message = response.get("OriginalMessage") or error.get("OriginalMessage") or ""
-            raise InvocationError(name, int(status or 0), str(message)) from exc
-        raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
-    except exceptions.BotoCoreError as exc:
-        raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
+    if call.code == "ModelError":
+        response = call.exception.response
+        error = response.get("Error", {})
+        status = response.get("OriginalStatusCode") or error.get("OriginalStatusCode")
+        message = response.get("OriginalMessage") or error.get("OriginalMessage") or ""
+        raise InvocationError(name, int(status or 0), str(message)) from call.exception
     return answer["Body"].read(), str(answer.get("ContentType", ""))
 
 
@@ -136,9 +124,10 @@ def delete_endpoint_resources(client: Any, name: str) -> list[str]:
 
 def read_job_log(logs: Any, job_name: str) -> list[str]:
     """Every CloudWatch log line of a training job so far (all its streams, in order)."""
-    exceptions = import_aws("botocore.exceptions")
     lines: list[str] = []
-    try:
+    with sagemaker_errors(
+        "read the log of training job", kind="log", name=job_name, missing_ok=True
+    ):
         streams = sorted(
             stream["logStreamName"]
             for page in logs.get_paginator("describe_log_streams").paginate(
@@ -157,8 +146,4 @@ def read_job_log(logs: Any, job_name: str) -> list[str]:
                 if not page.get("events") or page.get("nextForwardToken") == token:
                     break
                 token = page.get("nextForwardToken")
-    except exceptions.ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":  # no log group yet: no lines
-            return lines
-        raise api_error(exc, f"read the log of training job {job_name}") from exc
-    return lines
+    return lines  # a missing log group (no log yet) leaves no lines

@@ -147,34 +147,35 @@ class Backend(ABC):
         """Deploy the model of ``job_name`` to Kyma; return its URL.
 
         Local mode starts replicas behind a gateway on 127.0.0.1; aws mode builds an
-        image, pushes it to ECR and applies it to the cluster of ``kubeconfig.yml``.
+        image, pushes it to ECR and applies it to the cluster of the kubeconfig
+        (``$KUBECONFIG``, else ``kubeconfig.yml`` in the working folder).
         """
         import tempfile
 
-        from ..kyma.deploy import deploy_to_kyma
-        from ..kyma.manifests import derive_name
+        from ..kyma.names import derive_name
 
         name = derive_name(job_name, endpoint_name)
         with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
             inputs = self.kyma_inputs(job_name, Path(tmp))
-            return deploy_to_kyma(
-                target="local" if self.mode == "local" else "cluster",
-                name=name,
-                model_tar=inputs.model_tar,
-                code_tar=inputs.code_tar,
-                program=inputs.program,
-                runtime=self._kyma_runtime(job_name, inputs),
-                replicas=replicas,
+            return self._deploy_kyma(
+                name,
+                job_name,
+                inputs,
                 profile_name=profile_name,
-                job_name=job_name,
+                replicas=replicas,
                 progress=progress,
             )
 
-    def _kyma_runtime(self, job_name: str, inputs: KymaInputs) -> Any:
-        """The runtime whose interpreter serves the model (local) or picks the base image."""
-        from ..runtimes.base import Runtime
-
-        # A cluster deployment only reads framework_version (the SageMaker base image);
-        # the interpreter runs inside the image, not here.
-        return Runtime(framework_version=inputs.framework_version, python=Path(), python_version="")
+    @abstractmethod
+    def _deploy_kyma(
+        self,
+        name: str,
+        job_name: str,
+        inputs: KymaInputs,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        progress: Any,
+    ) -> str:
+        """Hand ``inputs`` to this mode's Kyma target; return the model's URL."""
 

@@ -365,9 +365,29 @@ class LocalBackend(Backend):
             framework_version=spec.framework_version,
         )
 
-    def _kyma_runtime(self, job_name: str, inputs: KymaInputs) -> Any:
-        # Local replicas run in the runtime that trained the model.
-        return JobSpec.from_file(records.job_dir(job_name) / "spec.json").get_runtime()
+    def _deploy_kyma(
+        self,
+        name: str,
+        job_name: str,
+        inputs: KymaInputs,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        progress: Any,
+    ) -> str:
+        from ..kyma import local as kyma_local
+
+        return kyma_local.deploy(
+            name=name,
+            model_tar=inputs.model_tar,
+            code_tar=inputs.code_tar,
+            program=inputs.program,
+            # Local replicas run in the runtime that trained the model.
+            runtime=JobSpec.from_file(records.job_dir(job_name) / "spec.json").get_runtime(),
+            replicas=replicas,
+            job_name=job_name,
+            progress=progress,
+        )
 
     def delete_channel_data(self, name: str) -> int:
         """Remove the training data uploaded for job ``name`` (``cleanup_resources``)."""

@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fedsage.cli.kyma import app
-from fedsage.kyma.manifests import KymaSpec, build_manifests
+from fedsage.kyma.cluster.manifests import KymaSpec, build_manifests, deployment_record
 from fedsage.kyma.records import get_record, save_record
 
 from .k8s_peer import recording_peer
@@ -62,7 +62,7 @@ def test_list_describe_manifests_delete(tmp_path):
             pull_secret="fedsage-ecr",
             allow_unauthenticated=True,
         )
-        save_record(spec, build_manifests(spec), kubeconfig=kubeconfig)
+        save_record(deployment_record(spec, build_manifests(spec), kubeconfig=kubeconfig))
         listed = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
         assert listed.exit_code == 0 and "churn-2025-01-02-03-04-05" in listed.output
         described = runner.invoke(app, ["describe", spec.name])

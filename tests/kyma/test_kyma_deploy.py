@@ -13,12 +13,12 @@ import pytest
 from moto import mock_aws
 
 from fedsage.errors import ConfigurationError
-from fedsage.kyma.deploy import deploy_to_kyma, sagemaker_sklearn_image
-from fedsage.kyma.image import MANIFEST_TYPES, plan_image, push_image, scratch_base
-from fedsage.kyma.layers import build_layer
+from fedsage.kyma import cluster
+from fedsage.kyma.cluster.base_images import sagemaker_sklearn_image
+from fedsage.kyma.cluster.image import MANIFEST_TYPES, plan_image, push_image, scratch_base
+from fedsage.kyma.cluster.layers import build_layer
+from fedsage.kyma.cluster.registry_client import RegistryClient
 from fedsage.kyma.records import get_record
-from fedsage.kyma.registry_client import RegistryClient
-from fedsage.runtimes import host_runtime
 
 from .k8s_peer import recording_peer
 
@@ -56,7 +56,7 @@ def test_cluster_deploy_end_to_end(aws_env, oci_registry, job_artifacts, tmp_pat
     events = []
     with recording_peer() as peer, RegistryClient(oci_registry.url) as registry:
         kubeconfig = peer.kubeconfig(tmp_path)
-        from fedsage.kyma.manifests import KymaSpec, build_manifests
+        from fedsage.kyma.cluster.manifests import KymaSpec, build_manifests
 
         dep = build_manifests(
             KymaSpec(
@@ -74,13 +74,12 @@ def test_cluster_deploy_end_to_end(aws_env, oci_registry, job_artifacts, tmp_pat
             (200, {"status": {"state": "Processing"}}),
             (200, {"status": {"state": "Ready"}}),
         )
-        url = deploy_to_kyma(
-            target="cluster",
+        url = cluster.deploy(
             name=NAME,
             model_tar=model_tar,
             code_tar=code_tar,
             program="train.py",
-            runtime=host_runtime(),
+            framework_version="host",
             replicas=2,
             profile_name="dwc",
             kubeconfig=kubeconfig,
@@ -116,7 +115,7 @@ def test_cluster_deploy_end_to_end(aws_env, oci_registry, job_artifacts, tmp_pat
     assert answer.status_code == 200
     assert len(answer.json()["layers"]) == 2
     record = get_record(NAME)
-    assert record["target"] == "cluster" and record["image"] == image
+    assert record.target == "cluster" and record.image == image
     assert [e for e, _ in events].count("blob") == 3 and ("manifest" in [e for e, _ in events])
 
 
@@ -125,23 +124,13 @@ def test_cluster_deploy_needs_an_access_rule(aws_env, job_artifacts, tmp_path, m
     model_tar, code_tar = job_artifacts
     monkeypatch.delenv("FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED", raising=False)
     with pytest.raises(ConfigurationError, match="FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED"):
-        deploy_to_kyma(
-            target="cluster",
+        cluster.deploy(
             name=NAME,
             model_tar=model_tar,
             code_tar=code_tar,
             program="train.py",
-            runtime=host_runtime(),
+            framework_version="1.2-1",
             kubeconfig=tmp_path / "k",
-        )
-    with pytest.raises(ConfigurationError, match="target"):
-        deploy_to_kyma(
-            target="aws",
-            name=NAME,
-            model_tar=model_tar,
-            code_tar=code_tar,
-            program="train.py",
-            runtime=host_runtime(),
         )
 
 

@@ -9,7 +9,7 @@ import pytest
 from moto import mock_aws
 
 from fedsage.errors import ConfigurationError, DeploymentError
-from fedsage.kyma.ecr import aws_session, ecr_login, ensure_ecr_repository
+from fedsage.kyma.cluster.ecr import aws_session, ecr_login, ensure_ecr_repository
 
 
 @pytest.fixture

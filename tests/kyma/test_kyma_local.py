@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 from fedsage.cli.kyma import app
 from fedsage.errors import ConfigurationError, DeploymentError, EndpointError
+from fedsage.kyma import local
 from fedsage.kyma.invoke import invocation_url, invoke_kyma_endpoint
-from fedsage.kyma.local import delete_local, deploy_local, describe_local
 from fedsage.kyma.records import list_records
 from fedsage.runtimes import host_runtime
 
@@ -80,8 +80,8 @@ def deployment(trained, home):
     """Two replicas behind a gateway; deleted (and checked) afterwards."""
     model_tar, code_tar = trained
     events: list[tuple[str, dict]] = []
-    url = deploy_local(
-        "churn-local",
+    url = local.deploy(
+        name="churn-local",
         model_tar=model_tar,
         code_tar=code_tar,
         program="serve.py",
@@ -95,16 +95,16 @@ def deployment(trained, home):
         yield url
     finally:
         with contextlib.suppress(DeploymentError):  # already deleted by the test
-            delete_local("churn-local")
+            local.delete("churn-local")
 
 
 def _pids(name: str) -> list[int]:
-    local = describe_local(name)["local"]
-    pids = [local["gateway_pid"]] + [r["pid"] for r in local["replicas"]]
-    for replica in local["replicas"]:
-        state = Path(home_dir(), "endpoints", replica["endpoint"], "state.json")
-        if state.exists():
-            pids += json.loads(state.read_text()).get("workers", [])
+    state = local.describe(name).local
+    pids = [state.gateway.pid] + [r.process.pid for r in state.replicas]
+    for replica in state.replicas:
+        state_file = Path(home_dir(), "endpoints", replica.endpoint, "state.json")
+        if state_file.exists():
+            pids += json.loads(state_file.read_text()).get("workers", [])
     return pids
 
 
@@ -140,10 +140,10 @@ def test_invoke_each_content_type(deployment, tmp_path):
     assert 400 <= bad.status_code < 600 and bad.status_code != 503
     assert httpx.get(url + "/ping").status_code == 200
     assert httpx.get(url + "/other").status_code == 404
-    record = describe_local("churn-local")
-    assert record["target"] == "local" and record["status"] == "InService"
-    assert record["replicas"] == 2 and record["url"] == url
-    ports = {r["port"] for r in record["local"]["replicas"]}
+    record = local.describe("churn-local")
+    assert record.target == "local" and record.status == "InService"
+    assert record.replicas == 2 and record.url == url
+    ports = {r.port for r in record.local.replicas}
     assert len(ports) == 2 and url.rsplit(":", 1)[1] not in {str(p) for p in ports}
     for port in ports:  # each replica is its own model server
         assert httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200
@@ -169,9 +169,9 @@ def test_invoke_argument_errors(tmp_path):
 
 def test_dead_replica_is_restarted_and_requests_still_answered(deployment):
     url = deployment
-    before = describe_local("churn-local")["local"]["replicas"]
+    before = local.describe("churn-local").local.replicas
     victim = before[0]
-    os.kill(victim["pid"], signal.SIGKILL)
+    os.kill(victim.process.pid, signal.SIGKILL)
     answered = 0
     deadline = time.monotonic() + 20
     restarted = None
@@ -179,18 +179,18 @@ def test_dead_replica_is_restarted_and_requests_still_answered(deployment):
         answer = invoke_kyma_endpoint(url, "text/csv", payload="5,5,5,5")
         assert answer.status_code == 200, answer.text
         answered += 1
-        now = describe_local("churn-local")["local"]["replicas"][0]
-        if now["pid"] != victim["pid"] and now.get("restarts") == 1:
+        now = local.describe("churn-local").local.replicas[0]
+        if now.process.pid != victim.process.pid and now.restarts == 1:
             restarted = now
             break
     assert restarted is not None, "the killed replica was not restarted"
     assert answered >= 1
-    assert _gone(victim["pid"])
-    assert describe_local("churn-local")["status"] == "InService"
+    assert _gone(victim.process.pid)
+    assert local.describe("churn-local").status == "InService"
     # the restarted replica takes traffic again
     for _ in range(6):
         assert invoke_kyma_endpoint(url, "text/csv", payload="0,0,0,0").json() == [0]
-    assert httpx.get(f"http://127.0.0.1:{restarted['port']}/ping").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{restarted.port}/ping").status_code == 200
 
 
 def test_delete_leaves_no_process(deployment):
@@ -209,14 +209,14 @@ def test_delete_leaves_no_process(deployment):
     assert not Path(home_dir(), "kyma", "churn-local").exists()
     assert not any(Path(home_dir(), "endpoints").glob("churn-local*"))
     with pytest.raises(DeploymentError):
-        delete_local("churn-local")
+        local.delete("churn-local")
 
 
 def test_name_taken_and_bad_arguments(trained, home):
     model_tar, code_tar = trained
     with pytest.raises(ConfigurationError):
-        deploy_local(
-            "Not_Valid",
+        local.deploy(
+            name="Not_Valid",
             model_tar=model_tar,
             code_tar=code_tar,
             program="serve.py",
@@ -224,8 +224,8 @@ def test_name_taken_and_bad_arguments(trained, home):
             replicas=1,
         )
     with pytest.raises(ConfigurationError):
-        deploy_local(
-            "ok",
+        local.deploy(
+            name="ok",
             model_tar=model_tar,
             code_tar=code_tar,
             program="serve.py",
@@ -233,8 +233,8 @@ def test_name_taken_and_bad_arguments(trained, home):
             replicas=0,
         )
     with pytest.raises(DeploymentError):  # a model server that cannot start
-        deploy_local(
-            "broken",
+        local.deploy(
+            name="broken",
             model_tar=model_tar,
             code_tar=code_tar,
             program="missing.py",

@@ -13,16 +13,15 @@ import pytest
 import yaml
 
 from fedsage.errors import ConfigurationError, DeploymentError
-from fedsage.kyma.manifests import (
+from fedsage.kyma.cluster.manifests import (
     APIRULE_SCHEMA,
     KymaSpec,
     build_manifests,
     cluster_domain,
-    derive_name,
     pull_secret_manifest,
     to_yaml,
-    validate_name,
 )
+from fedsage.kyma.names import derive_name, validate_name
 
 K8S_VERSIONS = ["1.30", "1.37"]  # kubernetes-validate 1.37 ships schemas 1.25 .. 1.37
 IMAGE = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/churn@sha256:" + "a" * 64
@@ -119,7 +118,7 @@ def test_noauth_needs_opt_in_and_is_logged(caplog):
         build_manifests(spec(jwt_issuer=None, jwks_uri=None))
     with pytest.raises(ConfigurationError, match=r"both"):
         build_manifests(spec(jwks_uri=None))
-    with caplog.at_level(logging.WARNING, logger="fedsage.kyma.manifests"):
+    with caplog.at_level(logging.WARNING, logger="fedsage.kyma.cluster.manifests"):
         objects = build_manifests(
             spec(jwt_issuer=None, jwks_uri=None, domain=None, allow_unauthenticated=True)
         )
