@@ -37,12 +37,19 @@ def test_manifests_for_a_job(tmp_path):
             "https://idp",
             "--jwks-uri",
             "https://idp/certs",
+            "--jwt-audience",
+            "api://churn",
+            "--jwt-scope",
+            "predict",
         ],
     )
     assert result.exit_code == 0, result.output
     (written,) = (tmp_path / "out").glob("churn-*.yaml")
-    kinds = [d["kind"] for d in yaml.safe_load_all(written.read_text())]
-    assert kinds == ["Namespace", "Service", "Deployment", "APIRule"]
+    documents = list(yaml.safe_load_all(written.read_text()))
+    assert [d["kind"] for d in documents] == ["Namespace", "Service", "Deployment", "APIRule"]
+    assert documents[3]["spec"]["rules"][1]["jwt"]["authorizations"] == [
+        {"audiences": ["api://churn"], "requiredScopes": ["predict"]}
+    ]
 
 
 def test_manifests_refuses_open_rule_without_opt_in(tmp_path):

@@ -7,6 +7,9 @@ import io
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -88,6 +91,7 @@ def deployment(trained, home):
         runtime=host_runtime(),
         replicas=2,
         workers=1,
+        idle_timeout=1.0,
         progress=lambda e, i: events.append((e, i)),
     )
     assert [e for e, _ in events] == ["replica", "replica", "gateway"]
@@ -167,6 +171,49 @@ def test_invoke_argument_errors(tmp_path):
     )
 
 
+def test_silent_and_half_open_clients_are_dropped(deployment):
+    """A client that connects and sends nothing, or stops in the middle of a request
+    head or body, must not hold a connection (and a coroutine) for ever."""
+    port = int(deployment.rsplit(":", 1)[1])
+    partial = [
+        b"",  # connects, says nothing
+        b"POST /invocations HTTP/1.1\r\nHost: 12",  # stops in the head
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n5,5",
+    ]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in partial]
+    try:
+        for sock, sent in zip(clients, partial, strict=True):
+            sock.sendall(sent)
+        for sock in clients:
+            # An upper bound on the wait, not a speed check: the gateway drops silent
+            # connections after idle_timeout=1 s; without that, recv would block for ever.
+            sock.settimeout(60)
+            assert sock.recv(1024) == b"", "the gateway answered instead of dropping"
+    finally:
+        for sock in clients:
+            sock.close()
+    assert httpx.get(deployment + "/ping").status_code == 200  # still serving
+
+
+def test_requests_for_other_hosts_are_refused(deployment):
+    """DNS rebinding: a page of attacker.example whose name now resolves to 127.0.0.1
+    sends ``Host: attacker.example``; the gateway must not forward it to the model."""
+    port = deployment.rsplit(":", 1)[1]
+    for host in ("attacker.example", f"attacker.example:{port}", "localhost.attacker.example"):
+        answer = httpx.post(
+            deployment + "/invocations",
+            content=b"5,5,5,5",
+            headers={"Host": host, "Content-Type": "text/csv"},
+        )
+        assert answer.status_code == 400, (host, answer.text)
+        body = answer.json()
+        assert body["error"] == "GatewayError" and host in body["message"]
+        assert "DNS rebinding" in body["message"]
+    for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}"):
+        answer = httpx.get(deployment + "/ping", headers={"Host": host})
+        assert answer.status_code == 200, (host, answer.text)
+
+
 def test_dead_replica_is_restarted_and_requests_still_answered(deployment):
     url = deployment
     before = local.describe("churn-local").local.replicas
@@ -244,3 +291,47 @@ def test_name_taken_and_bad_arguments(trained, home):
     assert list_records() == []
     with pytest.raises(EndpointError):
         invoke_kyma_endpoint("http://127.0.0.1:1/invocations", "text/csv", payload="1")
+
+
+WITHOUT_YAML = """
+import sys
+sys.modules["yaml"] = None  # as if PyYAML (it comes with fedsage[kyma]) were not installed
+from pathlib import Path
+from fedsage.errors import MissingExtraError
+from fedsage.kyma import cluster, local
+from fedsage.runtimes import host_runtime
+
+model_tar, code_tar = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    cluster.deploy(
+        name="churn-cluster", model_tar=model_tar, code_tar=code_tar, program="serve.py",
+        framework_version="1.2-1",
+    )
+except MissingExtraError as exc:
+    print("cluster:", exc)
+url = local.deploy(
+    name="churn-noyaml", model_tar=model_tar, code_tar=code_tar, program="serve.py",
+    runtime=host_runtime(), replicas=1, workers=1,
+)
+print("local:", url)
+print("stopped:", local.delete("churn-noyaml"))
+"""
+
+
+def test_the_local_target_needs_no_yaml(trained, home, monkeypatch):
+    """PyYAML comes only with the kyma extra: a local deployment must work without it,
+    and a cluster one must say which extra to install (not a bare ModuleNotFoundError)."""
+    monkeypatch.setenv("FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED", "1")
+    model_tar, code_tar = trained
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_YAML, str(model_tar), str(code_tar)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert "pip install 'fedsage[kyma]'" in lines["cluster"]
+    assert lines["local"].startswith("http://127.0.0.1:")
+    assert "gateway pid" in lines["stopped"]
+    assert list_records() == []
