@@ -71,6 +71,13 @@ class RegistryClient:
         Custom transport (tests).
     event_hooks : mapping, default=None
         httpx event hooks, e.g. ``{"request": [callback]}`` to count requests.
+
+    Raises
+    ------
+    DeploymentError
+        If ``url`` is not an ``http(s)://host[:port]`` URL.
+    ConfigurationError
+        If credentials would go over plain ``http://`` to a host that is not loopback.
     """
 
     def __init__(
