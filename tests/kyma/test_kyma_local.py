@@ -293,6 +293,38 @@ def test_name_taken_and_bad_arguments(trained, home):
         invoke_kyma_endpoint("http://127.0.0.1:1/invocations", "text/csv", payload="1")
 
 
+def test_a_deployment_failing_after_its_gateway_started_leaves_nothing_running(
+    trained, home, monkeypatch
+):
+    """The last step (the record) fails: the gateway and replicas already run and must
+    be stopped, not left behind."""
+    from fedsage.kyma.local import deployment
+
+    def registry_down(record):
+        raise RuntimeError("the registry is not writable")
+
+    monkeypatch.setattr(deployment, "update_record", registry_down)
+    model_tar, code_tar = trained
+    events: list[tuple[str, dict]] = []
+    with pytest.raises(RuntimeError, match="not writable"):
+        local.deploy(
+            name="churn-broken",
+            model_tar=model_tar,
+            code_tar=code_tar,
+            program="serve.py",
+            runtime=host_runtime(),
+            replicas=1,
+            workers=1,
+            progress=lambda e, i: events.append((e, i)),
+        )
+    started = [i["pid"] for e, i in events if e == "gateway"]
+    started += [i["process"]["pid"] for e, i in events if e == "replica"]
+    assert len(started) == 2
+    _wait(lambda: all(_gone(p) for p in started), 30, "the started processes to stop")
+    assert list_records() == []
+    assert not Path(home_dir(), "kyma", "churn-broken").exists()
+
+
 WITHOUT_YAML = """
 import sys
 sys.modules["yaml"] = None  # as if PyYAML (it comes with fedsage[kyma]) were not installed

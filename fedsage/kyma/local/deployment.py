@@ -133,6 +133,7 @@ def deploy(
     reserve_record(record)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    gateway: ProcessIdentity | None = None
     try:
         shutil.copyfile(model_tar, folder / "model.tar.gz")
         if code_tar is not None:
@@ -156,17 +157,17 @@ def deploy(
             emit("replica", replica.to_dict())
         url, gateway = _start_gateway(cfg, folder, ready_timeout)
         emit("gateway", {"url": url, "pid": gateway.pid})
+        assert record.local is not None
+        record.status, record.url, record.host = "InService", url, url.split("://", 1)[1]
+        record.local.gateway = gateway
+        record.local.log = str(folder / "gateway.log")
+        record.local.replicas = cfg.replicas
+        update_record(record)
     except BaseException as exc:
-        _teardown(name, names)
+        _teardown(name, names, gateway)  # nothing of a failed deployment keeps running
         if isinstance(exc, EndpointError | OSError):
             raise DeploymentError(f"local Kyma deployment {name!r} failed: {exc}") from exc
         raise
-    assert record.local is not None
-    record.status, record.url, record.host = "InService", url, url.split("://", 1)[1]
-    record.local.gateway = gateway
-    record.local.log = str(folder / "gateway.log")
-    record.local.replicas = cfg.replicas
-    update_record(record)
     return url
 
 
