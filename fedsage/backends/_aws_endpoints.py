@@ -7,9 +7,8 @@ import time
 from typing import Any
 
 from ..errors import ConfigurationError, EndpointError
-from ..storage.s3 import import_aws
 from ._aws_exceptions import model_error
-from ._aws_session import api_error, error_code
+from ._aws_session import sagemaker_errors
 
 __all__ = [
     "LOG_GROUP",
@@ -47,25 +46,17 @@ def framework_version_of(image: str) -> str:
 
 
 def _call(client: Any, method: str, name: str, **kwargs: Any) -> Any:
-    exceptions = import_aws("botocore.exceptions")
-    try:
+    with sagemaker_errors(method.replace("_", " "), kind="endpoint", name=name):
         return getattr(client, method)(**kwargs)
-    except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-        raise api_error(
-            exc, f"{method.replace('_', ' ')} of {name}", kind="endpoint", name=name
-        ) from exc
 
 
 def endpoint_exists(client: Any, name: str) -> bool:
     """Whether an endpoint ``name`` exists (in any status)."""
-    exceptions = import_aws("botocore.exceptions")
-    try:
+    with sagemaker_errors(
+        "describe endpoint", kind="endpoint", name=name, missing_ok=True
+    ) as call:
         client.describe_endpoint(EndpointName=name)
-    except exceptions.ClientError as exc:
-        if error_code(exc) == "ValidationException" and "not" in str(exc).lower():
-            return False
-        raise api_error(exc, f"describe endpoint {name}", kind="endpoint", name=name) from exc
-    return True
+    return not call.missing
 
 
 def wait_for_endpoint(client: Any, name: str, poll: float) -> dict[str, Any]:
@@ -106,19 +97,16 @@ def invoke_endpoint(
     args: dict[str, Any] = {"EndpointName": name, "Body": body, "ContentType": content_type}
     if accept:
         args["Accept"] = accept
-    exceptions = import_aws("botocore.exceptions")
-    try:
+    with sagemaker_errors(
+        "invoke endpoint", kind="endpoint", name=name, expected=("ModelError",)
+    ) as call:
         answer = runtime.invoke_endpoint(**args)
-    except exceptions.ClientError as exc:
-        if error_code(exc) == "ModelError":
-            response = exc.response
-            error = response.get("Error", {})
-            status = response.get("OriginalStatusCode") or error.get("OriginalStatusCode")
-            message = response.get("OriginalMessage") or error.get("OriginalMessage") or ""
-            raise model_error(name, int(status or 0), str(message), response) from exc
-        raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
-    except exceptions.BotoCoreError as exc:
-        raise api_error(exc, f"invoke endpoint {name}", kind="endpoint", name=name) from exc
+    if call.code == "ModelError":
+        response = call.exception.response
+        error = response.get("Error", {})
+        status = response.get("OriginalStatusCode") or error.get("OriginalStatusCode")
+        message = response.get("OriginalMessage") or error.get("OriginalMessage") or ""
+        raise model_error(name, int(status or 0), str(message), response) from call.exception
     return answer["Body"].read(), str(answer.get("ContentType", ""))
 
 
@@ -137,20 +125,19 @@ def delete_endpoint_resources(client: Any, name: str) -> list[str]:
 
 def read_job_log(logs: Any, job_name: str) -> list[str]:
     """Every CloudWatch log line of a training job so far (all its streams, in order)."""
-    return _read_log_group(logs, LOG_GROUP, f"{job_name}/", f"training job {job_name}")
+    return _read_log_group(logs, LOG_GROUP, f"{job_name}/", "training job", job_name)
 
 
 def read_endpoint_log(logs: Any, endpoint_name: str) -> list[str]:
     """Every CloudWatch log line of an endpoint so far (all its instances, in order)."""
     group = f"/aws/sagemaker/Endpoints/{endpoint_name}"
-    return _read_log_group(logs, group, "", f"endpoint {endpoint_name}")
+    return _read_log_group(logs, group, "", "endpoint", endpoint_name)
 
 
-def _read_log_group(logs: Any, group: str, stream_prefix: str, what: str) -> list[str]:
-    exceptions = import_aws("botocore.exceptions")
+def _read_log_group(logs: Any, group: str, stream_prefix: str, kind: str, name: str) -> list[str]:
     lines: list[str] = []
     prefix = {"logStreamNamePrefix": stream_prefix} if stream_prefix else {}
-    try:
+    with sagemaker_errors(f"read the log of {kind}", kind="log", name=name, missing_ok=True):
         streams = sorted(
             stream["logStreamName"]
             for page in logs.get_paginator("describe_log_streams").paginate(
@@ -169,8 +156,4 @@ def _read_log_group(logs: Any, group: str, stream_prefix: str, what: str) -> lis
                 if not page.get("events") or page.get("nextForwardToken") == token:
                     break
                 token = page.get("nextForwardToken")
-    except exceptions.ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":  # no log group yet: no lines
-            return lines
-        raise api_error(exc, f"read the log of {what}") from exc
-    return lines
+    return lines  # a missing log group (no log yet) leaves no lines

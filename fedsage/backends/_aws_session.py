@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import AbstractContextManager
 from typing import Any
 
+from .._aws_errors import CREDENTIAL_SOURCES as _CREDENTIAL_SOURCES
+from .._aws_errors import AwsCall, aws_errors
 from ..errors import ConfigurationError, EndpointError, FedsageError
 from ..storage.s3 import import_aws
 
 __all__ = [
     "ROLE_ENV",
-    "api_error",
-    "error_code",
     "load_sagemaker",
     "make_boto_session",
     "resolve_role",
+    "sagemaker_errors",
     "sdk_session",
 ]
 
@@ -28,16 +30,6 @@ logger = logging.getLogger(__name__)
 
 ROLE_ENV = "FEDSAGE_SAGEMAKER_ROLE"
 _SUPPRESS_V2_WARNING = "SAGEMAKER_SUPPRESS_V2_WARNING"
-_CREDENTIAL_SOURCES = (
-    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE, "
-    "~/.aws/credentials, or an instance/notebook role"
-)
-
-
-def error_code(exc: BaseException) -> str:
-    """The ``Error.Code`` of a botocore ``ClientError`` ('' for anything else)."""
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
 
 
 def make_boto_session() -> Any:
@@ -121,10 +113,10 @@ def resolve_role(explicit: str | None, make_sdk_session: Any) -> str:
             )
         return value
     sagemaker = load_sagemaker()
-    exceptions = import_aws("botocore.exceptions")
     try:
-        role: str = sagemaker.get_execution_role(make_sdk_session())
-    except (ValueError, exceptions.ClientError, exceptions.BotoCoreError) as exc:
+        with aws_errors("find the execution role", error=ConfigurationError):
+            role: str = sagemaker.get_execution_role(make_sdk_session())
+    except (ValueError, ConfigurationError) as exc:
         raise ConfigurationError(
             "aws mode needs an IAM role for SageMaker and found none: pass role= to "
             f"DwcSagemaker, set {ROLE_ENV}=arn:aws:iam::<account>:role/<name>, or run on a "
@@ -135,43 +127,21 @@ def resolve_role(explicit: str | None, make_sdk_session: Any) -> str:
     return role
 
 
-def api_error(exc: BaseException, action: str, *, kind: str = "", name: str = "") -> FedsageError:
-    """Map a botocore error from a SageMaker call to the fedsage error for ``kind``.
+def sagemaker_errors(
+    action: str, *, kind: str = "", name: str = "", **options: Any
+) -> AbstractContextManager[AwsCall]:
+    """:func:`fedsage._aws_errors.aws_errors` with the classes of a SageMaker call.
 
-    ``kind`` is ``job``, ``endpoint`` or ''; a resource that does not exist becomes a
-    ``ConfigurationError`` (jobs) or ``EndpointError`` (endpoints), as in local mode.
+    ``kind`` is ``job``, ``endpoint`` or ''; a job that does not exist is a
+    ``ConfigurationError`` and any endpoint failure an ``EndpointError``, as in local
+    mode; other failures are ``FedsageError`` (no narrower class fits a failed SageMaker
+    API call).  ``options`` go to ``aws_errors`` (``expected``, ``missing_ok``).
     """
-    exceptions = import_aws("botocore.exceptions")
-    if isinstance(exc, exceptions.NoCredentialsError):
-        return ConfigurationError(f"cannot {action}: no AWS credentials; set {_CREDENTIAL_SOURCES}")
-    code = error_code(exc)
-    message = str(exc)
-    missing = code in ("ValidationException", "ResourceNotFound") and (
-        "not found" in message.lower()
-        or "could not find" in message.lower()
-        or "does not exist" in message.lower()
+    return aws_errors(
+        action,
+        kind=kind,
+        name=name,
+        error=EndpointError if kind == "endpoint" else FedsageError,
+        not_found=ConfigurationError if kind == "job" else None,
+        **options,
     )
-    if missing and kind == "job":
-        return ConfigurationError(
-            f"no training job named {name!r} in this account and region; list jobs with: "
-            "fedsage jobs list --mode aws"
-        )
-    if missing and kind == "endpoint":
-        return EndpointError(
-            f"no endpoint named {name!r} in this account and region; list endpoints with: "
-            "fedsage endpoints list --mode aws"
-        )
-    if code in ("AccessDeniedException", "AccessDenied"):
-        return ConfigurationError(
-            f"cannot {action}: access denied; the identity boto3 uses needs the matching "
-            f"sagemaker:* permission ({message})"
-        )
-    if code == "ResourceLimitExceeded":
-        return ConfigurationError(
-            f"cannot {action}: an account quota is exhausted; request a quota increase in "
-            f"the Service Quotas console or use another instance type ({message})"
-        )
-    if kind == "endpoint":
-        return EndpointError(f"cannot {action}: {message}")
-    # No fedsage class fits a failed SageMaker API call better than the base class.
-    return FedsageError(f"cannot {action}: {message}")

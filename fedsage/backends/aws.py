@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._aws_errors import aws_errors
 from ..channels import upload_channel
 from ..errors import ConfigurationError
 from ..storage import ObjectStore, parse_s3_uri
@@ -34,10 +35,9 @@ from ._aws_endpoints import (
 from ._aws_exceptions import training_error
 from ._aws_session import (
     ROLE_ENV,
-    api_error,
-    error_code,
     make_boto_session,
     resolve_role,
+    sagemaker_errors,
     sdk_session,
 )
 from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
@@ -128,15 +128,14 @@ class AwsBackend(Backend):
         return self._clients[service]
 
     def _account(self) -> str:
-        exceptions = import_aws("botocore.exceptions")
         try:
-            return str(self._client("sts").get_caller_identity()["Account"])
-        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
+            with aws_errors("call sts:GetCallerIdentity", error=ConfigurationError):
+                return str(self._client("sts").get_caller_identity()["Account"])
+        except ConfigurationError as exc:
             raise ConfigurationError(
-                "cannot find the AWS account for the default bucket (sts:GetCallerIdentity "
-                f"failed: {error_code(exc) or type(exc).__name__}); check the credentials, "
-                "or pass bucket_name"
-            ) from exc
+                f"cannot find the AWS account for the default bucket ({exc}); check the "
+                "credentials, or pass bucket_name"
+            ) from exc.__cause__
 
     @property
     def sdk(self) -> Any:
@@ -155,19 +154,13 @@ class AwsBackend(Backend):
     def _call(
         self, service: str, method: str, *, kind: str = "", name: str = "", **kwargs: Any
     ) -> Any:
-        exceptions = import_aws("botocore.exceptions")
-        try:
+        with sagemaker_errors(method.replace("_", " "), kind=kind, name=name):
             return getattr(self._client(service), method)(**kwargs)
-        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-            raise api_error(exc, method.replace("_", " "), kind=kind, name=name) from exc
 
     def _pages(self, service: str, method: str, key: str, **kwargs: Any) -> list[Any]:
-        exceptions = import_aws("botocore.exceptions")
-        try:
+        with sagemaker_errors(method.replace("_", " ")):
             paginator = self._client(service).get_paginator(method)
             return [item for page in paginator.paginate(**kwargs) for item in page.get(key, [])]
-        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-            raise api_error(exc, method.replace("_", " ")) from exc
 
     def _key(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts)).lstrip("/")
@@ -247,16 +240,8 @@ class AwsBackend(Backend):
             ) from exc
 
     def _fit(self, estimator: Any, inputs: dict[str, Any], job_name: str) -> None:
-        exceptions = import_aws("botocore.exceptions")
-        # The SDK uploads the code with boto3's transfer manager, which wraps a missing
-        # bucket or a refused write in its own exception.
-        upload_failed = import_aws("boto3.exceptions").S3UploadFailedError
-        try:
+        with sagemaker_errors("start training job", kind="job", name=job_name):
             estimator.fit(inputs, wait=False, job_name=job_name)
-        except (exceptions.ClientError, exceptions.BotoCoreError, upload_failed) as exc:
-            raise api_error(
-                exc, f"start training job {job_name}", kind="job", name=job_name
-            ) from exc
 
     def image_versions(self) -> list[str]:
         """The scikit-learn image versions this SDK can train with."""
@@ -277,16 +262,14 @@ class AwsBackend(Backend):
         log_type = "All" if logs is True else "None" if logs in (False, None) else str(logs)
         sdk = self.sdk
         unexpected = import_aws("sagemaker.exceptions").UnexpectedStatusException
-        botocore_exceptions = import_aws("botocore.exceptions")
         try:
-            if log_type == "None":
-                sdk.wait_for_job(name, poll=self.job_poll)
-            else:  # prints the CloudWatch log stream, as the SDK does
-                sdk.logs_for_job(name, wait=True, poll=self.job_poll, log_type=log_type)
+            with sagemaker_errors("wait for training job", kind="job", name=name):
+                if log_type == "None":
+                    sdk.wait_for_job(name, poll=self.job_poll)
+                else:  # prints the CloudWatch log stream, as the SDK does
+                    sdk.logs_for_job(name, wait=True, poll=self.job_poll, log_type=log_type)
         except unexpected:
             pass  # the status is read below and reported as fedsage's TrainingError
-        except (botocore_exceptions.ClientError, botocore_exceptions.BotoCoreError) as exc:
-            raise api_error(exc, f"wait for training job {name}", kind="job", name=name) from exc
         description = self.describe_training_job(name)
         status = description["TrainingJobStatus"]
         if status == "Failed" and raise_on_failure:
@@ -345,6 +328,30 @@ class AwsBackend(Backend):
             ),
         )
 
+    def _deploy_kyma(
+        self,
+        name: str,
+        job_name: str,
+        inputs: KymaInputs,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        progress: Any,
+    ) -> str:
+        from ..kyma import cluster
+
+        return cluster.deploy(
+            name=name,
+            model_tar=inputs.model_tar,
+            code_tar=inputs.code_tar,
+            program=inputs.program,
+            framework_version=inputs.framework_version,
+            replicas=replicas,
+            profile_name=profile_name,
+            job_name=job_name,
+            progress=progress,
+        )
+
     def _store_for(self, bucket: str) -> ObjectStore:
         if bucket == self.store.bucket:
             return self.store
@@ -394,18 +401,16 @@ class AwsBackend(Backend):
             sagemaker_session=self.sdk,
             name=model_name,
         )
-        botocore_exceptions = import_aws("botocore.exceptions")
-        try:
-            model.deploy(
-                initial_instance_count=initial_instance_count,
-                instance_type=instance_type,
-                endpoint_name=name,
-                wait=False,
-            )
-        except ValueError as exc:  # e.g. no inference image for this version
-            raise ConfigurationError(f"cannot serve job {job_name}'s model: {exc}") from exc
-        except (botocore_exceptions.ClientError, botocore_exceptions.BotoCoreError) as exc:
-            raise api_error(exc, f"create endpoint {name}", kind="endpoint", name=name) from exc
+        with sagemaker_errors("create endpoint", kind="endpoint", name=name):
+            try:
+                model.deploy(
+                    initial_instance_count=initial_instance_count,
+                    instance_type=instance_type,
+                    endpoint_name=name,
+                    wait=False,
+                )
+            except ValueError as exc:  # e.g. no inference image for this version
+                raise ConfigurationError(f"cannot serve job {job_name}'s model: {exc}") from exc
         self._wait_for_endpoint(name)
         logger.info("endpoint %s serves job %s (%s)", name, job_name, instance_type)
         return name
@@ -451,40 +456,6 @@ class AwsBackend(Backend):
         )
 
     # -- Kyma --------------------------------------------------------------------
-
-    def deploy_to_kyma(
-        self,
-        job_name: str,
-        *,
-        profile_name: str | None,
-        replicas: int,
-        endpoint_name: str | None,
-        progress: Any = None,
-    ) -> str:
-        """Build an image of the job's model, push it to ECR, apply it to the Kyma cluster."""
-        import tempfile
-
-        from ..kyma.deploy import deploy_to_kyma
-        from ..kyma.manifests import derive_name
-        from ..runtimes.base import Runtime
-
-        name = derive_name(job_name, endpoint_name)
-        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
-            inputs = self.kyma_inputs(job_name, Path(tmp))
-            return deploy_to_kyma(
-                target="cluster",
-                name=name,
-                model_tar=inputs.model_tar,
-                code_tar=inputs.code_tar,
-                program=inputs.program,
-                runtime=Runtime(
-                    framework_version=inputs.framework_version, python=Path(), python_version=""
-                ),
-                replicas=replicas,
-                profile_name=profile_name,
-                job_name=job_name,
-                progress=progress,
-            )
 
     def delete_channel_data(self, job_name: str) -> int:
         """Remove ``<prefix>/<job>/data/`` (``cleanup_resources``); return objects removed."""

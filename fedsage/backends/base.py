@@ -213,7 +213,6 @@ class Backend(ABC):
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
         """Download a completed job's model and code into ``scratch``."""
 
-    @abstractmethod
     def deploy_to_kyma(
         self,
         job_name: str,
@@ -223,4 +222,38 @@ class Backend(ABC):
         endpoint_name: str | None,
         progress: Any = None,
     ) -> str:
-        """Deploy the model of ``job_name`` to this mode's Kyma target; return its URL."""
+        """Deploy the model of ``job_name`` to Kyma; return its URL.
+
+        Local mode starts replicas behind a gateway on 127.0.0.1; aws mode builds an
+        image, pushes it to ECR and applies it to the cluster of the kubeconfig
+        (``$KUBECONFIG``, else ``kubeconfig.yml`` in the working folder).
+        """
+        import tempfile
+
+        from ..kyma.names import derive_name
+
+        name = derive_name(job_name, endpoint_name)
+        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
+            inputs = self.kyma_inputs(job_name, Path(tmp))
+            return self._deploy_kyma(
+                name,
+                job_name,
+                inputs,
+                profile_name=profile_name,
+                replicas=replicas,
+                progress=progress,
+            )
+
+    @abstractmethod
+    def _deploy_kyma(
+        self,
+        name: str,
+        job_name: str,
+        inputs: KymaInputs,
+        *,
+        profile_name: str | None,
+        replicas: int,
+        progress: Any,
+    ) -> str:
+        """Hand ``inputs`` to this mode's Kyma target; return the model's URL."""
+

@@ -398,33 +398,29 @@ class LocalBackend(Backend):
             framework_version=spec.framework_version,
         )
 
-    def deploy_to_kyma(
+    def _deploy_kyma(
         self,
+        name: str,
         job_name: str,
+        inputs: KymaInputs,
         *,
         profile_name: str | None,
         replicas: int,
-        endpoint_name: str | None,
-        progress: Any = None,
+        progress: Any,
     ) -> str:
-        """Start ``replicas`` local servers of the job's model behind one gateway URL."""
-        from ..kyma.local import deploy_local
-        from ..kyma.manifests import derive_name
+        from ..kyma import local as kyma_local
 
-        name = derive_name(job_name, endpoint_name)
-        with tempfile.TemporaryDirectory(prefix="fedsage-kyma-") as tmp:
-            inputs = self.kyma_inputs(job_name, Path(tmp))
-            return deploy_local(
-                name,
-                model_tar=inputs.model_tar,
-                code_tar=inputs.code_tar,
-                program=inputs.program,
-                # Local replicas run in the runtime that trained the model.
-                runtime=self._spec(job_name).get_runtime(),
-                replicas=replicas,
-                job_name=job_name,
-                progress=progress or (lambda event, info: None),
-            )
+        return kyma_local.deploy(
+            name=name,
+            model_tar=inputs.model_tar,
+            code_tar=inputs.code_tar,
+            program=inputs.program,
+            # Local replicas run in the runtime that trained the model.
+            runtime=self._spec(job_name).get_runtime(),
+            replicas=replicas,
+            job_name=job_name,
+            progress=progress,
+        )
 
 
 def _runner_env() -> dict[str, str]:

@@ -39,11 +39,11 @@ def list_() -> None:
         table.add_column(column)
     for record in list_records():
         table.add_row(
-            record["name"],
-            record.get("target", ""),
-            record.get("namespace", ""),
-            str(record.get("replicas", "")),
-            record.get("url") or record.get("host", ""),
+            record.name,
+            record.target,
+            record.namespace or "",
+            str(record.replicas),
+            record.url or record.host or "",
         )
     console.print(table)
 
@@ -55,18 +55,20 @@ def describe(name: str) -> None:
     from ..kyma.records import get_record
 
     record = get_record(name)
-    if record.get("target") == "local":
-        from ..kyma.local import describe_local
+    if record.target == "local":
+        from ..kyma.local import describe as describe_local
 
         record = describe_local(name)
-    console.print_json(json.dumps(record, default=str))
+    console.print_json(json.dumps(record.to_dict(), default=str))
 
 
 @app.command()
 @_fails_cleanly
 def delete(
     name: str,
-    kubeconfig: Path = typer.Option(None, help="Kubeconfig (default: ./kubeconfig.yml)."),
+    kubeconfig: Path = typer.Option(
+        None, help="Kubeconfig (default: the one recorded at deploy time)."
+    ),
 ) -> None:
     """Delete a deployment: cluster objects (not the namespace), or local processes."""
     from ..kyma.records import delete_deployment
@@ -88,6 +90,12 @@ def manifests(
     domain: str = typer.Option(None, help="Cluster domain; default: a short host."),
     jwt_issuer: str = typer.Option(None),
     jwks_uri: str = typer.Option(None),
+    jwt_audience: list[str] = typer.Option(
+        [], help="Accept only tokens issued for this audience (repeat for alternatives)."
+    ),
+    jwt_scope: list[str] = typer.Option(
+        [], help="Accept only tokens carrying this scope (repeat: all are required)."
+    ),
     allow_unauthenticated: bool = typer.Option(
         False, help="Expose the model without authentication (noAuth)."
     ),
@@ -96,19 +104,19 @@ def manifests(
 
     Local deployments have no manifests: naming one is an error.
     """
-    from .._home import registry
-    from ..kyma.manifests import KymaSpec, build_manifests, derive_name, to_yaml
-    from ..kyma.records import KIND
+    from ..kyma.cluster.manifests import KymaSpec, build_manifests, to_yaml
+    from ..kyma.names import derive_name
+    from ..kyma.records import find_record
 
-    record = registry().get(KIND, job_or_name)
-    if record is not None and record.get("target") == "local":
+    record = find_record(job_or_name)
+    if record is not None and record.target == "local":
         raise ConfigurationError(
             f"{job_or_name!r} is a local deployment (replicas behind a gateway on "
             "127.0.0.1): it has no Kubernetes manifests; deploy it to a cluster, or pass "
             "a training job name with --image to write the manifests for one"
         )
     if record is not None:
-        name, objects = record["name"], record["manifests"]
+        name, objects = record.name, record.manifests
     else:
         if image is None:
             raise typer.BadParameter(
@@ -125,6 +133,8 @@ def manifests(
             domain=domain,
             jwt_issuer=jwt_issuer,
             jwks_uri=jwks_uri,
+            jwt_audiences=tuple(jwt_audience),
+            jwt_scopes=tuple(jwt_scope),
             allow_unauthenticated=allow_unauthenticated,
             job_name=job_or_name,
         )

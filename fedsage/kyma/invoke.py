@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from ..errors import ConfigurationError, EndpointError
+from ._hosts import is_loopback
 
 __all__ = ["CONTENT_TYPES", "TOKEN_ENV", "invocation_url", "invoke_kyma_endpoint"]
 
@@ -54,6 +55,19 @@ def invocation_url(api: str) -> str:
         )
     path = parts.path if parts.path not in ("", "/") else "/invocations"
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def _check_token_target(url: str) -> None:
+    """Refuse to send the bearer token in clear text to another machine."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not is_loopback(parts.hostname or ""):
+        host = parts.netloc.rpartition("@")[2]  # never echo credentials written into the URL
+        shown = urlunsplit((parts.scheme, host, parts.path, "", ""))
+        raise ConfigurationError(
+            f"refusing to send {TOKEN_ENV} to {shown}: over plain http anyone on the way can "
+            "read the token; use the https:// URL deploy_to_kyma returned (http is allowed "
+            f"only for 127.0.0.1, ::1 and localhost), or unset {TOKEN_ENV}"
+        )
 
 
 def _media(content_type: str) -> str:
@@ -113,7 +127,8 @@ def invoke_kyma_endpoint(
         The ``Accept`` header.
     headers : mapping, optional
         Extra headers (e.g. ``Authorization``).  Without one, ``$FEDSAGE_KYMA_TOKEN``
-        is sent as a bearer token when set (APIRules with ``jwt`` access).
+        is sent as a bearer token when set (APIRules with ``jwt`` access), but only to
+        an ``https://`` URL or a loopback address (127.0.0.1, ::1, localhost).
     timeout : float, optional
         Seconds to wait for the answer (default 120).
 
@@ -127,7 +142,8 @@ def invoke_kyma_endpoint(
     ------
     ConfigurationError
         If not exactly one payload is given, the content type is unsupported, the file
-        is unreadable or ``api`` is not a URL.
+        is unreadable, ``api`` is not a URL, or ``$FEDSAGE_KYMA_TOKEN`` would go to a
+        plain ``http://`` URL of another host.
     EndpointError
         If the endpoint cannot be reached.
     """
@@ -147,6 +163,7 @@ def invoke_kyma_endpoint(
     sent = {"Content-Type": content_type, "Accept": accept, **dict(headers or {})}
     token = os.environ.get(TOKEN_ENV)
     if token and not any(k.lower() == "authorization" for k in sent):
+        _check_token_target(url)
         sent["Authorization"] = f"Bearer {token}"
     kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
     try:

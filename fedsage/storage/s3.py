@@ -1,8 +1,9 @@
 """The S3 object store: one bucket of Amazon S3 behind :class:`ObjectStore`.
 
 boto3 and botocore are optional (the ``aws`` extra) and are imported lazily through
-:func:`import_aws`.  Every botocore error is mapped once, in :func:`storage_error`, to a
-:class:`~fedsage.errors.StorageError` naming the bucket, the key and the fix.
+:func:`import_aws`.  Every botocore error is mapped by :func:`fedsage._aws_errors.aws_errors`
+to a :class:`~fedsage.errors.StorageError` (or, for credentials and permissions, a
+:class:`~fedsage.errors.ConfigurationError`) naming the bucket, the key and the fix.
 """
 
 from __future__ import annotations
@@ -14,29 +15,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, BinaryIO
 
+from .._aws_errors import aws_errors
 from ..errors import ConfigurationError, StorageError, import_extra
 from .base import ObjectStore
 from .uris import check_bucket_name, check_key
 
-__all__ = ["S3Store", "default_bucket_name", "import_aws", "storage_error"]
+__all__ = ["S3Store", "default_bucket_name", "import_aws"]
 
 logger = logging.getLogger(__name__)
 
 _DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys
-_CREDENTIAL_CODES = frozenset(
-    {
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "InvalidToken",
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-    }
-)
-_CREDENTIAL_FIX = (
-    "check the credentials boto3 finds (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-    "AWS_PROFILE, ~/.aws/credentials, or the instance role) and that they have not expired"
-)
 
 
 def import_aws(module: str) -> ModuleType:
@@ -50,47 +38,9 @@ def import_aws(module: str) -> ModuleType:
     return import_extra(module, "aws")
 
 
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str(response.get("Error", {}).get("Code", ""))
-
-
-def storage_error(exc: BaseException, action: str, bucket: str, key: str = "") -> Exception:
-    """Map a botocore exception raised by ``action`` on ``s3://bucket/key`` to a fedsage error.
-
-    Returns
-    -------
-    StorageError or ConfigurationError
-        ``ConfigurationError`` when no usable credentials were found; the caller raises
-        it ``from exc``.
-    """
-    botocore_exceptions = import_aws("botocore.exceptions")
-    where = f"s3://{bucket}/{key}" if key else f"bucket {bucket!r}"
-    if isinstance(exc, botocore_exceptions.NoCredentialsError):
-        return ConfigurationError(f"cannot {action} {where}: no AWS credentials; {_CREDENTIAL_FIX}")
-    code = _error_code(exc)
-    if code in ("NoSuchBucket",):
-        fix = "create it, or pass an existing bucket_name (or none, for the default bucket)"
-        return StorageError(f"cannot {action} {where}: the bucket does not exist; {fix}")
-    if code in ("NoSuchKey", "404", "NotFound"):
-        return StorageError(f"cannot {action} {where}: no such object")
-    if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-        return StorageError(
-            f"cannot {action} {where}: access denied; the identity boto3 uses needs "
-            f"s3 permissions on arn:aws:s3:::{bucket} and arn:aws:s3:::{bucket}/*, "
-            "and the bucket must belong to this account"
-        )
-    if code == "BucketAlreadyExists":
-        return StorageError(
-            f"cannot {action} {where}: another AWS account owns a bucket of that name; "
-            "pass a different bucket_name"
-        )
-    if code in _CREDENTIAL_CODES:
-        return StorageError(
-            f"cannot {action} {where}: the credentials were refused ({code}); {_CREDENTIAL_FIX}"
-        )
-    detail = f"{code}: " if code else ""
-    return StorageError(f"cannot {action} {where}: {detail}{exc}")
+def _where(bucket: str, key: str = "") -> tuple[str, str]:
+    """``(kind, name)`` of an S3 resource, for :func:`fedsage._aws_errors.aws_errors`."""
+    return ("object", f"s3://{bucket}/{key}") if key else ("bucket", bucket)
 
 
 def default_bucket_name(region: str, account: str) -> str:
@@ -146,37 +96,32 @@ class S3Store(ObjectStore):
         """
         if self._ensured:
             return
-        exceptions = import_aws("botocore.exceptions")
-        try:
+        with aws_errors(
+            "use bucket", kind="bucket", name=self.bucket, error=StorageError, missing_ok=True
+        ) as call:
             self.client.head_bucket(Bucket=self.bucket, **self._owner_args())
-        except exceptions.ClientError as exc:
-            if _error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
-                raise storage_error(exc, "use", self.bucket) from exc
+        if call.missing:
             self._create_bucket()
-        except exceptions.BotoCoreError as exc:
-            raise storage_error(exc, "use", self.bucket) from exc
         self._ensured = True
 
     def _create_bucket(self) -> None:
-        exceptions = import_aws("botocore.exceptions")
         args: dict[str, Any] = {"Bucket": self.bucket}
         if self.region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
             args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-        try:
+        with aws_errors(  # created meanwhile by us: fine
+            "create bucket",
+            kind="bucket",
+            name=self.bucket,
+            error=StorageError,
+            expected=("BucketAlreadyOwnedByYou",),
+        ):
             self.client.create_bucket(**args)
-        except exceptions.ClientError as exc:
-            if _error_code(exc) != "BucketAlreadyOwnedByYou":  # created meanwhile: fine
-                raise storage_error(exc, "create", self.bucket) from exc
-        except exceptions.BotoCoreError as exc:
-            raise storage_error(exc, "create", self.bucket) from exc
         logger.info("created S3 bucket %s in %s", self.bucket, self.region)
 
     def _call(self, action: str, key: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        exceptions = import_aws("botocore.exceptions")
-        try:
+        kind, name = _where(self.bucket, key)
+        with aws_errors(action, kind=kind, name=name, error=StorageError):
             return fn(*args, **kwargs)
-        except (exceptions.ClientError, exceptions.BotoCoreError) as exc:
-            raise storage_error(exc, action, self.bucket, key) from exc
 
     def put_file(self, key: str, path: Path) -> str:
         check_key(key)
@@ -229,16 +174,10 @@ class S3Store(ObjectStore):
         return dest
 
     def exists(self, key: str) -> bool:
-        exceptions = import_aws("botocore.exceptions")
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=check_key(key), **self._owner_args())
-        except exceptions.ClientError as exc:
-            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise storage_error(exc, "read", self.bucket, key) from exc
-        except exceptions.BotoCoreError as exc:
-            raise storage_error(exc, "read", self.bucket, key) from exc
-        return True
+        kind, name = _where(self.bucket, check_key(key))
+        with aws_errors("read", kind=kind, name=name, error=StorageError, missing_ok=True) as call:
+            self.client.head_object(Bucket=self.bucket, Key=key, **self._owner_args())
+        return not call.missing
 
     def list(self, prefix: str) -> list[str]:
         def pages() -> list[str]:

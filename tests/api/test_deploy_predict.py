@@ -134,7 +134,7 @@ def test_deploy_to_kyma_locally_and_invoke(dwc, trained, tmp_path):
 
     handle = _train(dwc, trained[2])
     url = dwc.deploy_to_kyma(handle, profile_name=None, initial_instance_count=2)
-    (record,) = [r for r in list_records() if r.get("url") == url]
+    (record,) = [r for r in list_records() if r.url == url]
     try:
         assert url.startswith("http://127.0.0.1:")
         assert not dwc._backend.store.list(f"deploy/{handle.job_name}/data/")
@@ -150,8 +150,8 @@ def test_deploy_to_kyma_locally_and_invoke(dwc, trained, tmp_path):
         bad = dwc.invoke_kyma_endpoint(url, "text/csv", payload="x,y")
         assert bad.status_code == 400
     finally:
-        delete_deployment(record["name"])
-    assert all(r.get("url") != url for r in list_records())
+        delete_deployment(record.name)
+    assert all(r.url != url for r in list_records())
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from fedsage.errors import ConfigurationError, DeploymentError
-from fedsage.kyma.apply import (
+from fedsage.kyma.cluster.apply import (
     api_client,
     apply_objects,
     delete_objects,
@@ -17,7 +17,7 @@ from fedsage.kyma.apply import (
     wait_for_apirule,
     wait_for_rollout,
 )
-from fedsage.kyma.manifests import KymaSpec, build_manifests, pull_secret_manifest
+from fedsage.kyma.cluster.manifests import KymaSpec, build_manifests, pull_secret_manifest
 
 from .k8s_peer import recording_peer
 
@@ -76,25 +76,45 @@ def test_rollout_status(dep, done, failed, text):
     assert text in state.message
 
 
-def test_find_kubeconfig(tmp_path, monkeypatch):
+def test_find_kubeconfig(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     with pytest.raises(ConfigurationError, match=r"kubeconfig.yml"):
         find_kubeconfig()
-    other = tmp_path / "other.yml"
-    other.write_text("x")
-    monkeypatch.setenv("KUBECONFIG", str(other))
-    assert find_kubeconfig() == other
+    home = tmp_path / ".kube" / "config"
+    home.parent.mkdir()
+    home.write_text("x")
+    assert find_kubeconfig() == home
     (tmp_path / "kubeconfig.yml").write_text("x")
-    assert find_kubeconfig() == tmp_path / "kubeconfig.yml"  # the working folder wins
+    with pytest.warns(UserWarning, match=str(tmp_path / "kubeconfig.yml")):
+        assert find_kubeconfig() == tmp_path / "kubeconfig.yml"  # beats ~/.kube/config
+    assert str(tmp_path / "kubeconfig.yml") in caplog.text
+    explicit = tmp_path / "explicit.yml"
+    explicit.write_text("x")
+    assert find_kubeconfig(explicit) == explicit
+
+
+def test_exported_kubeconfig_wins_over_the_working_folder(tmp_path, monkeypatch, recwarn):
+    """A kubeconfig.yml lying in the working folder (a cloned notebook folder, say) must
+    not take over from the one the user exported: it can run commands (``exec:``) and
+    decides where the image and the ECR pull Secret go."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kubeconfig.yml").write_text("x")
+    exported = tmp_path / "exported.yml"
+    exported.write_text("x")
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing.yml'}:{exported}")
+    assert find_kubeconfig() == exported
+    assert not [w for w in recwarn if "kubeconfig" in str(w.message)]
 
 
 def test_server_side_apply_requests(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KUBECONFIG", raising=False)
     with recording_peer() as peer:
         peer.kubeconfig(tmp_path)
-        client = api_client()  # reads ./kubeconfig.yml
+        with pytest.warns(UserWarning, match="working folder"):
+            client = api_client()  # reads ./kubeconfig.yml
         secret = pull_secret_manifest("fedsage-ecr", NS, "127.0.0.1:5000", "AWS", "ecr-password")
         objs = objects()
         seen = []

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fedsage.errors import DeploymentError
-from fedsage.kyma.bundle import build_bundle, safe_extract
-from fedsage.kyma.layers import build_layer
+from fedsage.kyma.cluster.bundle import build_bundle, safe_extract
+from fedsage.kyma.cluster.layers import build_layer
 
 from .conftest import make_tar
 

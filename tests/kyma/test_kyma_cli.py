@@ -7,7 +7,7 @@ import yaml
 from typer.testing import CliRunner
 
 from fedsage.cli.kyma import app
-from fedsage.kyma.manifests import KymaSpec, build_manifests
+from fedsage.kyma.cluster.manifests import KymaSpec, build_manifests, deployment_record
 from fedsage.kyma.records import get_record, save_record
 
 from .k8s_peer import recording_peer
@@ -37,12 +37,19 @@ def test_manifests_for_a_job(tmp_path):
             "https://idp",
             "--jwks-uri",
             "https://idp/certs",
+            "--jwt-audience",
+            "api://churn",
+            "--jwt-scope",
+            "predict",
         ],
     )
     assert result.exit_code == 0, result.output
     (written,) = (tmp_path / "out").glob("churn-*.yaml")
-    kinds = [d["kind"] for d in yaml.safe_load_all(written.read_text())]
-    assert kinds == ["Namespace", "Service", "Deployment", "APIRule"]
+    documents = list(yaml.safe_load_all(written.read_text()))
+    assert [d["kind"] for d in documents] == ["Namespace", "Service", "Deployment", "APIRule"]
+    assert documents[3]["spec"]["rules"][1]["jwt"]["authorizations"] == [
+        {"audiences": ["api://churn"], "requiredScopes": ["predict"]}
+    ]
 
 
 def test_manifests_refuses_open_rule_without_opt_in(tmp_path):
@@ -62,7 +69,7 @@ def test_list_describe_manifests_delete(tmp_path):
             pull_secret="fedsage-ecr",
             allow_unauthenticated=True,
         )
-        save_record(spec, build_manifests(spec), kubeconfig=kubeconfig)
+        save_record(deployment_record(spec, build_manifests(spec), kubeconfig=kubeconfig))
         listed = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
         assert listed.exit_code == 0 and "churn-2025-01-02-03-04-05" in listed.output
         described = runner.invoke(app, ["describe", spec.name])

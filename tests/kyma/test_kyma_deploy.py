@@ -9,16 +9,18 @@ import copy
 import json
 
 import httpx
+import jsonschema
 import pytest
 from moto import mock_aws
 
 from fedsage.errors import ConfigurationError
-from fedsage.kyma.deploy import deploy_to_kyma, sagemaker_sklearn_image
-from fedsage.kyma.image import MANIFEST_TYPES, plan_image, push_image, scratch_base
-from fedsage.kyma.layers import build_layer
+from fedsage.kyma import cluster
+from fedsage.kyma.cluster.base_images import sagemaker_sklearn_image
+from fedsage.kyma.cluster.image import MANIFEST_TYPES, plan_image, push_image, scratch_base
+from fedsage.kyma.cluster.layers import build_layer
+from fedsage.kyma.cluster.manifests import APIRULE_SCHEMA, KymaSpec, build_manifests
+from fedsage.kyma.cluster.registry_client import RegistryClient
 from fedsage.kyma.records import get_record
-from fedsage.kyma.registry_client import RegistryClient
-from fedsage.runtimes import host_runtime
 
 from .k8s_peer import recording_peer
 
@@ -56,8 +58,6 @@ def test_cluster_deploy_end_to_end(aws_env, oci_registry, job_artifacts, tmp_pat
     events = []
     with recording_peer() as peer, RegistryClient(oci_registry.url) as registry:
         kubeconfig = peer.kubeconfig(tmp_path)
-        from fedsage.kyma.manifests import KymaSpec, build_manifests
-
         dep = build_manifests(
             KymaSpec(
                 name=NAME, image="r/x@sha256:" + "0" * 64, replicas=2, allow_unauthenticated=True
@@ -74,13 +74,12 @@ def test_cluster_deploy_end_to_end(aws_env, oci_registry, job_artifacts, tmp_pat
             (200, {"status": {"state": "Processing"}}),
             (200, {"status": {"state": "Ready"}}),
         )
-        url = deploy_to_kyma(
-            target="cluster",
+        url = cluster.deploy(
             name=NAME,
             model_tar=model_tar,
             code_tar=code_tar,
             program="train.py",
-            runtime=host_runtime(),
+            framework_version="host",
             replicas=2,
             profile_name="dwc",
             kubeconfig=kubeconfig,
@@ -116,8 +115,56 @@ def test_cluster_deploy_end_to_end(aws_env, oci_registry, job_artifacts, tmp_pat
     assert answer.status_code == 200
     assert len(answer.json()["layers"]) == 2
     record = get_record(NAME)
-    assert record["target"] == "cluster" and record["image"] == image
+    assert record.target == "cluster" and record.image == image
     assert [e for e, _ in events].count("blob") == 3 and ("manifest" in [e for e, _ in events])
+
+
+@mock_aws
+def test_cluster_deploy_applies_jwt_audiences_and_scopes(
+    aws_env, oci_registry, job_artifacts, tmp_path, monkeypatch
+):
+    """FEDSAGE_KYMA_JWT_AUDIENCES / _SCOPES reach the applied APIRule as
+    ``jwt.authorizations`` (without them any token of the issuer is accepted)."""
+    model_tar, code_tar = job_artifacts
+    monkeypatch.setenv("FEDSAGE_KYMA_BASE_IMAGE", _push_base(oci_registry, tmp_path))
+    monkeypatch.delenv("FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED", raising=False)
+    monkeypatch.setenv("FEDSAGE_KYMA_JWT_ISSUER", "https://tenant.accounts.ondemand.com")
+    monkeypatch.setenv("FEDSAGE_KYMA_JWKS_URI", "https://tenant.accounts.ondemand.com/certs")
+    monkeypatch.setenv("FEDSAGE_KYMA_JWT_AUDIENCES", "api://churn")
+    monkeypatch.setenv("FEDSAGE_KYMA_JWT_SCOPES", "predict,read")
+    with recording_peer() as peer, RegistryClient(oci_registry.url) as registry:
+        peer.answer(
+            "GET",
+            f"/apis/gateway.kyma-project.io/v2/namespaces/{NS}/apirules/{NAME}",
+            (200, {"status": {"state": "Ready"}}),
+        )
+        dep = build_manifests(
+            KymaSpec(name=NAME, image="r/x@sha256:" + "0" * 64, allow_unauthenticated=True)
+        )[2]
+        rolled = _rolled_out(dep)
+        rolled["status"].update(updatedReplicas=1, replicas=1, availableReplicas=1)
+        peer.answer("GET", f"/apis/apps/v1/namespaces/{NS}/deployments/{NAME}/status", (200, rolled))
+        cluster.deploy(
+            name=NAME,
+            model_tar=model_tar,
+            code_tar=code_tar,
+            program="train.py",
+            framework_version="host",
+            profile_name="dwc",
+            kubeconfig=peer.kubeconfig(tmp_path),
+            registry=registry,
+            poll=0,
+        )
+        (apirule,) = [
+            r.body for r in peer.requests if r.method == "PATCH" and r.path.endswith(NAME) and "apirules" in r.path
+        ]
+    schema = json.loads(APIRULE_SCHEMA.read_text())
+    jsonschema.Draft202012Validator(schema).validate(apirule)
+    for rule in apirule["spec"]["rules"]:
+        assert rule["jwt"]["authentications"][0]["issuer"] == "https://tenant.accounts.ondemand.com"
+        assert rule["jwt"]["authorizations"] == [
+            {"audiences": ["api://churn"], "requiredScopes": ["predict", "read"]}
+        ]
 
 
 @mock_aws
@@ -125,23 +172,13 @@ def test_cluster_deploy_needs_an_access_rule(aws_env, job_artifacts, tmp_path, m
     model_tar, code_tar = job_artifacts
     monkeypatch.delenv("FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED", raising=False)
     with pytest.raises(ConfigurationError, match="FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED"):
-        deploy_to_kyma(
-            target="cluster",
+        cluster.deploy(
             name=NAME,
             model_tar=model_tar,
             code_tar=code_tar,
             program="train.py",
-            runtime=host_runtime(),
+            framework_version="1.2-1",
             kubeconfig=tmp_path / "k",
-        )
-    with pytest.raises(ConfigurationError, match="target"):
-        deploy_to_kyma(
-            target="aws",
-            name=NAME,
-            model_tar=model_tar,
-            code_tar=code_tar,
-            program="train.py",
-            runtime=host_runtime(),
         )
 
 

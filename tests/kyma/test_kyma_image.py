@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from fedsage.errors import DeploymentError
-from fedsage.kyma.bundle import build_bundle
-from fedsage.kyma.image import (
+from fedsage.kyma.cluster.bundle import build_bundle
+from fedsage.kyma.cluster.image import (
     DOCKER,
     OCI,
     BaseImage,
@@ -22,9 +22,9 @@ from fedsage.kyma.image import (
     push_image,
     scratch_base,
 )
-from fedsage.kyma.layers import build_layer
-from fedsage.kyma.oci_layout import base_from_oci_layout, write_oci_layout
-from fedsage.kyma.registry_client import RegistryClient
+from fedsage.kyma.cluster.layers import build_layer
+from fedsage.kyma.cluster.oci_layout import base_from_oci_layout, write_oci_layout
+from fedsage.kyma.cluster.registry_client import RegistryClient
 
 
 class Recorder:

@@ -7,6 +7,9 @@ import io
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -20,8 +23,8 @@ from typer.testing import CliRunner
 
 from fedsage.cli.kyma import app
 from fedsage.errors import ConfigurationError, DeploymentError, EndpointError
+from fedsage.kyma import local
 from fedsage.kyma.invoke import invocation_url, invoke_kyma_endpoint
-from fedsage.kyma.local import delete_local, deploy_local, describe_local
 from fedsage.kyma.records import list_records
 from fedsage.runtimes import host_runtime
 
@@ -80,14 +83,15 @@ def deployment(trained, home):
     """Two replicas behind a gateway; deleted (and checked) afterwards."""
     model_tar, code_tar = trained
     events: list[tuple[str, dict]] = []
-    url = deploy_local(
-        "churn-local",
+    url = local.deploy(
+        name="churn-local",
         model_tar=model_tar,
         code_tar=code_tar,
         program="serve.py",
         runtime=host_runtime(),
         replicas=2,
         workers=1,
+        idle_timeout=1.0,
         progress=lambda e, i: events.append((e, i)),
     )
     assert [e for e, _ in events] == ["replica", "replica", "gateway"]
@@ -95,16 +99,16 @@ def deployment(trained, home):
         yield url
     finally:
         with contextlib.suppress(DeploymentError):  # already deleted by the test
-            delete_local("churn-local")
+            local.delete("churn-local")
 
 
 def _pids(name: str) -> list[int]:
-    local = describe_local(name)["local"]
-    pids = [local["gateway_pid"]] + [r["pid"] for r in local["replicas"]]
-    for replica in local["replicas"]:
-        state = Path(home_dir(), "endpoints", replica["endpoint"], "state.json")
-        if state.exists():
-            pids += json.loads(state.read_text()).get("workers", [])
+    state = local.describe(name).local
+    pids = [state.gateway.pid] + [r.process.pid for r in state.replicas]
+    for replica in state.replicas:
+        state_file = Path(home_dir(), "endpoints", replica.endpoint, "state.json")
+        if state_file.exists():
+            pids += json.loads(state_file.read_text()).get("workers", [])
     return pids
 
 
@@ -140,10 +144,10 @@ def test_invoke_each_content_type(deployment, tmp_path):
     assert 400 <= bad.status_code < 600 and bad.status_code != 503
     assert httpx.get(url + "/ping").status_code == 200
     assert httpx.get(url + "/other").status_code == 404
-    record = describe_local("churn-local")
-    assert record["target"] == "local" and record["status"] == "InService"
-    assert record["replicas"] == 2 and record["url"] == url
-    ports = {r["port"] for r in record["local"]["replicas"]}
+    record = local.describe("churn-local")
+    assert record.target == "local" and record.status == "InService"
+    assert record.replicas == 2 and record.url == url
+    ports = {r.port for r in record.local.replicas}
     assert len(ports) == 2 and url.rsplit(":", 1)[1] not in {str(p) for p in ports}
     for port in ports:  # each replica is its own model server
         assert httpx.get(f"http://127.0.0.1:{port}/ping").status_code == 200
@@ -167,11 +171,54 @@ def test_invoke_argument_errors(tmp_path):
     )
 
 
+def test_silent_and_half_open_clients_are_dropped(deployment):
+    """A client that connects and sends nothing, or stops in the middle of a request
+    head or body, must not hold a connection (and a coroutine) for ever."""
+    port = int(deployment.rsplit(":", 1)[1])
+    partial = [
+        b"",  # connects, says nothing
+        b"POST /invocations HTTP/1.1\r\nHost: 12",  # stops in the head
+        b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n5,5",
+    ]
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in partial]
+    try:
+        for sock, sent in zip(clients, partial, strict=True):
+            sock.sendall(sent)
+        for sock in clients:
+            # An upper bound on the wait, not a speed check: the gateway drops silent
+            # connections after idle_timeout=1 s; without that, recv would block for ever.
+            sock.settimeout(60)
+            assert sock.recv(1024) == b"", "the gateway answered instead of dropping"
+    finally:
+        for sock in clients:
+            sock.close()
+    assert httpx.get(deployment + "/ping").status_code == 200  # still serving
+
+
+def test_requests_for_other_hosts_are_refused(deployment):
+    """DNS rebinding: a page of attacker.example whose name now resolves to 127.0.0.1
+    sends ``Host: attacker.example``; the gateway must not forward it to the model."""
+    port = deployment.rsplit(":", 1)[1]
+    for host in ("attacker.example", f"attacker.example:{port}", "localhost.attacker.example"):
+        answer = httpx.post(
+            deployment + "/invocations",
+            content=b"5,5,5,5",
+            headers={"Host": host, "Content-Type": "text/csv"},
+        )
+        assert answer.status_code == 400, (host, answer.text)
+        body = answer.json()
+        assert body["error"] == "GatewayError" and host in body["message"]
+        assert "DNS rebinding" in body["message"]
+    for host in (f"localhost:{port}", "127.0.0.1", f"[::1]:{port}"):
+        answer = httpx.get(deployment + "/ping", headers={"Host": host})
+        assert answer.status_code == 200, (host, answer.text)
+
+
 def test_dead_replica_is_restarted_and_requests_still_answered(deployment):
     url = deployment
-    before = describe_local("churn-local")["local"]["replicas"]
+    before = local.describe("churn-local").local.replicas
     victim = before[0]
-    os.kill(victim["pid"], signal.SIGKILL)
+    os.kill(victim.process.pid, signal.SIGKILL)
     answered = 0
     deadline = time.monotonic() + 20
     restarted = None
@@ -179,18 +226,18 @@ def test_dead_replica_is_restarted_and_requests_still_answered(deployment):
         answer = invoke_kyma_endpoint(url, "text/csv", payload="5,5,5,5")
         assert answer.status_code == 200, answer.text
         answered += 1
-        now = describe_local("churn-local")["local"]["replicas"][0]
-        if now["pid"] != victim["pid"] and now.get("restarts") == 1:
+        now = local.describe("churn-local").local.replicas[0]
+        if now.process.pid != victim.process.pid and now.restarts == 1:
             restarted = now
             break
     assert restarted is not None, "the killed replica was not restarted"
     assert answered >= 1
-    assert _gone(victim["pid"])
-    assert describe_local("churn-local")["status"] == "InService"
+    assert _gone(victim.process.pid)
+    assert local.describe("churn-local").status == "InService"
     # the restarted replica takes traffic again
     for _ in range(6):
         assert invoke_kyma_endpoint(url, "text/csv", payload="0,0,0,0").json() == [0]
-    assert httpx.get(f"http://127.0.0.1:{restarted['port']}/ping").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{restarted.port}/ping").status_code == 200
 
 
 def test_delete_leaves_no_process(deployment):
@@ -209,14 +256,14 @@ def test_delete_leaves_no_process(deployment):
     assert not Path(home_dir(), "kyma", "churn-local").exists()
     assert not any(Path(home_dir(), "endpoints").glob("churn-local*"))
     with pytest.raises(DeploymentError):
-        delete_local("churn-local")
+        local.delete("churn-local")
 
 
 def test_name_taken_and_bad_arguments(trained, home):
     model_tar, code_tar = trained
     with pytest.raises(ConfigurationError):
-        deploy_local(
-            "Not_Valid",
+        local.deploy(
+            name="Not_Valid",
             model_tar=model_tar,
             code_tar=code_tar,
             program="serve.py",
@@ -224,8 +271,8 @@ def test_name_taken_and_bad_arguments(trained, home):
             replicas=1,
         )
     with pytest.raises(ConfigurationError):
-        deploy_local(
-            "ok",
+        local.deploy(
+            name="ok",
             model_tar=model_tar,
             code_tar=code_tar,
             program="serve.py",
@@ -233,8 +280,8 @@ def test_name_taken_and_bad_arguments(trained, home):
             replicas=0,
         )
     with pytest.raises(DeploymentError):  # a model server that cannot start
-        deploy_local(
-            "broken",
+        local.deploy(
+            name="broken",
             model_tar=model_tar,
             code_tar=code_tar,
             program="missing.py",
@@ -244,3 +291,79 @@ def test_name_taken_and_bad_arguments(trained, home):
     assert list_records() == []
     with pytest.raises(EndpointError):
         invoke_kyma_endpoint("http://127.0.0.1:1/invocations", "text/csv", payload="1")
+
+
+def test_a_deployment_failing_after_its_gateway_started_leaves_nothing_running(
+    trained, home, monkeypatch
+):
+    """The last step (the record) fails: the gateway and replicas already run and must
+    be stopped, not left behind."""
+    from fedsage.kyma.local import deployment
+
+    def registry_down(record):
+        raise RuntimeError("the registry is not writable")
+
+    monkeypatch.setattr(deployment, "update_record", registry_down)
+    model_tar, code_tar = trained
+    events: list[tuple[str, dict]] = []
+    with pytest.raises(RuntimeError, match="not writable"):
+        local.deploy(
+            name="churn-broken",
+            model_tar=model_tar,
+            code_tar=code_tar,
+            program="serve.py",
+            runtime=host_runtime(),
+            replicas=1,
+            workers=1,
+            progress=lambda e, i: events.append((e, i)),
+        )
+    started = [i["pid"] for e, i in events if e == "gateway"]
+    started += [i["process"]["pid"] for e, i in events if e == "replica"]
+    assert len(started) == 2
+    _wait(lambda: all(_gone(p) for p in started), 30, "the started processes to stop")
+    assert list_records() == []
+    assert not Path(home_dir(), "kyma", "churn-broken").exists()
+
+
+WITHOUT_YAML = """
+import sys
+sys.modules["yaml"] = None  # as if PyYAML (it comes with fedsage[kyma]) were not installed
+from pathlib import Path
+from fedsage.errors import MissingExtraError
+from fedsage.kyma import cluster, local
+from fedsage.runtimes import host_runtime
+
+model_tar, code_tar = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    cluster.deploy(
+        name="churn-cluster", model_tar=model_tar, code_tar=code_tar, program="serve.py",
+        framework_version="1.2-1",
+    )
+except MissingExtraError as exc:
+    print("cluster:", exc)
+url = local.deploy(
+    name="churn-noyaml", model_tar=model_tar, code_tar=code_tar, program="serve.py",
+    runtime=host_runtime(), replicas=1, workers=1,
+)
+print("local:", url)
+print("stopped:", local.delete("churn-noyaml"))
+"""
+
+
+def test_the_local_target_needs_no_yaml(trained, home, monkeypatch):
+    """PyYAML comes only with the kyma extra: a local deployment must work without it,
+    and a cluster one must say which extra to install (not a bare ModuleNotFoundError)."""
+    monkeypatch.setenv("FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED", "1")
+    model_tar, code_tar = trained
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_YAML, str(model_tar), str(code_tar)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines())
+    assert "pip install 'fedsage[kyma]'" in lines["cluster"]
+    assert lines["local"].startswith("http://127.0.0.1:")
+    assert "gateway pid" in lines["stopped"]
+    assert list_records() == []

@@ -13,16 +13,15 @@ import pytest
 import yaml
 
 from fedsage.errors import ConfigurationError, DeploymentError
-from fedsage.kyma.manifests import (
+from fedsage.kyma.cluster.manifests import (
     APIRULE_SCHEMA,
     KymaSpec,
     build_manifests,
     cluster_domain,
-    derive_name,
     pull_secret_manifest,
     to_yaml,
-    validate_name,
 )
+from fedsage.kyma.names import derive_name, validate_name
 
 K8S_VERSIONS = ["1.30", "1.37"]  # kubernetes-validate 1.37 ships schemas 1.25 .. 1.37
 IMAGE = "123456789012.dkr.ecr.eu-central-1.amazonaws.com/churn@sha256:" + "a" * 64
@@ -119,7 +118,7 @@ def test_noauth_needs_opt_in_and_is_logged(caplog):
         build_manifests(spec(jwt_issuer=None, jwks_uri=None))
     with pytest.raises(ConfigurationError, match=r"both"):
         build_manifests(spec(jwks_uri=None))
-    with caplog.at_level(logging.WARNING, logger="fedsage.kyma.manifests"):
+    with caplog.at_level(logging.WARNING, logger="fedsage.kyma.cluster.manifests"):
         objects = build_manifests(
             spec(jwt_issuer=None, jwks_uri=None, domain=None, allow_unauthenticated=True)
         )
@@ -187,3 +186,61 @@ def test_pull_secret_and_yaml_refusal():
     assert base64.b64decode(entry["auth"]) == b"AWS:pw"
     with pytest.raises(DeploymentError, match=r"Secret"):
         to_yaml([secret])
+
+
+def test_jwt_audiences_and_scopes_narrow_the_accepted_tokens(caplog):
+    """Without audiences or scopes the APIRule accepts any token the issuer signs (for
+    any application of the tenant); with them it says which tokens are for this model."""
+    validator = apirule_validator()
+    audiences, scopes = ("api://churn", "api://churn-batch"), ("predict", "read")
+    apirule = build_manifests(spec(jwt_audiences=audiences, jwt_scopes=scopes))[3]
+    validator.validate(apirule)
+    for rule in apirule["spec"]["rules"]:
+        assert rule["jwt"]["authorizations"] == [  # one of the audiences, every scope
+            {"audiences": ["api://churn"], "requiredScopes": ["predict", "read"]},
+            {"audiences": ["api://churn-batch"], "requiredScopes": ["predict", "read"]},
+        ]
+    scoped = build_manifests(spec(jwt_scopes=("predict",)))[3]
+    validator.validate(scoped)
+    assert scoped["spec"]["rules"][1]["jwt"]["authorizations"] == [{"requiredScopes": ["predict"]}]
+    with caplog.at_level(logging.WARNING, logger="fedsage.kyma.cluster.manifests"):
+        open_to_tenant = build_manifests(spec())[3]
+    assert "authorizations" not in open_to_tenant["spec"]["rules"][1]["jwt"]
+    assert "accepts every token" in caplog.text
+    broken = json.loads(json.dumps(apirule))
+    broken["spec"]["rules"][1]["jwt"]["authorizations"][0]["audience"] = "typo"
+    assert not validator.is_valid(broken)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"jwt_audiences": "api://churn"}, "jwt_audiences must be a list"),
+        ({"jwt_scopes": ("predict", " ")}, "jwt_scopes must be a list"),
+        ({"jwt_audiences": (" api://churn",)}, "surrounding spaces"),
+        (
+            {"jwt_issuer": None, "jwks_uri": None, "jwt_scopes": ("predict",)},
+            "set jwt_issuer and jwks_uri",
+        ),
+    ],
+)
+def test_jwt_narrowing_checks(kw, message):
+    with pytest.raises(ConfigurationError, match=message):
+        build_manifests(spec(**kw))
+
+
+def test_access_settings_from_the_environment(monkeypatch):
+    from fedsage.kyma.cluster.access import access_from_env
+
+    monkeypatch.setenv("FEDSAGE_KYMA_JWT_ISSUER", "https://tenant.accounts.ondemand.com")
+    monkeypatch.setenv("FEDSAGE_KYMA_JWKS_URI", "https://tenant.accounts.ondemand.com/certs")
+    monkeypatch.setenv("FEDSAGE_KYMA_JWT_AUDIENCES", " api://churn , ,api://two")
+    monkeypatch.setenv("FEDSAGE_KYMA_JWT_SCOPES", "predict")
+    access = access_from_env()
+    assert access.jwt_audiences == ("api://churn", "api://two")
+    assert access.jwt_scopes == ("predict",)
+    monkeypatch.delenv("FEDSAGE_KYMA_JWT_ISSUER")
+    monkeypatch.delenv("FEDSAGE_KYMA_JWKS_URI")
+    monkeypatch.setenv("FEDSAGE_KYMA_ALLOW_UNAUTHENTICATED", "1")
+    with pytest.raises(ConfigurationError, match="FEDSAGE_KYMA_JWT_AUDIENCES"):
+        access_from_env()  # narrowing settings without jwt access are a mistake

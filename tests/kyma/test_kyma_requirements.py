@@ -1,5 +1,5 @@
 """The requirements layer: real uv resolution against PyPI for the 0.23-1 image (Python
-3.7), pushed through ``deploy_to_kyma(target="cluster")`` to the real local registry
+3.7), pushed through ``fedsage.kyma.cluster.deploy`` to the real local registry
 (moto for ECR, the recording peer for Kubernetes), pulled back and read."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import io
 import json
 import os
 import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -16,20 +15,19 @@ import pytest
 from moto import mock_aws
 
 from fedsage.errors import DeploymentError
-from fedsage.kyma import requirements_layer
-from fedsage.kyma.deploy import deploy_to_kyma
-from fedsage.kyma.image import MANIFEST_TYPES, plan_image, push_image, scratch_base
-from fedsage.kyma.layers import build_layer
-from fedsage.kyma.manifests import KymaSpec, build_manifests
-from fedsage.kyma.registry_client import RegistryClient
-from fedsage.kyma.requirements_layer import REQUIREMENTS_DIR, pythonpath_env
-from fedsage.runtimes import host_runtime
+from fedsage.kyma import cluster
+from fedsage.kyma.cluster import requirements_layer
+from fedsage.kyma.cluster.image import MANIFEST_TYPES, plan_image, push_image, scratch_base
+from fedsage.kyma.cluster.layers import build_layer
+from fedsage.kyma.cluster.manifests import KymaSpec, build_manifests
+from fedsage.kyma.cluster.registry_client import RegistryClient
+from fedsage.kyma.cluster.requirements_layer import REQUIREMENTS_DIR, pythonpath_env
 
 from .conftest import make_tar
 from .k8s_peer import recording_peer
 
 NS = "fedsage"
-RUNTIME = replace(host_runtime(), framework_version="0.23-1")  # image Python 3.7
+FRAMEWORK_VERSION = "0.23-1"  # image Python 3.7
 
 
 class Recorder:
@@ -79,13 +77,12 @@ def _deploy(peer, registry, name, model, code, tmp_path, events) -> str:
         f"/apis/gateway.kyma-project.io/v2/namespaces/{NS}/apirules/{name}",
         (200, {"status": {"state": "Ready"}}),
     )
-    return deploy_to_kyma(
-        target="cluster",
+    return cluster.deploy(
         name=name,
         model_tar=model,
         code_tar=code,
         program="train.py",
-        runtime=RUNTIME,
+        framework_version=FRAMEWORK_VERSION,
         profile_name="dwc",
         kubeconfig=peer.kubeconfig(tmp_path),
         progress=lambda e, i: events.append((e, i)),

@@ -5,7 +5,7 @@ A training job leaves ``model.tar.gz`` (the model directory) and, in script mode
 them under ``/opt/ml/model`` and ``/opt/ml/code`` and learn the entry script from
 ``SAGEMAKER_PROGRAM``.  :func:`build_bundle` extracts both archives, checking every
 member first, into a staging folder shaped like the container's root file system, so
-the folder can become an image layer as is (:mod:`fedsage.kyma.image`) or be served
+the folder can become an image layer as is (:mod:`fedsage.kyma.cluster.image`) or be served
 by local replicas.
 """
 
@@ -16,8 +16,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .._archive import extract_safely
-from ..errors import DeploymentError
+from ..._archive import extract_safely
+from ...errors import DeploymentError
 
 __all__ = [
     "CODE_DIR",

@@ -1,7 +1,9 @@
 """Apply Kyma manifests with the official ``kubernetes`` client and wait for the rollout.
 
-* :func:`api_client` reads ``kubeconfig.yml`` from the working folder (fedml-aws's
-  convention), else ``$KUBECONFIG``, else ``~/.kube/config``.
+* :func:`api_client` reads the kubeconfig :func:`find_kubeconfig` picks: the one named,
+  else ``$KUBECONFIG``, else ``kubeconfig.yml`` in the working folder (fedml-aws's
+  convention; with a warning, since a kubeconfig can run commands), else
+  ``~/.kube/config``.
 * :func:`apply_objects` does a server-side apply of each object (``PATCH`` with
   ``application/apply-patch+yaml``, ``fieldManager=fedsage``, ``force=true``), which is
   idempotent: applying the same objects twice changes nothing.
@@ -22,12 +24,13 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigurationError, DeploymentError, import_extra
+from ...errors import ConfigurationError, DeploymentError, import_extra
 
 __all__ = [
     "FIELD_MANAGER",
@@ -79,24 +82,51 @@ def _api_errors(what: str) -> Iterator[None]:
 
 
 def find_kubeconfig(path: Path | str | None = None) -> Path:
-    """Locate the kubeconfig: ``path``, ``./kubeconfig.yml``, ``$KUBECONFIG``, ``~/.kube/config``.
+    """Locate the kubeconfig: ``path``, ``$KUBECONFIG``, ``./kubeconfig.yml``, ``~/.kube/config``.
+
+    A kubeconfig decides where the image and the ECR pull Secret go, and can run
+    commands (``exec:`` credential plugins), so one that merely lies in the working
+    folder never wins over the one the user named or exported: it is used only when
+    ``$KUBECONFIG`` names no existing file, and then with a warning (Python warning and
+    log) naming it.
+
+    Parameters
+    ----------
+    path : path, optional
+        An explicit kubeconfig; it must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        The kubeconfig to use.
 
     Raises
     ------
     ConfigurationError
         If none of them exists.
     """
-    candidates = [Path(path)] if path is not None else [Path.cwd() / "kubeconfig.yml"]
-    if path is None and os.environ.get("KUBECONFIG"):
-        candidates += [Path(p) for p in os.environ["KUBECONFIG"].split(os.pathsep) if p]
-    if path is None:
-        candidates.append(Path.home() / ".kube" / "config")
+    if path is not None:
+        candidates = [Path(path)]
+    else:
+        exported = os.environ.get("KUBECONFIG", "")
+        candidates = [Path(p) for p in exported.split(os.pathsep) if p]
+        candidates += [Path.cwd() / "kubeconfig.yml", Path.home() / ".kube" / "config"]
     for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+        if not candidate.is_file():
+            continue
+        if path is None and candidate == Path.cwd() / "kubeconfig.yml":
+            message = (
+                f"using the kubeconfig {candidate} from the working folder: it decides "
+                "which cluster receives the image and the ECR pull Secret, and can run "
+                "commands; pass kubeconfig= or set KUBECONFIG to choose one explicitly"
+            )
+            logger.warning("%s", message)
+            warnings.warn(message, UserWarning, stacklevel=2)
+        return candidate
     raise ConfigurationError(
         "no kubeconfig found (looked at: " + ", ".join(map(str, candidates)) + "); download "
-        "one for a Kyma service account and save it as kubeconfig.yml in the working folder"
+        "one for a Kyma service account and save it as kubeconfig.yml in the working folder, "
+        "or set KUBECONFIG to its path"
     )
 
 
@@ -151,7 +181,7 @@ def apply_objects(
     client : kubernetes.client.ApiClient
         From :func:`api_client`.
     objects : sequence of dict
-        From :func:`fedsage.kyma.manifests.build_manifests` (and the pull Secret).
+        From :func:`fedsage.kyma.cluster.manifests.build_manifests` (and the pull Secret).
     progress : callable, default=None
         Called as ``progress("applied", {"kind", "name"})`` after each object.
 

@@ -1,8 +1,9 @@
-"""Minimal HTTP/1.1 framing on asyncio streams, for the local gateway.
+"""Minimal HTTP/1.1 server-side framing on asyncio streams, for the local gateway.
 
-Only what a reverse proxy in front of fedsage's model server needs: read a request or a
-response head, read a body (``Content-Length``, chunked, or up to EOF), and write a
-message with a ``Content-Length``.  Hop-by-hop headers are dropped on both sides.
+Only what the gateway's listening side needs: read a request head, read a request body
+(``Content-Length`` or chunked), and write a response with a ``Content-Length``.
+Hop-by-hop headers are dropped.  The gateway's client side (towards the replicas) is
+httpx.
 """
 
 from __future__ import annotations
@@ -49,13 +50,12 @@ class HttpError(Exception):
 
 
 class Message:
-    """A parsed request or response head.
+    """A parsed request head.
 
     Attributes
     ----------
     first : tuple of bytes
-        The three parts of the start line (method, target, version) or
-        (version, status, reason).
+        The three parts of the request line: method, target, version.
     headers : list of (bytes, bytes)
         Header names lower-cased, values stripped, in order.
     """
@@ -74,16 +74,15 @@ class Message:
         return default
 
     def keep_alive(self) -> bool:
-        """Whether the peer keeps the connection open after this message."""
+        """Whether the client keeps the connection open after this request."""
         conn = self.get(b"connection").lower()
-        version = self.first[0] if self.first[0].startswith(b"HTTP/") else self.first[2]
-        if version == b"HTTP/1.1":
+        if self.first[2] == b"HTTP/1.1":
             return b"close" not in conn
         return b"keep-alive" in conn
 
 
 async def read_head(reader: asyncio.StreamReader) -> Message | None:
-    """Read one message head; ``None`` on a clean EOF before any byte.
+    """Read one request head; ``None`` on a clean EOF before any byte.
 
     Raises
     ------
@@ -133,10 +132,8 @@ async def _read_chunked(reader: asyncio.StreamReader, limit: int) -> bytes:
         await reader.readexactly(2)
 
 
-async def read_body(
-    reader: asyncio.StreamReader, head: Message, limit: int, *, until_eof: bool = False
-) -> bytes:
-    """Read the body that follows ``head``.
+async def read_body(reader: asyncio.StreamReader, head: Message, limit: int) -> bytes:
+    """Read the request body that follows ``head`` (none without a length or chunking).
 
     Parameters
     ----------
@@ -146,9 +143,6 @@ async def read_body(
         The parsed head.
     limit : int
         Largest accepted body (413 above).
-    until_eof : bool, default=False
-        Without ``Content-Length`` or chunking, read to EOF (responses) instead of
-        assuming an empty body (requests).
     """
     if b"chunked" in head.get(b"transfer-encoding").lower():
         return await _read_chunked(reader, limit)
@@ -163,15 +157,13 @@ async def read_body(
         if length > limit:
             raise HttpError(413, f"body larger than {limit} bytes")
         return await reader.readexactly(length) if length else b""
-    if until_eof:
-        return await reader.read(limit + 1)
     return b""
 
 
 def render(first: bytes, headers: Headers, body: bytes, *, close: bool = False) -> bytes:
     """Serialise a message: start line, end-to-end headers, ``Content-Length``, body."""
     out = [first]
-    out += [name + b": " + value for name, value in headers if name not in HOP_BY_HOP]
+    out += [name + b": " + value for name, value in headers if name.lower() not in HOP_BY_HOP]
     out.append(b"Content-Length: %d" % len(body))
     if close:
         out.append(b"Connection: close")

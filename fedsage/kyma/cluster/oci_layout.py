@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from ..errors import DeploymentError
+from ...errors import DeploymentError
 from .image import OCI, BaseImage, BlobRef, ImagePlan, _base, _family_of, _pick_platform
 
 __all__ = ["base_from_oci_layout", "write_oci_layout"]

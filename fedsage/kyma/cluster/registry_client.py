@@ -8,7 +8,9 @@ Credentials are either none (a local registry), ``username`` + ``password``, or 
 ready Basic token (Amazon ECR's ``authorizationToken`` already is base64 of
 ``AWS:<password>``).  The ``Authorization`` header is only ever sent to the registry's
 own host: redirects to other hosts (blobs served from pre-signed storage URLs) are
-followed without it.  Credentials never appear in a repr, a log line or an error.
+followed without it.  Credentials go over plain ``http://`` only to a loopback
+registry (127.0.0.1, ::1, localhost).  Credentials never appear in a repr, a log line or
+an error.
 """
 
 from __future__ import annotations
@@ -24,16 +26,15 @@ from urllib.parse import urlencode, urljoin, urlsplit
 
 import httpx
 
-from ..errors import DeploymentError
+from ...errors import ConfigurationError, DeploymentError
+from .._hosts import is_loopback
+from ..names import REPOSITORY_RE
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "REPOSITORY_RE", "TAG_RE", "RegistryClient"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 8 << 20
-REPOSITORY_RE = re.compile(
-    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
-)
 TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 _MAX_REDIRECTS = 5
 
@@ -55,7 +56,8 @@ class RegistryClient:
     ----------
     url : str
         The registry's base URL, e.g. ``http://127.0.0.1:5000`` or
-        ``https://123456789012.dkr.ecr.eu-central-1.amazonaws.com``.
+        ``https://123456789012.dkr.ecr.eu-central-1.amazonaws.com``; ``http://`` with
+        credentials only for a loopback host.
     username, password : str, default=None
         Basic credentials.
     token : str, default=None
@@ -69,6 +71,13 @@ class RegistryClient:
         Custom transport (tests).
     event_hooks : mapping, default=None
         httpx event hooks, e.g. ``{"request": [callback]}`` to count requests.
+
+    Raises
+    ------
+    DeploymentError
+        If ``url`` is not an ``http(s)://host[:port]`` URL.
+    ConfigurationError
+        If credentials would go over plain ``http://`` to a host that is not loopback.
     """
 
     def __init__(
@@ -90,6 +99,13 @@ class RegistryClient:
         parts = urlsplit(url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise DeploymentError(f"registry URL {url!r} must look like https://host[:port]")
+        credentials = token is not None or username is not None
+        if credentials and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            raise ConfigurationError(
+                f"refusing to send registry credentials to {parts.scheme}://{parts.netloc} "
+                "over plain http; use https:// (plain http is allowed only for a registry "
+                "on 127.0.0.1, ::1 or localhost)"
+            )
         self.url = f"{parts.scheme}://{parts.netloc}"
         self.host = parts.netloc
         self.chunk_size = chunk_size

@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeploymentError
+from ...errors import DeploymentError
 from .layers import Layer, build_layer, sha256_file
 
 __all__ = [
@@ -229,7 +229,7 @@ def build_requirements_layer(
     Parameters
     ----------
     requirements : sequence of str
-        Requirement lines (:attr:`fedsage.kyma.bundle.Bundle.requirements`).
+        Requirement lines (:attr:`fedsage.kyma.cluster.bundle.Bundle.requirements`).
     framework_version : str
         A supported SageMaker scikit-learn version: its spec gives the image's Python
         ``X.Y`` and its lock (the packages the image already has).
@@ -257,7 +257,7 @@ def build_requirements_layer(
     ConfigurationError
         For an unknown framework version (or ``"host"``, which has no image).
     """
-    from ..runtimes.catalog import load_spec
+    from ...runtimes.catalog import load_spec
 
     if platform not in PLATFORMS:
         raise DeploymentError(
@@ -270,7 +270,7 @@ def build_requirements_layer(
         return None
     key = _cache_key(lines, framework_version, spec.python, platform, spec.packages)
     if cache_dir is None:
-        from .._home import fedsage_home
+        from ..._home import fedsage_home
 
         cache_dir = fedsage_home() / "kyma-layers"  # not under kyma/, where deployments live
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -324,7 +324,7 @@ def build_requirements_layer(
 
 
 def pythonpath_env(base_config: Mapping[str, Any]) -> dict[str, str]:
-    """``{"PYTHONPATH": ...}`` for :func:`fedsage.kyma.image.plan_image`.
+    """``{"PYTHONPATH": ...}`` for :func:`fedsage.kyma.cluster.image.plan_image`.
 
     :data:`REQUIREMENTS_DIR` is appended to the base config's ``PYTHONPATH`` if it
     has one (and not added twice).

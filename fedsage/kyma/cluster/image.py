@@ -2,7 +2,7 @@
 
 An image is a manifest naming a config blob and layer blobs.  fedsage derives its
 image from a base (the training runtime's image, a Python base, an OCI layout on disk,
-or nothing at all) by appending its own layers (:mod:`fedsage.kyma.layers`) and
+or nothing at all) by appending its own layers (:mod:`fedsage.kyma.cluster.layers`) and
 writing a new config:
 
 * the base manifest is fetched (an index is resolved to ``linux/amd64``) and its
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import DeploymentError
+from ...errors import DeploymentError
 from .layers import Layer, sha256_file
 from .registry_client import REPOSITORY_RE, TAG_RE, RegistryClient
 

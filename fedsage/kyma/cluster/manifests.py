@@ -6,9 +6,10 @@ Deployment and the ``gateway.kyma-project.io/v2`` APIRule for a :class:`KymaSpec
 credential.  Every object validates against the official Kubernetes schemas (and the
 APIRule against :data:`APIRULE_SCHEMA`); the tests check that.
 
-Access: the APIRule uses ``jwt`` rules when an issuer and a JWKS URI are configured.
-``noAuth`` (fedml-aws's behaviour: the model open to the internet) needs the explicit
-``allow_unauthenticated=True`` and is logged as a warning.
+Access: the APIRule uses ``jwt`` rules when an issuer and a JWKS URI are configured,
+narrowed by ``jwt.authorizations`` to tokens for given audiences and with given scopes
+when those are configured.  ``noAuth`` (fedml-aws's behaviour: the model open to the
+internet) needs the explicit ``allow_unauthenticated=True`` and is logged as a warning.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigurationError, DeploymentError, import_extra
-from .registry_client import REPOSITORY_RE
+from ...errors import ConfigurationError, DeploymentError, import_extra
+from ..names import LABEL_RE, validate_name
+from ..records import KymaDeployment
 
 __all__ = [
     "APIRULE_SCHEMA",
@@ -33,71 +33,18 @@ __all__ = [
     "KymaSpec",
     "build_manifests",
     "cluster_domain",
-    "derive_name",
+    "deployment_record",
     "pull_secret_manifest",
     "to_yaml",
-    "validate_name",
 ]
 
 logger = logging.getLogger(__name__)
 
-APIRULE_SCHEMA = Path(__file__).parent / "schemas" / "apirule-v2.json"
+APIRULE_SCHEMA = Path(__file__).parent.parent / "schemas" / "apirule-v2.json"
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "500m", "memory": "1Gi"},
     "limits": {"memory": "2Gi"},
 }
-_LABEL_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
-_TIMESTAMP_LEN = len("-2024-01-31-23-59-59")
-
-
-def validate_name(name: str) -> str:
-    """Check ``name`` for every object fedsage names after it; return it.
-
-    The rules: an RFC 1035 label (Service names: at most 63 characters, lowercase letters,
-    digits and ``-``, starting with a letter) that is also a registry repository name.
-
-    Raises
-    ------
-    ConfigurationError
-        Naming the rule that ``name`` breaks.
-    """
-    if len(name) > 63 or not _LABEL_RE.fullmatch(name) or not REPOSITORY_RE.fullmatch(name):
-        raise ConfigurationError(
-            f"the Kyma deployment name {name!r} is not valid: use at most 63 lowercase "
-            "letters, digits and '-', starting with a letter and ending with a letter or digit"
-        )
-    return name
-
-
-def derive_name(
-    job_name: str | None = None,
-    endpoint_name: str | None = None,
-    now: datetime | None = None,
-) -> str:
-    """Name a deployment the way fedml-aws did, within Kubernetes' limits.
-
-    The training job's name loses its trailing ``-<digits>`` groups (the timestamp the
-    job got) and gains a new ``-YYYY-mm-dd-HH-MM-SS``; an ``endpoint_name`` is used as
-    given, plus the timestamp.  The result is lower-cased and shortened to 63
-    characters.
-
-    Examples
-    --------
-    >>> derive_name("churn-2024-05-01-10-00-00-123", now=datetime(2025, 1, 2, 3, 4, 5))
-    'churn-2025-01-02-03-04-05'
-    """
-    if endpoint_name:
-        stem = endpoint_name
-    elif job_name:
-        stem = re.sub(r"(-\d+)+$", "", job_name)
-    else:
-        raise ConfigurationError("derive_name needs a job_name or an endpoint_name")
-    stem = re.sub(r"[^a-z0-9-]+", "-", stem.lower()).strip("-")
-    stamp = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%d-%H-%M-%S")
-    stem = stem[: 63 - _TIMESTAMP_LEN].rstrip("-")
-    return validate_name(f"{stem}-{stamp}")
-
-
 def cluster_domain(kubeconfig: Mapping[str, Any], context: str | None = None) -> str | None:
     """Return the cluster's public domain from a kubeconfig, or ``None``.
 
@@ -144,6 +91,10 @@ class KymaSpec:
         The APIRule's request timeout in seconds (1-3900).
     jwt_issuer, jwks_uri : str or None
         Configure ``jwt`` access rules (both needed).
+    jwt_audiences : sequence of str, default=()
+        Accept only tokens issued for one of these audiences (``aud`` claim).
+    jwt_scopes : sequence of str, default=()
+        Accept only tokens that carry every one of these scopes.
     allow_unauthenticated : bool, default=False
         Explicit opt-in for ``noAuth`` rules.
     resources : mapping, default=DEFAULT_RESOURCES
@@ -165,6 +116,8 @@ class KymaSpec:
     timeout: int = 60
     jwt_issuer: str | None = None
     jwks_uri: str | None = None
+    jwt_audiences: Sequence[str] = ()
+    jwt_scopes: Sequence[str] = ()
     allow_unauthenticated: bool = False
     resources: Mapping[str, Mapping[str, str]] = field(
         default_factory=lambda: dict(DEFAULT_RESOURCES)
@@ -184,7 +137,7 @@ class KymaSpec:
     def check(self) -> None:
         """Raise :class:`ConfigurationError` on a value the cluster would refuse."""
         validate_name(self.name)
-        if not _LABEL_RE.fullmatch(self.namespace) or len(self.namespace) > 63:
+        if not LABEL_RE.fullmatch(self.namespace) or len(self.namespace) > 63:
             raise ConfigurationError(f"namespace {self.namespace!r} is not a valid DNS label")
         if "@sha256:" not in self.image:
             raise ConfigurationError(
@@ -197,6 +150,19 @@ class KymaSpec:
             raise ConfigurationError(f"timeout must be within 1..3900 s; got {self.timeout}")
         if bool(self.jwt_issuer) != bool(self.jwks_uri):
             raise ConfigurationError("jwt access needs both jwt_issuer and jwks_uri")
+        narrowing = ((self.jwt_audiences, "jwt_audiences"), (self.jwt_scopes, "jwt_scopes"))
+        for values, parameter in narrowing:
+            if isinstance(values, str) or any(
+                not isinstance(v, str) or not v.strip() or v != v.strip() for v in values
+            ):
+                raise ConfigurationError(
+                    f"{parameter} must be a list of non-empty strings without surrounding "
+                    f"spaces; got {values!r}"
+                )
+            if values and not self.jwt_issuer:
+                raise ConfigurationError(
+                    f"{parameter} narrow jwt access: set jwt_issuer and jwks_uri as well"
+                )
         if not self.jwt_issuer and not self.allow_unauthenticated:
             raise ConfigurationError(
                 "the APIRule needs an access rule: set jwt_issuer and jwks_uri (the identity "
@@ -253,12 +219,36 @@ def _deployment(spec: KymaSpec) -> dict[str, Any]:
     }
 
 
+def _jwt(spec: KymaSpec) -> dict[str, Any]:
+    """The rules' ``jwt`` block: who signs the token, and which tokens are accepted.
+
+    The APIRule controller turns each ``authorizations`` entry into its own ALLOW
+    AuthorizationPolicy (entries are alternatives) whose conditions are all required
+    (every scope, every audience of the entry).  So each audience gets an entry of its
+    own, carrying all the scopes: a token needs one of the audiences and every scope.
+    """
+    jwt: dict[str, Any] = {
+        "authentications": [{"issuer": spec.jwt_issuer, "jwksUri": spec.jwks_uri}]
+    }
+    scopes = {"requiredScopes": list(spec.jwt_scopes)} if spec.jwt_scopes else {}
+    if spec.jwt_audiences:
+        jwt["authorizations"] = [{"audiences": [aud], **scopes} for aud in spec.jwt_audiences]
+    elif scopes:
+        jwt["authorizations"] = [scopes]
+    else:
+        logger.warning(
+            "APIRule %s/%s accepts every token %s signs (no audience or scope required)",
+            spec.namespace,
+            spec.name,
+            spec.jwt_issuer,
+        )
+    return jwt
+
+
 def _apirule(spec: KymaSpec) -> dict[str, Any]:
     access: dict[str, Any]
     if spec.jwt_issuer and spec.jwks_uri:
-        access = {
-            "jwt": {"authentications": [{"issuer": spec.jwt_issuer, "jwksUri": spec.jwks_uri}]}
-        }
+        access = {"jwt": _jwt(spec)}
     else:
         logger.warning(
             "APIRule %s/%s uses noAuth: the model at %s is open to anyone "
@@ -338,6 +328,40 @@ def pull_secret_manifest(
         "type": "kubernetes.io/dockerconfigjson",
         "data": {".dockerconfigjson": encoded},
     }
+
+
+def deployment_record(
+    spec: KymaSpec, objects: Sequence[Mapping[str, Any]], *, kubeconfig: Path | str | None
+) -> KymaDeployment:
+    """The registry record of a cluster deployment of ``spec`` (without the pull Secret).
+
+    Parameters
+    ----------
+    spec : KymaSpec
+        What was deployed.
+    objects : sequence of dict
+        The applied objects (a Secret among them is left out).
+    kubeconfig : path or None
+        The kubeconfig used, for ``fedsage kyma delete``.
+
+    Returns
+    -------
+    KymaDeployment
+        ``target="cluster"``.
+    """
+    return KymaDeployment(
+        name=spec.name,
+        target="cluster",
+        namespace=spec.namespace,
+        image=spec.image,
+        url=spec.url,
+        host=spec.host,
+        replicas=spec.replicas,
+        job_name=spec.job_name,
+        kubeconfig=str(kubeconfig) if kubeconfig else None,
+        pull_secret=spec.pull_secret,
+        manifests=[dict(o) for o in objects if o.get("kind") != "Secret"],
+    )
 
 
 def to_yaml(objects: Sequence[Mapping[str, Any]]) -> str:
