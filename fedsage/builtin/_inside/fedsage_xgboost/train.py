@@ -159,8 +159,10 @@ class SaveCheckpoint(xgb.callback.TrainingCallback):
         os.makedirs(directory, exist_ok=True)
 
     def after_iteration(self, model, epoch, evals_log):
-        _save_atomically(model, self.directory, "%s.%d" % (CHECKPOINT_NAME, epoch))
-        stale = os.path.join(self.directory, "%s.%d" % (CHECKPOINT_NAME, epoch - _KEEP_CHECKPOINTS))
+        # ``epoch`` restarts at 0 in a resumed run; the booster knows the real round.
+        done = model.num_boosted_rounds() - 1
+        _save_atomically(model, self.directory, "%s.%d" % (CHECKPOINT_NAME, done))
+        stale = os.path.join(self.directory, "%s.%d" % (CHECKPOINT_NAME, done - _KEEP_CHECKPOINTS))
         if os.path.exists(stale):
             os.remove(stale)
         return False
