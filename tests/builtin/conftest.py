@@ -7,22 +7,28 @@ every other test's); the first run builds them (about 20 to 40 s each).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
 from fedsage.builtin import xgboost as builtin_xgb
 from fedsage.runtimes import Runtime, resolve_runtime
 from fedsage.runtimes.build import RUNTIMES_DIR_ENV
+from fedsage.serving.supervisor import ServerConfig
 from fedsage.training import contract
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -240,3 +246,72 @@ def call_handlers(
     for reply in result["replies"]:
         reply["body"] = base64.b64decode(reply["body"])
     return result
+
+
+# ----------------------------------------------------------------- a real model server
+@contextlib.contextmanager
+def serving(tmp: Path, model_dir: Path, runtime: Runtime) -> Iterator[str]:
+    """fedsage's model server for an algorithm-mode model on 127.0.0.1; yields its URL.
+
+    The worker loads the algorithm's handlers as the user module, as a local endpoint
+    will (``fedsage.builtin.xgboost.serving_env``).  Every process it started is stopped
+    by PID afterwards.
+    """
+    tmp.mkdir(parents=True, exist_ok=True)
+    config = ServerConfig(
+        model_dir=str(model_dir),
+        python=str(runtime.python),
+        code_dir=str(builtin_xgb.SERVING_DIR),
+        program=builtin_xgb.SERVING_PROGRAM,
+        workers=1,
+        env={**runtime.env, **builtin_xgb.serving_env()},
+        state_file=str(tmp / "state.json"),
+    )
+    (tmp / "config.json").write_text(config.to_json())
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fedsage.serving.supervisor",
+                "--config",
+                str(tmp / "config.json"),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    state_file = tmp / "state.json"
+    try:
+        url = _wait_healthy(proc, state_file, log)
+        yield url
+    finally:
+        workers: list[int] = []
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            state = json.loads(state_file.read_text())
+            workers = [*state["workers"], *([state["zygote"]] if state.get("zygote") else [])]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], state_file: Path, log: Path) -> str:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{log.read_text()}")
+        if state_file.exists():
+            state = json.loads(state_file.read_text())
+            if state["status"] == "InService":
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(state["url"] + "/ping", timeout=5).status_code == 200:
+                        return str(state["url"])
+        time.sleep(0.05)
+    raise AssertionError(f"server not healthy in time:\n{log.read_text()}")
