@@ -16,6 +16,7 @@ Example
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,9 @@ __all__ = [
     "VERSIONS",
     "check_version",
     "encode_hyperparameters",
+    "final_metrics",
     "image_name",
+    "metric_definitions",
     "resolve_runtime",
     "serving_env",
     "training_command",
@@ -53,6 +56,18 @@ MODEL_FILE = "xgboost-model"
 # The algorithm's Accept when a request names none (the image's, unlike scikit-learn's JSON).
 DEFAULT_ACCEPT = "text/csv"
 
+# The metrics the image declares (validation:<m>), minimised or maximised in tuning.
+MAXIMIZED_METRICS = (
+    "accuracy", "auc", "aucpr", "balanced_accuracy", "f1", "f1_binary", "f1_macro", "map",
+    "ndcg", "precision", "r2", "recall", "precision_macro", "precision_micro", "recall_macro",
+    "recall_micro",
+)  # fmt: skip
+MINIMIZED_METRICS = (
+    "aft-nloglik", "cox-nloglik", "error", "gamma-deviance", "gamma-nloglik",
+    "interval-regression-accuracy", "logloss", "mae", "mape", "merror", "mlogloss", "mphe",
+    "mse", "poisson-nloglik", "rmse", "rmsle", "tweedie-nloglik",
+)  # fmt: skip
+_NUMBER = re.compile(r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
 _MAX_HYPERPARAMETERS = 100
 _MAX_KEY = 256
 _MAX_VALUE = 2500
@@ -174,3 +189,57 @@ def serving_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 def image_name(framework_version: str) -> str:
     """The image a SageMaker job of this version runs (``sagemaker-xgboost:1.7-1``)."""
     return f"sagemaker-xgboost:{check_version(framework_version)}"
+
+
+def metric_definitions() -> list[dict[str, str]]:
+    """The algorithm's metric definitions, as SageMaker applies them to the job's log.
+
+    ``validation:<m>`` with the image's regex, ``train:<m>`` with the one the service adds;
+    both match tabs written as ``#011``, as CloudWatch shows them.
+    """
+    definitions = []
+    for metric in (*MAXIMIZED_METRICS, *MINIMIZED_METRICS):
+        definitions.append(
+            {
+                "Name": f"train:{metric}",
+                "Regex": rf".*\[[0-9]+\].*#011train-{re.escape(metric)}:({_NUMBER.pattern}).*",
+            }
+        )
+        definitions.append(
+            {
+                "Name": f"validation:{metric}",
+                "Regex": rf".*\[[0-9]+\].*#011validation-{re.escape(metric)}:(\S+)",
+            }
+        )
+    return definitions
+
+
+def final_metrics(log_text: str) -> list[dict[str, Any]]:
+    """``FinalMetricDataList``-like entries: the last value of every metric in the log.
+
+    Parameters
+    ----------
+    log_text : str
+        The job's log (tabs as written, or already as ``#011``).
+
+    Returns
+    -------
+    list of dict
+        ``{"MetricName": "validation:rmse", "Value": 0.35452}`` in definition order.
+        The image's ``validation`` regex captures up to the next space, which with
+        ``#011`` is the rest of the line; the leading number is taken.
+    """
+    lines = log_text.replace("\t", "#011").splitlines()
+    found = []
+    for definition in metric_definitions():
+        pattern = re.compile(definition["Regex"])
+        value = None
+        for line in lines:
+            match = pattern.match(line)
+            if match:
+                number = _NUMBER.match(match.group(1))
+                if number:
+                    value = float(number.group(0))
+        if value is not None:
+            found.append({"MetricName": definition["Name"], "Value": value})
+    return found

@@ -140,6 +140,25 @@ def test_inside_code_keeps_python38_syntax_and_lints_clean() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_final_metrics_from_a_log() -> None:
+    log = (
+        "[2026-01-01:00:00:00:INFO] Single node training.\n"
+        "[0]\ttrain-rmse:1.60613\tvalidation-rmse:1.81726\tvalidation-mae:1.44840\n"
+        "[1]\ttrain-rmse:1.24207\tvalidation-rmse:1.41679\tvalidation-mae:1.08829\n"
+    )
+    assert builtin_xgb.final_metrics(log) == [
+        {"MetricName": "validation:mae", "Value": 1.08829},
+        {"MetricName": "train:rmse", "Value": 1.24207},
+        {"MetricName": "validation:rmse", "Value": 1.41679},
+    ]
+    names = [d["Name"] for d in builtin_xgb.metric_definitions()]
+    assert "validation:auc" in names and "train:logloss" in names and len(names) == 66
+    image_regex = next(
+        d["Regex"] for d in builtin_xgb.metric_definitions() if d["Name"] == "validation:rmse"
+    )
+    assert image_regex == ".*\\[[0-9]+\\].*#011validation-rmse:(\\S+)"
+
+
 runner = CliRunner()
 
 
