@@ -1,4 +1,8 @@
-"""``fedsage runtimes``: list, build, locate and remove framework runtimes."""
+"""``fedsage runtimes``: list, build, locate and remove framework runtimes.
+
+A runtime is named as in the cache: a scikit-learn ``framework_version`` (``0.23-1``)
+or ``<framework>-<version>`` for another framework's images (``xgboost-1.7-1``).
+"""
 
 from __future__ import annotations
 
@@ -16,19 +20,30 @@ from rich.table import Table
 
 from ..errors import FedsageError
 from ..runtimes import (
-    SUPPORTED_VERSIONS,
+    FRAMEWORKS,
+    SKLEARN,
     ApproximateRuntimeWarning,
+    check_framework,
     check_framework_version,
     resolve_runtime,
+    supported_versions,
 )
-from ..runtimes.build import built_runtimes, read_manifest, remove_entry, runtimes_root
-from ..runtimes.catalog import load_spec
+from ..runtimes.build import (
+    built_runtimes,
+    manifest_framework,
+    read_manifest,
+    remove_entry,
+    runtimes_root,
+)
+from ..runtimes.catalog import load_spec, spec_label
 from ._common import console, err_console, fail
 
 app = typer.Typer(
     help="Per-framework_version runtimes (the image's Python and libraries, without Docker).",
     no_args_is_help=True,
 )
+
+
 def _size(folder: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(folder):
@@ -40,8 +55,34 @@ def _size(folder: Path) -> int:
     return total
 
 
-def _versions(values: list[str]) -> list[str]:
-    return [check_framework_version(value, "VERSION") for value in values]
+def _split(value: str, framework: str) -> tuple[str, str]:
+    """``'xgboost-1.7-1'`` -> ``('xgboost', '1.7-1')``; a bare version is ``framework``'s."""
+    for name in FRAMEWORKS:
+        if name != SKLEARN and value.startswith(f"{name}-"):
+            return name, value[len(name) + 1 :]
+    return framework, value
+
+
+def _versions(values: list[str], framework: str) -> list[tuple[str, str]]:
+    check_framework(framework, "--framework")
+    wanted = []
+    for value in values:
+        name, version = _split(value, framework)
+        wanted.append((name, check_framework_version(version, "VERSION", framework=name)))
+    return wanted
+
+
+def _every_version(framework: str | None) -> list[tuple[str, str]]:
+    frameworks = FRAMEWORKS if framework is None else (check_framework(framework, "--framework"),)
+    return [(name, version) for name in frameworks for version in supported_versions(name)]
+
+
+def _built(framework: str, version: str) -> list[Path]:
+    return [
+        folder
+        for folder, manifest in built_runtimes()
+        if manifest["framework_version"] == version and manifest_framework(manifest) == framework
+    ]
 
 
 @contextmanager
@@ -64,22 +105,24 @@ def _progress_bar(label: str) -> Iterator[Callable[[str, float | None], None]]:
 def list_runtimes() -> None:
     """Show every supported version and whether its runtime is built."""
     try:
-        entries: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+        entries: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
         for folder, manifest in built_runtimes():
-            entries.setdefault(manifest["framework_version"], []).append((folder, manifest))
-        table = Table("version", "Python", "scikit-learn", "size", "built", "kind")
-        for version in SUPPORTED_VERSIONS:
-            spec = load_spec(version).exact
-            if version not in entries:
-                table.add_row(
-                    version, spec.python, spec.packages.get("scikit-learn", "-"), "-", "no", "-"
-                )
-            for folder, manifest in entries.get(version, []):
+            key = (manifest_framework(manifest), manifest["framework_version"])
+            entries.setdefault(key, []).append((folder, manifest))
+        table = Table("version", "framework", "Python", "library", "size", "built", "kind")
+        for framework, version in _every_version(None):
+            spec = load_spec(version, framework).exact
+            label = spec_label(version, framework)
+            if (framework, version) not in entries:
+                library = spec.packages.get(framework, "-")
+                table.add_row(label, framework, spec.python, library, "-", "no", "-")
+            for folder, manifest in entries.get((framework, version), []):
                 built = time.strftime("%Y-%m-%d %H:%M", time.localtime(manifest["built_at"]))
                 table.add_row(
-                    version,
+                    label,
+                    framework,
                     manifest["python_version"],
-                    manifest["packages"].get("scikit-learn", "-"),
+                    manifest["packages"].get(framework, "-"),
                     f"{_size(folder) / 1e6:.0f} MB",
                     built,
                     "approximate" if manifest["approximate"] else "exact",
@@ -91,25 +134,40 @@ def list_runtimes() -> None:
 
 @app.command("build")
 def build(
-    versions: list[str] = typer.Argument(None, metavar="VERSION...", help="Versions to build."),
-    all_versions: bool = typer.Option(False, "--all", help="Build every supported version."),
+    versions: list[str] = typer.Argument(
+        None,
+        metavar="VERSION...",
+        help="Versions to build: 0.23-1 (scikit-learn), xgboost-1.7-1 (the XGBoost image).",
+    ),
+    all_versions: bool = typer.Option(
+        False, "--all", help="Build every supported version (of --framework, if given)."
+    ),
+    framework: str = typer.Option(
+        None, "--framework", help="scikit-learn or xgboost: the framework of bare VERSIONs."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Refuse approximate runtimes."),
 ) -> None:
     """Build (or reuse) the runtimes of the given versions."""
     try:
-        wanted = list(SUPPORTED_VERSIONS) if all_versions else _versions(versions or [])
+        if all_versions:
+            wanted = _every_version(framework)
+        else:
+            wanted = _versions(versions or [], framework or SKLEARN)
         if not wanted:
             raise typer.BadParameter("name at least one VERSION, or use --all")
-        for version in wanted:
-            with _progress_bar(version) as report, warnings.catch_warnings(record=True) as said:
+        for name, version in wanted:
+            label = spec_label(version, name)
+            with _progress_bar(label) as report, warnings.catch_warnings(record=True) as said:
                 warnings.simplefilter("always", ApproximateRuntimeWarning)
-                runtime = resolve_runtime(version, strict=strict or None, progress=report)
+                runtime = resolve_runtime(
+                    version, framework=name, strict=strict or None, progress=report
+                )
             for warning in said:
                 err_console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
             kind = "approximate" if runtime.approximate else "exact"
             console.print(
-                f"{version}: Python {runtime.python_version}, scikit-learn "
-                f"{runtime.packages.get('scikit-learn', '?')} ({kind}) at {runtime.root}",
+                f"{label}: Python {runtime.python_version}, {name} "
+                f"{runtime.packages.get(name, '?')} ({kind}) at {runtime.root}",
                 highlight=False,
                 soft_wrap=True,
             )
@@ -121,8 +179,8 @@ def build(
 def path(version: str = typer.Argument(..., metavar="VERSION")) -> None:
     """Print the folder of a built runtime (exact first, else approximate)."""
     try:
-        check_framework_version(version, "VERSION")
-        matches = [f for f, m in built_runtimes() if m["framework_version"] == version]
+        ((name, bare),) = _versions([version], SKLEARN)
+        matches = _built(name, bare)
         # exact runtimes first
         matches.sort(key=lambda f: bool((read_manifest(f) or {}).get("approximate")))
         if not matches:
@@ -140,8 +198,8 @@ def path(version: str = typer.Argument(..., metavar="VERSION")) -> None:
 def remove(version: str = typer.Argument(..., metavar="VERSION")) -> None:
     """Delete every built runtime of a version (exact and approximate)."""
     try:
-        check_framework_version(version, "VERSION")
-        matches = [f for f, m in built_runtimes() if m["framework_version"] == version]
+        ((name, bare),) = _versions([version], SKLEARN)
+        matches = _built(name, bare)
         if not matches:
             raise FedsageError(f"no {version} runtime is built under {runtimes_root()}")
         for folder in matches:

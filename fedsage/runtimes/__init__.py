@@ -1,8 +1,9 @@
 """Per-``framework_version`` environments that jobs and endpoints run in.
 
-:func:`resolve_runtime` turns a SageMaker scikit-learn ``framework_version`` into a
-:class:`Runtime` (an interpreter plus the image's locked libraries), building it once
-into the cache; :func:`requirements_overlay` layers a job's ``requirements.txt`` on top.
+:func:`resolve_runtime` turns a SageMaker ``framework_version`` (of the scikit-learn
+images, or with ``framework="xgboost"`` of the XGBoost images) into a :class:`Runtime`
+(an interpreter plus the image's locked libraries), building it once into the cache;
+:func:`requirements_overlay` layers a job's ``requirements.txt`` on top.
 
 The building machinery imports lazily: a job runner that only needs :class:`Runtime`
 must start fast.
@@ -12,8 +13,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import HOST, IMAGE_ENV, Runtime, host_runtime
-from .catalog import DEFAULT_FRAMEWORK_VERSION, SUPPORTED_VERSIONS, check_framework_version
+from .base import HOST, IMAGE_ENV, XGBOOST_IMAGE_ENV, Runtime, host_runtime, image_env
+from .catalog import (
+    DEFAULT_FRAMEWORK_VERSION,
+    FRAMEWORKS,
+    SKLEARN,
+    SUPPORTED_VERSIONS,
+    XGBOOST,
+    XGBOOST_VERSIONS,
+    check_framework,
+    check_framework_version,
+    supported_versions,
+)
 
 if TYPE_CHECKING:
     from .overlay import requirements_overlay
@@ -21,16 +32,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_FRAMEWORK_VERSION",
+    "FRAMEWORKS",
     "HOST",
     "IMAGE_ENV",
+    "SKLEARN",
     "SUPPORTED_VERSIONS",
+    "XGBOOST",
+    "XGBOOST_IMAGE_ENV",
+    "XGBOOST_VERSIONS",
     "ApproximateRuntimeWarning",
     "Runtime",
     "cached_runtime",
+    "check_framework",
     "check_framework_version",
     "host_runtime",
+    "image_env",
     "requirements_overlay",
     "resolve_runtime",
+    "supported_versions",
 ]
 
 _LAZY = {

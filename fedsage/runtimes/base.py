@@ -9,7 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HOST", "Runtime", "host_runtime"]
+__all__ = ["HOST", "IMAGE_ENV", "XGBOOST_IMAGE_ENV", "Runtime", "host_runtime", "image_env"]
 
 HOST = "host"
 
@@ -23,6 +23,19 @@ IMAGE_ENV = {
     "SAGEMAKER_TRAINING_MODULE": "sagemaker_sklearn_container.training:main",
     "SAGEMAKER_SERVING_MODULE": "sagemaker_sklearn_container.serving:main",
 }
+# The SageMaker XGBoost images set the same process variables, their own modules, and
+# the /opt/ml paths that algorithm mode reads (reference/xgboost-builtin.md section 1).
+XGBOOST_IMAGE_ENV = {
+    **{k: v for k, v in IMAGE_ENV.items() if not k.startswith("SAGEMAKER_")},
+    "SAGEMAKER_TRAINING_MODULE": "sagemaker_xgboost_container.training:main",
+    "SAGEMAKER_SERVING_MODULE": "sagemaker_xgboost_container.serving:main",
+}
+
+
+def image_env(framework: str = "scikit-learn") -> dict[str, str]:
+    """The variables every process of a ``framework`` runtime gets (a fresh copy)."""
+    return dict(XGBOOST_IMAGE_ENV if framework == "xgboost" else IMAGE_ENV)
+
 
 _REPORTED = ("scikit-learn", "numpy", "pandas", "scipy", "joblib")
 
@@ -51,6 +64,8 @@ class Runtime:
         The runtime's folder in the cache (``None`` for the host runtime).
     spec_hash : str
         Digest of the locked package set it was built from (empty for the host).
+    framework : str
+        ``"scikit-learn"`` (the default, and the host's) or ``"xgboost"``.
     """
 
     framework_version: str
@@ -61,6 +76,7 @@ class Runtime:
     approximate: bool = False
     root: Path | None = None
     spec_hash: str = ""
+    framework: str = "scikit-learn"
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON-ready data (paths as strings); see :meth:`from_dict`."""
@@ -82,6 +98,7 @@ class Runtime:
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary recorded with every job and endpoint."""
         return {
+            "Framework": self.framework,
             "FrameworkVersion": self.framework_version,
             "Python": str(self.python),
             "PythonVersion": self.python_version,

@@ -28,8 +28,8 @@ import uv
 
 from .._home import home_dir, write_json_atomic
 from ..errors import RuntimeBuildError
-from .base import IMAGE_ENV, Runtime
-from .catalog import RuntimeSpec
+from .base import Runtime, image_env
+from .catalog import SKLEARN, RuntimeSpec
 from .discovery import probe_interpreter, which_compiler
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ __all__ = [
     "built_runtimes",
     "load_built",
     "locked_entry",
+    "manifest_framework",
     "remove_entry",
     "runtimes_root",
 ]
@@ -74,16 +75,23 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def manifest_framework(manifest: dict[str, Any]) -> str:
+    """The framework of a built runtime (manifests before frameworks existed: scikit-learn)."""
+    return str(manifest.get("framework") or SKLEARN)
+
+
 def _runtime_from(folder: Path, manifest: dict[str, Any]) -> Runtime:
+    framework = manifest_framework(manifest)
     return Runtime(
         framework_version=manifest["framework_version"],
         python=folder / "bin" / "python",
         python_version=manifest["python_version"],
         packages=dict(manifest["packages"]),
-        env=dict(IMAGE_ENV),
+        env=image_env(framework),
         approximate=bool(manifest["approximate"]),
         root=folder,
         spec_hash=manifest["spec_hash"],
+        framework=framework,
     )
 
 
@@ -230,7 +238,7 @@ def _verify(folder: Path, spec: RuntimeSpec) -> dict[str, Any]:
         [str(python), "-I", str(_PROBE), *spec.verify_modules],
         capture_output=True,
         text=True,
-        env={**IMAGE_ENV, "PATH": os.environ.get("PATH", "")},
+        env={**image_env(spec.framework), "PATH": os.environ.get("PATH", "")},
     )
     if out.returncode != 0:
         raise RuntimeBuildError(f"verifying {spec.name} failed:\n{out.stderr[-3000:]}")
@@ -284,6 +292,7 @@ def _build_into(folder: Path, spec: RuntimeSpec, python: Path, report: Progress)
     probe = _verify(folder, spec)
     manifest = {
         "name": spec.name,
+        "framework": spec.framework,
         "framework_version": spec.framework_version,
         "spec_hash": spec.spec_hash,
         "approximate": spec.approximate,

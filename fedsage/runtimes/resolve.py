@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import RuntimeBuildError
 from .base import HOST, Runtime, host_runtime
 from .build import Progress, build_runtime, load_built, runtimes_root
-from .catalog import RuntimeSpec, check_framework_version, load_spec
+from .catalog import SKLEARN, RuntimeSpec, check_framework_version, load_spec
 from .discovery import CANDIDATES_ENV, find_interpreter
 
 logger = logging.getLogger(__name__)
@@ -35,19 +35,22 @@ def _missing_python(spec: RuntimeSpec) -> str:
     )
     if os.environ.get(CANDIDATES_ENV) is not None:
         how += f", or add it to {CANDIDATES_ENV}"
-    return (
-        f"Python {spec.python} (the {spec.framework_version} image's Python) was not found; {how}"
-    )
+    image = spec.framework_version if spec.framework == SKLEARN else spec.label
+    return f"Python {spec.python} (the {image} image's Python) was not found; {how}"
 
 
 def _warn_approximate(exact: RuntimeSpec, runtime: Runtime) -> None:
+    reported: tuple[str, ...] = ("scikit-learn", "numpy", "pandas", "scipy")
+    if exact.framework != SKLEARN:
+        reported = (exact.framework, *reported)
     versions = ", ".join(
         f"{dist} {runtime.packages.get(dist, '?')} (image: {exact.packages.get(dist, '-')})"
-        for dist in ("scikit-learn", "numpy", "pandas", "scipy")
+        for dist in reported
     )
+    what = "" if exact.framework == SKLEARN else f"{exact.framework} "
     message = (
-        f"framework_version {exact.framework_version!r}: Python {exact.python} is not on this "
-        f"machine, so the job runs on an APPROXIMATE runtime: Python {runtime.python_version} "
+        f"{what}framework_version {exact.framework_version!r}: Python {exact.python} is not on "
+        f"this machine, so the job runs on an APPROXIMATE runtime: Python {runtime.python_version} "
         f"with {versions}. Models it writes may not load in the real image. Install Python "
         f"{exact.python} for the exact runtime, or set {STRICT_ENV}=1 to make this an error."
     )
@@ -58,6 +61,7 @@ def _warn_approximate(exact: RuntimeSpec, runtime: Runtime) -> None:
 def resolve_runtime(
     framework_version: str,
     *,
+    framework: str = SKLEARN,
     strict: bool | None = None,
     progress: Progress | None = None,
 ) -> Runtime:
@@ -70,8 +74,11 @@ def resolve_runtime(
     Parameters
     ----------
     framework_version : str
-        A supported SageMaker scikit-learn version, or ``"host"`` for fedsage's own
-        environment.
+        A supported SageMaker version of ``framework``'s images, or (scikit-learn only)
+        ``"host"`` for fedsage's own environment.
+    framework : str, default="scikit-learn"
+        ``"scikit-learn"`` or ``"xgboost"`` (the SageMaker XGBoost images, for the
+        built-in algorithm and XGBoost script mode).
     strict : bool, optional
         When the image's Python is missing: ``True`` raises, ``False`` builds an
         approximate runtime on the nearest available Python (with a loud warning).
@@ -86,15 +93,15 @@ def resolve_runtime(
     Raises
     ------
     ConfigurationError
-        For an unknown version.
+        For an unknown framework or version.
     RuntimeBuildError
         When no usable interpreter exists, in strict mode without the exact one, or
         when the build fails.
     """
-    check_framework_version(framework_version)
+    check_framework_version(framework_version, framework=framework)
     if framework_version == HOST:
         return host_runtime()
-    specs = load_spec(framework_version)
+    specs = load_spec(framework_version, framework)
     root = runtimes_root()
     runtime = load_built(specs.exact, root)
     if runtime is not None:
@@ -126,22 +133,22 @@ def resolve_runtime(
     )
 
 
-def cached_runtime(framework_version: str) -> Runtime | None:
+def cached_runtime(framework_version: str, framework: str = SKLEARN) -> Runtime | None:
     """The exact runtime of ``framework_version`` when it is built already, else ``None``.
 
     Never starts a process, so a job can be started at once and left to build (or look
     for an approximate) runtime in its own process.
     """
-    if check_framework_version(framework_version) == HOST:
+    if check_framework_version(framework_version, framework=framework) == HOST:
         return host_runtime()
-    return load_built(load_spec(framework_version).exact, runtimes_root())
+    return load_built(load_spec(framework_version, framework).exact, runtimes_root())
 
 
-def runtime_path(framework_version: str) -> Path | None:
+def runtime_path(framework_version: str, framework: str = SKLEARN) -> Path | None:
     """The folder of a built runtime of ``framework_version`` (exact first), or ``None``."""
-    if check_framework_version(framework_version) == HOST:
+    if check_framework_version(framework_version, framework=framework) == HOST:
         return None
-    specs = load_spec(framework_version)
+    specs = load_spec(framework_version, framework)
     for spec in (specs.exact, *specs.fallbacks):
         runtime = load_built(spec)
         if runtime is not None:

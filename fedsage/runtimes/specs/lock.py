@@ -26,7 +26,9 @@ HERE = Path(__file__).parent
 _PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)")
 
 
-def _compile(python: Path, requirements: list[str]) -> dict[str, str]:
+def _compile(
+    python: Path, requirements: list[str], exclude: tuple[str, ...] = ()
+) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "requirements.in"
         source.write_text("\n".join(requirements) + "\n")
@@ -42,6 +44,7 @@ def _compile(python: Path, requirements: list[str]) -> dict[str, str]:
                 str(python),
                 str(source),
                 *(arg for dist in BINARY_ONLY for arg in ("--only-binary", dist)),
+                *(arg for dist in exclude for arg in ("--no-emit-package", dist)),
             ],
             capture_output=True,
             text=True,
@@ -67,18 +70,30 @@ def _merge(base: list[str], overrides: list[str]) -> list[str]:
 
 
 def lock_version(version: str, inputs: dict) -> dict:
-    """Resolve one version's exact and fallback locks and return the spec document."""
+    """Resolve one version's exact and fallback locks and return the spec document.
+
+    ``version`` is a key of ``inputs.json``: a scikit-learn ``framework_version``, or
+    ``<framework>-<version>`` for an entry that names its ``framework``.
+    """
     entry = inputs[version]
     exact_python = find_interpreter(entry["python"], allow_uv=True)
     if exact_python is None:
         raise SystemExit(f"no Python {entry['python']} here to resolve {version} against")
-    doc = {
-        "framework_version": version,
-        "python": entry["python"],
-        "image_python": entry["image_python"],
-        "requirements": entry["requirements"],
-        "packages": _compile(exact_python, entry["requirements"]),
-    }
+    exclude = tuple(entry.get("exclude", ()))
+    doc: dict = {}
+    if "framework" in entry:
+        doc["framework"] = entry["framework"]
+    doc.update(
+        {
+            "framework_version": entry.get("framework_version", version),
+            "python": entry["python"],
+            "image_python": entry["image_python"],
+            "requirements": entry["requirements"],
+            "packages": _compile(exact_python, entry["requirements"], exclude),
+        }
+    )
+    if exclude:
+        doc["excluded"] = list(exclude)
     fallback = entry.get("fallback")
     if fallback:
         fb_python = find_interpreter(fallback["python"], allow_uv=True)
@@ -88,7 +103,7 @@ def lock_version(version: str, inputs: dict) -> dict:
         doc["fallback"] = {
             "python": fallback["python"],
             "requirements": requirements,
-            "packages": _compile(fb_python, requirements),
+            "packages": _compile(fb_python, requirements, exclude),
         }
     return doc
 

@@ -1,0 +1,1 @@
+"""Code that runs inside an XGBoost runtime (see ``fedsage_xgboost``)."""
