@@ -177,9 +177,14 @@ def serving_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     -------
     dict
         ``env`` plus ``SAGEMAKER_SUBMIT_DIRECTORY``/``SAGEMAKER_PROGRAM`` (fedsage's
-        handlers), the image's default Accept (``text/csv``) and ``OMP_NUM_THREADS=1``.
+        handlers), the image's default Accept (``text/csv``), its reading of a request
+        without Content-Type (libsvm) and ``OMP_NUM_THREADS=1``.
     """
-    merged = {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": DEFAULT_ACCEPT, "OMP_NUM_THREADS": "1"}
+    merged = {
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": DEFAULT_ACCEPT,
+        "FEDSAGE_DEFAULT_CONTENT_TYPE": "text/libsvm",
+        "OMP_NUM_THREADS": "1",
+    }
     merged.update(env or {})
     merged["SAGEMAKER_SUBMIT_DIRECTORY"] = str(SERVING_DIR)
     merged["SAGEMAKER_PROGRAM"] = SERVING_PROGRAM

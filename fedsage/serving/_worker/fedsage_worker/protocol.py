@@ -33,6 +33,7 @@ log = logging.getLogger("fedsage.worker")
 REASONS = {
     100: "Continue",
     200: "OK",
+    204: "No Content",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -121,10 +122,14 @@ def render(response: Response, keep_alive: bool, head_only: bool = False) -> byt
     """The bytes of a response (``Connection: close`` unless ``keep_alive``)."""
     body = response.get_data()
     status = response.status_code
-    head = (
-        f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
-        f"Content-Type: {response.content_type}\r\nContent-Length: {len(body)}\r\n"
-    )
+    if status == 204:  # RFC 9110: no content, so neither a body nor its length
+        body = b""
+        head = f"HTTP/1.1 204 {REASONS[204]}\r\n"
+    else:
+        head = (
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}\r\n"
+            f"Content-Type: {response.content_type}\r\nContent-Length: {len(body)}\r\n"
+        )
     for name, value in response.headers.items():
         if name.lower() not in ("content-type", "content-length", "connection"):
             head += f"{name}: {value}\r\n"

@@ -86,6 +86,9 @@ class Service:
         The response type when ``Accept`` is missing or ``*/*`` (default JSON).
     debug : bool, default=False
         Tracebacks in 500 bodies.
+    default_content_type : str, optional
+        The request type when ``Content-Type`` is missing (default JSON, as the
+        scikit-learn image; built-in algorithms have their own).
 
     Raises
     ------
@@ -99,6 +102,7 @@ class Service:
         module: ModuleType | None = None,
         default_accept: str | None = JSON,
         debug: bool = False,
+        default_content_type: str | None = JSON,
     ) -> None:
         def user(name: str) -> Any:
             return getattr(module, name, None) if module is not None else None
@@ -117,6 +121,7 @@ class Service:
         self.execution_parameters_fn = user("execution_parameters_fn")
         self.model_dir = model_dir
         self.default_accept = default_accept or JSON
+        self.default_content_type = default_content_type or JSON
         self.debug = debug
         self.model: Any = None
         self.loaded = False
@@ -149,7 +154,10 @@ class Service:
         self, body: bytes, content_type: str | None = None, accept: str | None = None
     ) -> Response:
         """Answer one ``/invocations`` request; returns a ``Response`` (never raises)."""
-        content_type = media_type(content_type or "") or JSON
+        # The user's own handlers get the header as sent, parameters and all, as in the
+        # image (``text/csv; label_size=1``); the default decoders match the bare type.
+        given = (content_type or "").strip() or self.default_content_type
+        content_type = media_type(given)
         accept = choose_accept(accept, self.default_accept)
         custom_in = self.transform_fn is not None or self.input_fn is not None
         custom_out = self.transform_fn is not None or self.output_fn is not None
@@ -176,7 +184,7 @@ class Service:
             model = self.load()
             if self.transform_fn is not None:
                 step = "transform_fn"
-                return to_response(self.transform_fn(model, data, content_type, accept), accept)
+                return to_response(self.transform_fn(model, data, given, accept), accept)
             if self.input_fn is None:
                 try:
                     data = default_input_fn(data, content_type)
@@ -188,7 +196,7 @@ class Service:
                     )
             else:
                 step = "input_fn"
-                data = self.input_fn(data, content_type)
+                data = self.input_fn(data, given)
             step = "predict_fn"
             if self.predict_fn is default_predict_fn:
                 try:
@@ -263,7 +271,13 @@ def load_service(model_dir: str, env: Mapping[str, str] | None = None) -> Servic
         module = import_user_module(
             env.get("SAGEMAKER_SUBMIT_DIRECTORY", ""), env.get("SAGEMAKER_PROGRAM", "")
         )
-        service = Service(model_dir, module, env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"), debug)
+        service = Service(
+            model_dir,
+            module,
+            env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"),
+            debug,
+            env.get("FEDSAGE_DEFAULT_CONTENT_TYPE"),
+        )
     except Exception as exc:  # keep serving, so /ping can say what is wrong
         log.error("cannot load the entry point\n%s", traceback.format_exc().rstrip())
         return BrokenService(f"cannot load the entry point: {one_line(exc)}")
