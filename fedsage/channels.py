@@ -67,6 +67,9 @@ class ChannelPlan:
     kind: str
     data: Any
     content_type: str | None
+    #: S3DataDistributionType: ``FullyReplicated`` (every instance reads everything) or
+    #: ``ShardedByS3Key`` (each instance reads a share of the files).
+    distribution: str = "FullyReplicated"
 
 
 def check_content_type(content_type: str | None) -> str | None:

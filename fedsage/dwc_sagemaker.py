@@ -6,7 +6,10 @@ the backends (:mod:`fedsage.backends`) do the work.
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from . import _validation as check
 from . import backends
 from ._log import announce_once
 from .backends import MODE_ENV, TrainingRequest
-from .channels import check_content_type, plan_channel
+from .channels import ChannelPlan, check_content_type, plan_channel
 from .errors import ConfigurationError
 from .estimator import TrainingJobHandle
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
@@ -120,6 +123,7 @@ class DwcSagemaker:
         checkpoint_local_path: str | None = None,
         enable_network_isolation: bool | None = None,
         volume_size: int | None = None,
+        framework: str = "scikit-learn",
     ) -> Any:
         """Train a scikit-learn model with a SageMaker script-mode training script.
 
@@ -180,6 +184,10 @@ enable_network_isolation, volume_size : optional
             ``checkpoint_s3_uri`` through ``/opt/ml/checkpoints``,
             ``enable_network_isolation`` gives the script no network; the rest is
             recorded on the job and shown by ``describe()`` (docs/training.md).
+        framework : {'scikit-learn', 'xgboost'}, default='scikit-learn'
+            ``'xgboost'`` runs the script on SageMaker's XGBoost image (the SDK's
+            ``sagemaker.xgboost.XGBoost`` estimator) of ``framework_version``
+            (``'1.7-1'``, ``'3.0-5'``); docs/xgboost.md.
 
         Returns
         -------
@@ -230,6 +238,7 @@ enable_network_isolation, volume_size : optional
                 enable_network_isolation=enable_network_isolation,
                 volume_size=volume_size,
             ),
+            framework=framework,
         )
         check.check_bool(wait, "wait", caller)
         logs = check.check_logs(logs, caller)
@@ -241,7 +250,7 @@ enable_network_isolation, volume_size : optional
             started.name,
             base_job_name=request.base_job_name,
             framework_version=request.framework_version,
-            entry_point=request.entry_point.name,
+            entry_point=request.program,
             source_dir=str(request.source_dir) if request.source_dir else None,
             instance_type=request.instance_type,
             output_path=started.output_path,
@@ -254,6 +263,226 @@ enable_network_isolation, volume_size : optional
             if self._backend.download_output(started.name, dest) is None:
                 logger.info("job %s wrote no output data", started.name)
         return handle
+
+    def train_sagemaker_model(
+        self,
+        train_data: Any,
+        framework: str,
+        framework_version: str = "latest",
+        train_content_type: str = "csv",
+        test_content_type: str = "csv",
+        instance_count: int = 1,
+        instance_type: str | None = None,
+        base_job_name: str | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+        test_data: Any = None,
+        s3distributionTypeTrain: str | None = None,
+        s3distributionTypeTest: str | None = None,
+        *,
+        channels: dict[str, Any] | None = None,
+        wait: bool = True,
+        logs: str | bool = "All",
+        **estimator_settings: Any,
+    ) -> Any:
+        """Train one of SageMaker's built-in algorithms (no script), as fedml-aws does.
+
+        Parameters
+        ----------
+        train_data : DataFrame, DbConnection table/query, str, Path or BytesIO
+            The ``train`` channel; a DataFrame is written as header-less CSV, an
+            ``io.BytesIO`` as RecordIO-protobuf (``train.protobuf``).
+        framework : str
+            The algorithm, as ``sagemaker.image_uris.retrieve`` names it (``'xgboost'``,
+            ``'linear-learner'``, ``'kmeans'``...).  Local mode runs ``'xgboost'``; aws
+            mode runs every built-in algorithm.
+        framework_version : str, default='latest'
+            The algorithm image's version.  ``'latest'`` is what fedml-aws passes: in aws
+            mode the SDK's meaning (for XGBoost, the deprecated 0.72 image); local mode
+            runs it on the newest local XGBoost image (``'3.0-5'``) and says so.
+        train_content_type, test_content_type : str, default='csv'
+            The channels' content types (``'csv'``, ``'libsvm'``, ``'text/csv'``,
+            ``'application/x-parquet'``, ``'application/x-recordio-protobuf'``...); an
+            ``io.BytesIO`` input with the default is sent as RecordIO-protobuf.
+        instance_count : int, default=1
+            Instances; built-in algorithms train distributed in aws mode, local mode
+            runs one.
+        instance_type : str, optional
+            ``local`` or an ``ml.*`` type (required in aws mode).
+        base_job_name : str, optional
+            Prefix of the job name (default: the algorithm's name).
+        hyperparameters : dict, optional
+            Sent as strings, as the SDK's ``Estimator`` sends them (``num_round`` is
+            required by XGBoost).
+        test_data : same as ``train_data``, optional
+            The ``test`` channel (XGBoost refuses one, as on SageMaker: pass a
+            ``validation`` channel through ``channels`` instead).
+        s3distributionTypeTrain, s3distributionTypeTest : {'FullyReplicated', \
+'ShardedByS3Key'}, optional
+            How the channel is spread over instances (default ``FullyReplicated``).
+        channels : dict, optional
+            More channels, name -> data (``{'validation': frame}``).
+        wait : bool, default=True
+            Block until the job ends, as fedml-aws's ``fit`` does.
+        logs : {'All', 'None', 'Training', 'Rules'} or bool, default='All'
+            Which logs to print while waiting.
+        **estimator_settings
+            The estimator settings :meth:`train_sklearn_model` takes (``max_run``,
+            ``output_path``, ``metric_definitions``...).
+
+        Returns
+        -------
+        TrainingJobHandle or sagemaker.estimator.Estimator
+            aws mode: the SDK's fitted ``Estimator``, as fedml-aws returns it; local
+            mode: an estimator-like handle.  Both go to :meth:`deploy`,
+            :meth:`deploy_to_kyma` and batch scoring.
+
+        Raises
+        ------
+        ConfigurationError
+            For an invalid argument, or an algorithm that does not run in this mode.
+        TrainingError
+            When waiting and the job fails (the image's FailureReason).
+        """
+        caller = "train_sagemaker_model"
+        request = self._algorithm_request(
+            caller,
+            train_data=train_data,
+            test_data=test_data,
+            channels=channels,
+            framework=framework,
+            framework_version=framework_version,
+            train_content_type=train_content_type,
+            test_content_type=test_content_type,
+            instance_count=instance_count,
+            instance_type=instance_type,
+            base_job_name=base_job_name,
+            hyperparameters=hyperparameters,
+            distributions=(s3distributionTypeTrain, s3distributionTypeTest),
+            settings=self._settings(caller, estimator_settings),
+        )
+        check.check_bool(wait, "wait", caller)
+        logs = check.check_logs(logs, caller)
+        started = self._backend.start_training_job(request)
+        handle = started.estimator or TrainingJobHandle(
+            self._backend,
+            started.name,
+            base_job_name=request.base_job_name,
+            framework_version=request.framework_version,
+            entry_point="",
+            source_dir=None,
+            instance_type=request.instance_type,
+            output_path=started.output_path,
+            hyperparameters=started.hyperparameters,
+        )
+        if wait:
+            self._backend.wait_training_job(started.name, logs=logs)
+        return handle
+
+    def _settings(self, caller: str, given: dict[str, Any]) -> EstimatorSettings:
+        known = set(EstimatorSettings.__dataclass_fields__)
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise TypeError(
+                f"{caller}() got unexpected keyword argument(s) {', '.join(unknown)}; the "
+                f"estimator settings it takes are {', '.join(sorted(known))}"
+            )
+        return check_settings(caller, **given)
+
+    def _algorithm_request(
+        self,
+        caller: str,
+        *,
+        train_data: Any,
+        test_data: Any,
+        channels: dict[str, Any] | None,
+        framework: Any,
+        framework_version: Any,
+        train_content_type: Any,
+        test_content_type: Any,
+        instance_count: Any,
+        instance_type: str | None,
+        base_job_name: str | None,
+        hyperparameters: dict[str, Any] | None,
+        distributions: tuple[Any, Any],
+        settings: EstimatorSettings,
+    ) -> TrainingRequest:
+        from .builtin import xgboost as builtin_xgb
+
+        capabilities = self._backend.capabilities
+        if not isinstance(framework, str) or not framework:
+            raise ConfigurationError(
+                f"the framework parameter of {caller} must be a built-in algorithm's name "
+                f"such as 'xgboost'; got {framework!r} instead"
+            )
+        local = capabilities.builtin_algorithms
+        if local is not None and framework not in local:
+            raise ConfigurationError(
+                f"the framework parameter of {caller} is {framework!r}, which is a closed "
+                f"SageMaker image: in {self.mode} mode only {', '.join(local)} runs; aws mode "
+                "(FEDSAGE_MODE=aws or DwcSagemaker(mode='aws')) runs every built-in algorithm"
+            )
+        if not isinstance(framework_version, str) or not framework_version:
+            raise ConfigurationError(
+                f"the framework_version parameter of {caller} must be a str such as '1.7-1'; "
+                f"got {framework_version!r} instead"
+            )
+        if framework_version == "latest":
+            if local is not None:
+                framework_version = builtin_xgb.VERSIONS[-1]
+                announce_once(
+                    "xgboost-latest",
+                    f"framework_version='latest' is SageMaker's deprecated XGBoost 0.72 image "
+                    f"in aws mode; {self.mode} mode runs the newest local image, "
+                    f"{framework_version}. Pin framework_version={framework_version!r} for the "
+                    "same image in both modes",
+                )
+            else:
+                announce_once(
+                    "xgboost-latest-aws",
+                    f"framework_version='latest' gives the oldest {framework} image the SDK "
+                    "knows (for XGBoost the deprecated 0.72 one); pin a version such as '1.7-1'",
+                )
+        if local is not None and framework == builtin_xgb.FRAMEWORK:
+            framework_version = builtin_xgb.check_version(framework_version)
+        check.check_positive_int(instance_count, "instance_count", caller)
+        if instance_count > 1 and not capabilities.distributed_training:
+            raise ConfigurationError(
+                f"the instance_count parameter of {caller} is {instance_count}; {self.mode} "
+                "mode trains on one instance (this machine). Use instance_count=1, or aws "
+                "mode to spread the data over several instances"
+            )
+        named: list[tuple[str, Any, str | None, str, str | None]] = []
+        for name, data, kind, param, distribution in (
+            ("train", train_data, train_content_type, "train_data", distributions[0]),
+            ("test", test_data, test_content_type, "test_data", distributions[1]),
+        ):
+            if data is None and name == "test":
+                continue
+            kind = check_content_type(kind)
+            if isinstance(data, io.BytesIO) and kind == "csv":
+                kind = "application/x-recordio-protobuf"  # what such a buffer holds
+            dist_param = "s3distributionTypeTrain" if name == "train" else "s3distributionTypeTest"
+            if distribution not in (None, "FullyReplicated", "ShardedByS3Key"):
+                raise ConfigurationError(
+                    f"the {dist_param} parameter of {caller} must be 'FullyReplicated' or "
+                    f"'ShardedByS3Key'; got {distribution!r} instead"
+                )
+            named.append((name, data, kind, param, distribution))
+        plans = self._plan_channels(caller, named, channels, check_content_type(train_content_type))
+        self._check_output(caller, settings)
+        return TrainingRequest(
+            channels=plans,
+            entry_point=None,
+            source_dir=None,
+            instance_type=self._instance_type(instance_type, caller),
+            base_job_name=check_base_job_name(base_job_name or framework),
+            hyperparameters=builtin_xgb.encode_hyperparameters(hyperparameters),
+            framework_version=framework_version,
+            settings=settings,
+            framework=framework,
+            algorithm=framework,
+            instance_count=instance_count,
+        )
 
     def _training_request(
         self,
@@ -271,88 +500,34 @@ enable_network_isolation, volume_size : optional
         framework_version: str | None,
         channels: dict[str, Any] | None = None,
         settings: EstimatorSettings | None = None,
+        framework: str = "scikit-learn",
     ) -> TrainingRequest:
-        from .runtimes import DEFAULT_FRAMEWORK_VERSION, check_framework_version
+        from .runtimes import DEFAULT_FRAMEWORK_VERSION, check_framework, check_framework_version
 
         content_type = check_content_type(content_type)
-        if train_data is None:
-            raise ConfigurationError(
-                f"the train_data parameter of {caller} is required: pass a DataFrame, a "
-                "DbConnection table or query, a path to a file or folder, an s3:// URI or "
-                "an io.BytesIO"
-            )
-        capabilities = self._backend.capabilities
-        store = self._backend.store if capabilities.store_lists_cheaply else None
-        plans = [plan_channel("train", train_data, content_type, param="train_data", store=store)]
+        framework = check_framework(framework)
+        named: list[tuple[str, Any, str | None, str, str | None]] = [
+            ("train", train_data, content_type, "train_data", None)
+        ]
         if test_data is not None:
-            plans.append(
-                plan_channel("test", test_data, content_type, param="test_data", store=store)
-            )
-        if channels is not None:
-            if not isinstance(channels, dict):
-                raise ConfigurationError(
-                    f"the channels parameter of {caller} must be a dict of channel name -> "
-                    f"data; got {type(channels).__name__} instead"
-                )
-            for name, data in channels.items():
-                if name in ("train", "test"):
-                    raise ConfigurationError(
-                        f"the channels parameter of {caller} names the channel {name!r}, which "
-                        f"train_data/test_data already fill; pick another name"
-                    )
-                param = f"channels[{name!r}]"
-                plans.append(plan_channel(name, data, content_type, param=param, store=store))
-        if train_script is None:
-            raise ConfigurationError(
-                f"the train_script parameter of {caller} is required: the path of the "
-                "training script (the entry point)"
-            )
-        resolved_source: Path | str | None = None
-        if source_dir is None:
-            entry_point = check.check_existing_file(train_script, "train_script", caller)
-        elif isinstance(source_dir, str) and source_dir.startswith("s3://"):
-            uri = parse_s3_uri(source_dir, "source_dir")
-            if store is not None and not store.exists(uri.key):
-                raise ConfigurationError(
-                    f"the source_dir parameter of {caller} is {source_dir!r}, which is not "
-                    "in the local store; pass a local folder instead"
-                )
-            resolved_source = str(uri)
-            entry_point = Path(train_script)
-        else:
-            folder = Path(source_dir).expanduser()
-            if not folder.is_dir():
-                raise ConfigurationError(
-                    f"the source_dir parameter of {caller} is {str(source_dir)!r}, which is "
-                    "not a folder"
-                )
-            folder = folder.resolve()
-            script = Path(train_script)
-            candidate = script if script.is_absolute() else folder / script
-            entry_point = check.check_existing_file(candidate, "train_script", caller)
-            if entry_point.parent != folder:
-                raise ConfigurationError(
-                    f"the train_script parameter of {caller} must name a file at the root of "
-                    f"source_dir {str(folder)!r}; got {train_script!r} instead"
-                )
-            resolved_source = folder
+            named.append(("test", test_data, content_type, "test_data", None))
+        plans = self._plan_channels(caller, named, channels, content_type)
+        entry_point, resolved_source = self._entry_point(caller, train_script, source_dir)
         check.check_instance_count(instance_count, caller)
-        instance = check.check_instance_type(
-            instance_type,
-            caller,
-            default=capabilities.default_instance_type,
-            local_allowed=capabilities.local_instance_types,
-        )
-        version = check_framework_version(
-            DEFAULT_FRAMEWORK_VERSION if framework_version is None else framework_version
-        )
-        output = settings.output_path if settings else None
-        if output and output.startswith("file://") and not capabilities.file_outputs:
+        instance = self._instance_type(instance_type, caller)
+        if framework_version is None and framework != "scikit-learn":
             raise ConfigurationError(
-                f"the output_path parameter of {caller} is {output!r}; a file:// output path "
-                f"works only in local mode, in {self.mode} mode give an s3:// URI"
+                f"the framework_version parameter of {caller} is required with "
+                f"framework={framework!r}: the SageMaker {framework} image version, such as "
+                "'1.7-1' or '3.0-5'"
             )
-        if version == "host" and not capabilities.host_runtime:
+        version = check_framework_version(
+            DEFAULT_FRAMEWORK_VERSION if framework_version is None else framework_version,
+            framework=framework,
+        )
+        settings = settings or EstimatorSettings()
+        self._check_output(caller, settings)
+        if version == "host" and not self._backend.capabilities.host_runtime:
             raise ConfigurationError(
                 f"the framework_version parameter of {caller} is 'host', which runs in "
                 f"fedsage's own environment and exists only in local mode; in {self.mode} "
@@ -366,8 +541,99 @@ enable_network_isolation, volume_size : optional
             base_job_name=check_base_job_name(base_job_name),
             hyperparameters=encode_hyperparameters(hyperparameters),
             framework_version=version,
-            settings=settings or EstimatorSettings(),
+            settings=settings,
+            framework=framework,
         )
+
+    def _plan_channels(
+        self,
+        caller: str,
+        named: Sequence[tuple[str, Any, str | None, str, str | None]],
+        channels: dict[str, Any] | None,
+        content_type: str | None,
+    ) -> list[ChannelPlan]:
+        """Check every input (name, data, content type, parameter, distribution)."""
+        named = list(named)
+        if named[0][1] is None:
+            raise ConfigurationError(
+                f"the train_data parameter of {caller} is required: pass a DataFrame, a "
+                "DbConnection table or query, a path to a file or folder, an s3:// URI or "
+                "an io.BytesIO"
+            )
+        if channels is not None:
+            if not isinstance(channels, dict):
+                raise ConfigurationError(
+                    f"the channels parameter of {caller} must be a dict of channel name -> "
+                    f"data; got {type(channels).__name__} instead"
+                )
+            taken = {name for name, *_ in named}
+            for name, data in channels.items():
+                if name in taken:
+                    raise ConfigurationError(
+                        f"the channels parameter of {caller} names the channel {name!r}, which "
+                        f"train_data/test_data already fill; pick another name"
+                    )
+                named.append((name, data, content_type, f"channels[{name!r}]", None))
+        store = self._backend.store if self._backend.capabilities.store_lists_cheaply else None
+        plans = []
+        for name, data, kind, param, distribution in named:
+            plan = plan_channel(name, data, kind, param=param, store=store)
+            plans.append(plan if distribution is None else replace(plan, distribution=distribution))
+        return plans
+
+    def _entry_point(
+        self, caller: str, train_script: str | None, source_dir: str | None
+    ) -> tuple[Path, Path | str | None]:
+        """The checked entry script, and the source folder (or its s3:// archive)."""
+        store = self._backend.store if self._backend.capabilities.store_lists_cheaply else None
+        if train_script is None:
+            raise ConfigurationError(
+                f"the train_script parameter of {caller} is required: the path of the "
+                "training script (the entry point)"
+            )
+        if source_dir is None:
+            return check.check_existing_file(train_script, "train_script", caller), None
+        if isinstance(source_dir, str) and source_dir.startswith("s3://"):
+            uri = parse_s3_uri(source_dir, "source_dir")
+            if store is not None and not store.exists(uri.key):
+                raise ConfigurationError(
+                    f"the source_dir parameter of {caller} is {source_dir!r}, which is not "
+                    "in the local store; pass a local folder instead"
+                )
+            return Path(train_script), str(uri)
+        folder = Path(source_dir).expanduser()
+        if not folder.is_dir():
+            raise ConfigurationError(
+                f"the source_dir parameter of {caller} is {str(source_dir)!r}, which is "
+                "not a folder"
+            )
+        folder = folder.resolve()
+        script = Path(train_script)
+        candidate = script if script.is_absolute() else folder / script
+        entry_point = check.check_existing_file(candidate, "train_script", caller)
+        if entry_point.parent != folder:
+            raise ConfigurationError(
+                f"the train_script parameter of {caller} must name a file at the root of "
+                f"source_dir {str(folder)!r}; got {train_script!r} instead"
+            )
+        return entry_point, folder
+
+    def _instance_type(self, instance_type: str | None, caller: str) -> str:
+        capabilities = self._backend.capabilities
+        return check.check_instance_type(
+            instance_type,
+            caller,
+            default=capabilities.default_instance_type,
+            local_allowed=capabilities.local_instance_types,
+        )
+
+    def _check_output(self, caller: str, settings: EstimatorSettings) -> None:
+        output = settings.output_path
+        if output and output.startswith("file://") and not self._backend.capabilities.file_outputs:
+            raise ConfigurationError(
+                f"the output_path parameter of {caller} is {output!r}; a file:// output path "
+                f"works only in local mode, in {self.mode} mode give an s3:// URI"
+            )
 
     # -- jobs ----------------------------------------------------------------
 

@@ -83,6 +83,8 @@ class AwsBackend(Backend):
         uses_role=True,
         store_lists_cheaply=False,
         file_outputs=False,
+        builtin_algorithms=None,
+        distributed_training=True,
     )
     #: Seconds between polls while waiting for a job (the SDK's default) or an endpoint.
     job_poll: float = 10.0
@@ -177,6 +179,7 @@ class AwsBackend(Backend):
                 plan.name: training_input(
                     upload_channel(plan, self.store, self._key(job_name, "data")),
                     content_type=plan.content_type,
+                    distribution=plan.distribution,
                 )
                 for plan in request.channels
             }
@@ -195,57 +198,91 @@ class AwsBackend(Backend):
         )
 
     def attach(self, job_name: str) -> Any:
-        """The SDK's ``SKLearn.attach``: the estimator of an existing job."""
-        sklearn = import_aws("sagemaker.sklearn")
-        self.describe_training_job(job_name)  # fedsage's error for an unknown job
+        """The SDK's ``attach``: the estimator of an existing job, of its image's kind."""
+        description = self.describe_training_job(job_name)  # fedsage's error if unknown
+        image = description.get("AlgorithmSpecification", {}).get("TrainingImage", "")
+        hyperparameters = description.get("HyperParameters") or {}
+        if "sagemaker_program" not in hyperparameters:  # a built-in algorithm
+            estimator_class = import_aws("sagemaker.estimator").Estimator
+        elif "sagemaker-xgboost" in image:
+            estimator_class = import_aws("sagemaker.xgboost").XGBoost
+        else:
+            estimator_class = import_aws("sagemaker.sklearn").SKLearn
         try:
-            return sklearn.SKLearn.attach(job_name, sagemaker_session=self.sdk)
-        except ValueError as exc:  # not a scikit-learn job
+            return estimator_class.attach(job_name, sagemaker_session=self.sdk)
+        except ValueError as exc:
             raise ConfigurationError(
-                f"training job {job_name} was not trained on a SageMaker scikit-learn image "
-                f"and cannot be attached as an SKLearn estimator: {exc}"
+                f"training job {job_name} (image {image}) cannot be attached as a "
+                f"{estimator_class.__name__} estimator: {exc}"
             ) from exc
 
     def _estimator(self, request: TrainingRequest, output_path: str) -> Any:
-        sklearn = import_aws("sagemaker.sklearn")
+        common: dict[str, Any] = {
+            "instance_type": request.instance_type,
+            "role": self.role,
+            "base_job_name": request.base_job_name,
+            "sagemaker_session": self.sdk,
+            "output_path": output_path,
+            **request.settings.sdk_kwargs(),
+        }
+        if request.algorithm is not None:
+            return self._algorithm_estimator(request, common)
+        assert request.entry_point is not None  # the facade checked it
         if request.source_dir is None:
             entry_point, source_dir = str(request.entry_point), None
         elif isinstance(request.source_dir, str):  # s3://.../sourcedir.tar.gz, used as is
             entry_point, source_dir = request.entry_point.as_posix(), request.source_dir
         else:
             entry_point, source_dir = request.entry_point.name, str(request.source_dir)
+        module, name = (
+            ("sagemaker.xgboost", "XGBoost")
+            if request.framework == "xgboost"
+            else ("sagemaker.sklearn", "SKLearn")
+        )
+        common.setdefault("code_location", output_path)
         try:
-            return sklearn.SKLearn(
+            return getattr(import_aws(module), name)(
                 entry_point=entry_point,
                 source_dir=source_dir,
                 framework_version=request.framework_version,
                 py_version="py3",
-                instance_type=request.instance_type,
                 instance_count=1,
-                role=self.role,
-                base_job_name=request.base_job_name,
                 # Decoded values: the SDK JSON-encodes them exactly as local mode does.
                 hyperparameters=decode_hyperparameters(request.hyperparameters),
-                sagemaker_session=self.sdk,
-                **{
-                    "output_path": output_path,
-                    "code_location": output_path,
-                    **request.settings.sdk_kwargs(),
-                },
+                **common,
             )
         except ValueError as exc:  # e.g. a version the SDK has no image for
             raise ConfigurationError(
                 f"the SageMaker SDK refused framework_version={request.framework_version!r}: "
-                f"{exc}; use one of {', '.join(self.image_versions())}"
+                f"{exc}; use one of {', '.join(self.image_versions(request.framework))}"
             ) from exc
+
+    def _algorithm_estimator(self, request: TrainingRequest, common: dict[str, Any]) -> Any:
+        """The SDK's generic ``Estimator`` on the built-in algorithm's image."""
+        image_uris = import_aws("sagemaker.image_uris")
+        try:
+            image = image_uris.retrieve(
+                request.algorithm, self.region, request.framework_version
+            )
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"the SageMaker SDK has no {request.algorithm!r} image for framework_version="
+                f"{request.framework_version!r} in {self.region}: {exc}"
+            ) from exc
+        estimator = import_aws("sagemaker.estimator").Estimator(
+            image, instance_count=request.instance_count, **common
+        )
+        estimator.set_hyperparameters(**request.hyperparameters)
+        return estimator
 
     def _fit(self, estimator: Any, inputs: dict[str, Any], job_name: str) -> None:
         with sagemaker_errors("start training job", kind="job", name=job_name):
             estimator.fit(inputs, wait=False, job_name=job_name)
 
-    def image_versions(self) -> list[str]:
-        """The scikit-learn image versions this SDK can train with."""
-        config = import_aws("sagemaker.image_uris").config_for_framework("sklearn")
+    def image_versions(self, framework: str = "scikit-learn") -> list[str]:
+        """The image versions of ``framework`` this SDK can train with."""
+        name = "xgboost" if framework == "xgboost" else "sklearn"
+        config = import_aws("sagemaker.image_uris").config_for_framework(name)
         scopes = config.get("training", config)  # per-scope layout in recent SDKs
         return sorted(scopes.get("versions", {}))
 
@@ -314,18 +351,41 @@ class AwsBackend(Backend):
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
         description = self.completed_job(job_name)
-        hyperparameters = decode_hyperparameters(description["HyperParameters"])
+        hyperparameters = decode_hyperparameters(description.get("HyperParameters") or {})
+        image = description["AlgorithmSpecification"]["TrainingImage"]
+        if "sagemaker-xgboost" in image:
+            framework, version = "xgboost", image.rsplit(":", 1)[-1].split("-cpu")[0]
+        else:
+            framework, version = "scikit-learn", ""
+        builtin = "sagemaker_program" not in hyperparameters
+        if builtin and framework != "xgboost":
+            raise ConfigurationError(
+                f"training job {job_name} ran the closed built-in image {image}; "
+                "deploy_to_kyma serves scikit-learn and XGBoost models: serve this one "
+                "as a SageMaker endpoint with deploy()"
+            )
         model = parse_s3_uri(description["ModelArtifacts"]["S3ModelArtifacts"])
+        model_tar = self._store_for(model.bucket).download(model.key, scratch / "model.tar.gz")
+        if builtin:
+            from ..builtin import xgboost as builtin_xgb
+
+            return KymaInputs(
+                model_tar=model_tar,
+                code_tar=builtin_xgb.pack_serving_code(scratch / "sourcedir.tar.gz"),
+                program=builtin_xgb.SERVING_PROGRAM,
+                framework_version=version,
+                framework=framework,
+                env=builtin_xgb.serving_env(),
+            )
         source = parse_s3_uri(str(hyperparameters["sagemaker_submit_directory"]))
         return KymaInputs(
-            model_tar=self._store_for(model.bucket).download(model.key, scratch / "model.tar.gz"),
+            model_tar=model_tar,
             code_tar=self._store_for(source.bucket).download(
                 source.key, scratch / "sourcedir.tar.gz"
             ),
             program=str(hyperparameters["sagemaker_program"]),
-            framework_version=framework_version_of(
-                description["AlgorithmSpecification"]["TrainingImage"]
-            ),
+            framework_version=version or framework_version_of(image),
+            framework=framework,
         )
 
     def _deploy_kyma(
@@ -350,6 +410,8 @@ class AwsBackend(Backend):
             profile_name=profile_name,
             job_name=job_name,
             progress=progress,
+            framework=inputs.framework,
+            env=inputs.env,
         )
 
     def _store_for(self, bucket: str) -> ObjectStore:
@@ -370,6 +432,17 @@ class AwsBackend(Backend):
     ) -> str:
         description = self.completed_job(job_name)
         image = description["AlgorithmSpecification"].get("TrainingImage", "")
+        hyperparameters = decode_hyperparameters(description.get("HyperParameters") or {})
+        role = self._explicit_role or os.environ.get(ROLE_ENV) or description["RoleArn"]
+        model_name = name_from_base(base_from_name(job_name))
+        name = endpoint_name or model_name
+        if "sagemaker_program" not in hyperparameters or "sagemaker-xgboost" in image:
+            # A built-in algorithm serves from its own image; XGBoost script mode from the
+            # XGBoost image of the same version.
+            model = self._model_on_image(description, role, model_name, hyperparameters)
+            return self._deploy_model(
+                model, job_name, name, initial_instance_count, instance_type
+            )
         if framework_version is not None and "sagemaker-scikit-learn" not in image:
             # A script-mode model trained on another image (not by fedsage): serve it on
             # the scikit-learn image the caller names.
@@ -382,15 +455,6 @@ class AwsBackend(Backend):
                 f"{job_name} was trained with {trained!r}; a model must be served by the "
                 "image that trained it, so leave framework_version out"
             )
-        model_name = name_from_base(base_from_name(job_name))
-        name = endpoint_name or model_name
-        if endpoint_exists(self._client("sagemaker"), name):
-            raise ConfigurationError(
-                f"an endpoint named {name!r} already exists; pass another endpoint_name or "
-                f"delete it with: fedsage endpoints delete {name} --mode aws"
-            )
-        hyperparameters = decode_hyperparameters(description["HyperParameters"])
-        role = self._explicit_role or os.environ.get(ROLE_ENV) or description["RoleArn"]
         model = import_aws("sagemaker.sklearn").SKLearnModel(
             model_data=description["ModelArtifacts"]["S3ModelArtifacts"],
             role=role,
@@ -401,6 +465,42 @@ class AwsBackend(Backend):
             sagemaker_session=self.sdk,
             name=model_name,
         )
+        return self._deploy_model(model, job_name, name, initial_instance_count, instance_type)
+
+    def _model_on_image(
+        self, description: dict[str, Any], role: str, model_name: str, hyperparameters: Any
+    ) -> Any:
+        """The SDK model of a built-in algorithm's or an XGBoost script's job."""
+        image = description["AlgorithmSpecification"]["TrainingImage"]
+        model_data = description["ModelArtifacts"]["S3ModelArtifacts"]
+        if "sagemaker_program" not in hyperparameters:
+            return import_aws("sagemaker.model").Model(
+                image_uri=image,
+                model_data=model_data,
+                role=role,
+                sagemaker_session=self.sdk,
+                name=model_name,
+            )
+        return import_aws("sagemaker.xgboost").XGBoostModel(
+            model_data=model_data,
+            role=role,
+            entry_point=hyperparameters["sagemaker_program"],
+            source_dir=hyperparameters["sagemaker_submit_directory"],
+            framework_version=image.rsplit(":", 1)[-1].split("-cpu")[0],
+            py_version="py3",
+            sagemaker_session=self.sdk,
+            name=model_name,
+        )
+
+    def _deploy_model(
+        self, model: Any, job_name: str, name: str, instance_count: int, instance_type: str
+    ) -> str:
+        if endpoint_exists(self._client("sagemaker"), name):
+            raise ConfigurationError(
+                f"an endpoint named {name!r} already exists; pass another endpoint_name or "
+                f"delete it with: fedsage endpoints delete {name} --mode aws"
+            )
+        initial_instance_count = instance_count
         with sagemaker_errors("create endpoint", kind="endpoint", name=name):
             try:
                 model.deploy(

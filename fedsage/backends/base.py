@@ -25,16 +25,29 @@ __all__ = ["Backend", "Capabilities", "KymaInputs", "StartedJob", "TrainingReque
 
 @dataclass
 class TrainingRequest:
-    """A validated ``train_sklearn_model`` call; nothing has been written yet."""
+    """A validated training call; nothing has been written yet.
+
+    A script-mode job (``train_sklearn_model``) has an ``entry_point``; a built-in
+    algorithm (``train_sagemaker_model``) has ``algorithm`` set instead, and its
+    hyperparameters are the plain strings the SDK's generic ``Estimator`` sends.
+    """
 
     channels: list[ChannelPlan]
-    entry_point: Path
+    entry_point: Path | None
     source_dir: Path | str | None
     instance_type: str
     base_job_name: str
     hyperparameters: dict[str, str]
     framework_version: str
     settings: EstimatorSettings = field(default_factory=EstimatorSettings)
+    framework: str = "scikit-learn"
+    algorithm: str | None = None
+    instance_count: int = 1
+
+    @property
+    def program(self) -> str:
+        """The entry script's file name ('' for a built-in algorithm)."""
+        return self.entry_point.name if self.entry_point is not None else ""
 
 
 @dataclass
@@ -54,12 +67,18 @@ class StartedJob:
 
 @dataclass
 class KymaInputs:
-    """What a Kyma deployment is built from, downloaded into a scratch folder."""
+    """What a model is served from (an endpoint, Kyma), downloaded into a scratch folder.
+
+    ``env`` holds the variables the serving code needs beyond the usual ones (a
+    built-in algorithm's default content types, for example).
+    """
 
     model_tar: Path
     code_tar: Path | None
     program: str
     framework_version: str
+    framework: str = "scikit-learn"
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,6 +103,10 @@ class Capabilities:
         (a folder tree), so calls can refuse a missing input before starting a job.
     file_outputs : bool
         Whether a job's ``output_path`` may be a ``file://`` folder.
+    builtin_algorithms : tuple of str or None
+        The SageMaker built-in algorithms that train here (``None``: every one).
+    distributed_training : bool
+        Whether a built-in algorithm may train on more than one instance.
     """
 
     default_instance_type: str | None
@@ -93,6 +116,8 @@ class Capabilities:
     uses_role: bool
     store_lists_cheaply: bool
     file_outputs: bool
+    builtin_algorithms: tuple[str, ...] | None
+    distributed_training: bool
 
 
 class Backend(ABC):

@@ -14,6 +14,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from .._home import PRIVATE_UMASK, fedsage_home, open_private, write_private
 from .._log import announce_once, follow_file
 from .._process import ProcessIdentity
 from .._progress import StepProgress
+from ..builtin import xgboost as builtin_xgb
 from ..channels import upload_channel
 from ..errors import ConfigurationError, StorageError, TrainingError
 from ..storage import LocalStore, parse_s3_uri
@@ -65,6 +67,8 @@ class LocalBackend(Backend):
         uses_role=False,
         store_lists_cheaply=True,
         file_outputs=True,
+        builtin_algorithms=("xgboost",),
+        distributed_training=False,
     )
 
     def __init__(self, bucket_name: str | None, prefix: str) -> None:
@@ -86,7 +90,13 @@ class LocalBackend(Backend):
         raise ConfigurationError(f"could not find a free job name for base {base!r}")
 
     def _upload_source(self, request: TrainingRequest, job_name: str) -> tuple[str, str]:
-        """Pack and store ``sourcedir.tar.gz``; return (its URI, the program name)."""
+        """Pack and store ``sourcedir.tar.gz``; return (its URI, the program name).
+
+        A built-in algorithm has no code: its program is fedsage's own trainer.
+        """
+        if request.algorithm is not None:
+            return "", str(builtin_xgb.TRAINING_PROGRAM)
+        assert request.entry_point is not None  # the facade checked it
         program = request.entry_point.name
         if isinstance(request.source_dir, str):  # an s3:// URI of a sourcedir.tar.gz
             return request.source_dir, program
@@ -114,7 +124,7 @@ class LocalBackend(Backend):
                 "the name is recorded with the job and used as is in aws mode",
             )
         # A runtime not built yet is built by the job's runner, so this returns at once.
-        runtime = cached_runtime(request.framework_version)
+        runtime = cached_runtime(request.framework_version, framework=request.framework)
         job_name = self._new_job_name(request.base_job_name)
         folder = records.job_dir(job_name)
         folder.mkdir(mode=0o700)
@@ -124,6 +134,7 @@ class LocalBackend(Backend):
                 plan.name: {
                     "uri": upload_channel(plan, self.store, data_prefix),
                     "content_type": plan.content_type,
+                    "distribution": plan.distribution,
                 }
                 for plan in request.channels
             }
@@ -132,15 +143,20 @@ class LocalBackend(Backend):
             self.store.delete_prefix(f"{self.prefix}/{job_name}/".lstrip("/"))
             _remove_tree(folder)
             raise
-        hyperparameters = {
-            **request.hyperparameters,
-            **contract.reserved_hyperparameters(
-                program=program,
-                submit_directory=submit_directory,
-                job_name=job_name,
-                region=self.region,
-            ),
-        }
+        hyperparameters = dict(request.hyperparameters)
+        if request.algorithm is None:  # a script-mode job: the SDK's reserved entries
+            hyperparameters.update(
+                contract.reserved_hyperparameters(
+                    program=program,
+                    submit_directory=submit_directory,
+                    job_name=job_name,
+                    region=self.region,
+                )
+            )
+        settings = request.settings
+        if request.algorithm is not None and not settings.metric_definitions:
+            # SageMaker gives a built-in algorithm its own metric definitions.
+            settings = replace(settings, metric_definitions=builtin_xgb.metric_definitions())
         default_output = self.store.uri(self.prefix) if self.prefix else f"s3://{self.store.bucket}"
         output_path = request.settings.output_path or default_output
         spec = JobSpec(
@@ -158,7 +174,9 @@ class LocalBackend(Backend):
             hyperparameters=hyperparameters,
             output_path=output_path,
             runtime={} if runtime is None else runtime.to_dict(),
-            settings=request.settings.to_dict(),
+            settings=settings.to_dict(),
+            framework=request.framework,
+            algorithm=request.algorithm,
         )
         write_private(folder / "spec.json", spec.to_json())
         record = records.JobRecord.new(spec, time.time())
@@ -345,16 +363,15 @@ class LocalBackend(Backend):
             )
         name = endpoint_name or name_from_base(spec.base_job_name)
         with tempfile.TemporaryDirectory(prefix="fedsage-deploy-") as tmp:
-            model_tar = fetch_uri(spec.model_uri, Path(tmp) / "model.tar.gz")
-            code_tar = fetch_uri(spec.submit_directory, Path(tmp) / "sourcedir.tar.gz")
+            inputs = self._serving_inputs(spec, Path(tmp))
             endpoints.create_endpoint(
                 name,
-                model_tar=model_tar,
-                code_tar=code_tar,
-                program=spec.program,
+                model_tar=inputs.model_tar,
+                code_tar=inputs.code_tar,
+                program=inputs.program,
                 runtime=runtime,
                 instance_count=initial_instance_count,
-                env={"SAGEMAKER_REGION": self.region},
+                env={**inputs.env, "SAGEMAKER_REGION": self.region},
             )
         logger.info("endpoint %s serves job %s (%s)", name, job_name, instance_type)
         return name
@@ -390,12 +407,26 @@ class LocalBackend(Backend):
     # -- Kyma --------------------------------------------------------------------
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
-        spec = self._completed_spec(job_name)
+        return self._serving_inputs(self._completed_spec(job_name), scratch)
+
+    def _serving_inputs(self, spec: JobSpec, scratch: Path) -> KymaInputs:
+        """The model, the code that serves it, its entry script and its extra variables."""
+        model_tar = fetch_uri(spec.model_uri, scratch / "model.tar.gz")
+        if spec.algorithm is not None:  # served by fedsage's handlers for the algorithm
+            return KymaInputs(
+                model_tar=model_tar,
+                code_tar=builtin_xgb.pack_serving_code(scratch / "sourcedir.tar.gz"),
+                program=builtin_xgb.SERVING_PROGRAM,
+                framework_version=spec.framework_version,
+                framework=spec.framework,
+                env=builtin_xgb.serving_env(),
+            )
         return KymaInputs(
-            model_tar=fetch_uri(spec.model_uri, scratch / "model.tar.gz"),
+            model_tar=model_tar,
             code_tar=fetch_uri(spec.submit_directory, scratch / "sourcedir.tar.gz"),
             program=spec.program,
             framework_version=spec.framework_version,
+            framework=spec.framework,
         )
 
     def _deploy_kyma(
@@ -420,6 +451,7 @@ class LocalBackend(Backend):
             replicas=replicas,
             job_name=job_name,
             progress=progress,
+            env=inputs.env,
         )
 
 

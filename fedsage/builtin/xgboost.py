@@ -42,6 +42,7 @@ __all__ = [
     "final_metrics",
     "image_name",
     "metric_definitions",
+    "pack_serving_code",
     "resolve_runtime",
     "serving_env",
     "training_command",
@@ -189,6 +190,23 @@ def serving_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     merged["SAGEMAKER_SUBMIT_DIRECTORY"] = str(SERVING_DIR)
     merged["SAGEMAKER_PROGRAM"] = SERVING_PROGRAM
     return merged
+
+
+def pack_serving_code(dest: Path) -> Path:
+    """Write the serving handlers as a ``sourcedir.tar.gz``-like archive at ``dest``.
+
+    Endpoints and Kyma replicas take a model's code as an archive; for an algorithm-mode
+    model that code is fedsage's handlers (``SERVING_PROGRAM`` and its package).
+    """
+    from .._archive import pack_dir
+
+    package = SERVING_DIR / "fedsage_xgboost"
+    files = [Path(SERVING_PROGRAM)] + [
+        p.relative_to(SERVING_DIR)
+        for p in sorted(package.rglob("*.py"))
+        if "__pycache__" not in p.parts
+    ]
+    return pack_dir(SERVING_DIR, dest, only=files)
 
 
 def image_name(framework_version: str) -> str:

@@ -20,6 +20,8 @@ def runtime_warning(runtime: Runtime, framework_version: str) -> str | None:
             f"{runtime.python_version}, scikit-learn {runtime.packages.get('scikit-learn')}); "
             "see docs/runtimes.md"
         )
+    if runtime.framework != "scikit-learn":
+        return None  # an XGBoost runtime is built from its image's own pins only
     actual = runtime.packages.get("scikit-learn")
     images = {v: load_spec(v).exact.packages.get("scikit-learn") for v in SUPPORTED_VERSIONS}
     expected = images.get(framework_version)

@@ -41,8 +41,10 @@ def job_dir(job_name: str) -> Path:
     return home_dir("jobs") / job_name
 
 
-def training_image(framework_version: str) -> str:
+def training_image(framework_version: str, framework: str = "scikit-learn") -> str:
     """The image name SageMaker would use (local mode records it for reference)."""
+    if framework == "xgboost":
+        return f"sagemaker-xgboost:{framework_version}"
     return f"sagemaker-scikit-learn:{framework_version}-cpu-py3"
 
 
@@ -104,6 +106,8 @@ class JobRecord:
     settings: dict[str, Any] = field(default_factory=dict)
     progress: dict[str, Any] | None = None
     final_metrics: list[dict[str, Any]] = field(default_factory=list)
+    framework: str = "scikit-learn"
+    algorithm: str | None = None
 
     @classmethod
     def new(cls, spec: JobSpec, now: float) -> JobRecord:
@@ -122,6 +126,8 @@ class JobRecord:
             channels={name: dict(channel) for name, channel in spec.channels.items()},
             runtime=dict(spec.runtime),
             settings=dict(spec.settings),
+            framework=spec.framework,
+            algorithm=spec.algorithm,
             creation_time=now,
             last_modified_time=now,
             transitions=[
@@ -187,7 +193,7 @@ class JobRecord:
         """The record in the shape of SageMaker's ``DescribeTrainingJob`` response."""
         settings = EstimatorSettings.from_dict(self.settings)
         algorithm: dict[str, Any] = {
-            "TrainingImage": training_image(self.framework_version),
+            "TrainingImage": training_image(self.framework_version, self.framework),
             "TrainingInputMode": "File",
             "EnableSageMakerMetricsTimeSeries": False,
         }
@@ -256,6 +262,8 @@ class JobRecord:
             "Runtime": self.runtime,
             "BaseJobName": self.base_job_name,
             "Program": self.program,
+            "Framework": self.framework,
+            "Algorithm": self.algorithm,
             "SubmitDirectory": self.submit_directory,
             "Pid": None if self.runner is None else self.runner.pid,
             "Warnings": list(self.warnings),

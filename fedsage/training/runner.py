@@ -115,7 +115,7 @@ class JobRunner:
                 self._log(log, f"  {message}")
                 jobs.modify(self.spec.job_name, lambda job: job.set_progress(message, fraction))
 
-        runtime = resolve_runtime(version, progress=progress)
+        runtime = resolve_runtime(version, framework=self.spec.framework, progress=progress)
         self.spec.runtime = runtime.to_dict()
         (self.job_dir / "spec.json").write_text(self.spec.to_json(), encoding="utf-8")
         from ..runtimes.check import runtime_warning
@@ -151,9 +151,10 @@ class JobRunner:
                 rel = key[len(base) :] if base else key
                 store.download(key, Path(self.layout.channel_dir(name)) / rel)
             self._log(log, f"Downloaded {len(keys)} file(s) into channel {name!r} from {uri}")
-        with tempfile.TemporaryDirectory(dir=self.job_dir) as tmp:
-            archive = fetch_uri(self.spec.submit_directory, Path(tmp) / "sourcedir.tar.gz")
-            extract_safely(archive, Path(self.layout.code_dir))
+        if self.spec.submit_directory:  # a built-in algorithm brings no code
+            with tempfile.TemporaryDirectory(dir=self.job_dir) as tmp:
+                archive = fetch_uri(self.spec.submit_directory, Path(tmp) / "sourcedir.tar.gz")
+                extract_safely(archive, Path(self.layout.code_dir))
         self._sync_checkpoints(log, download=True)
 
     def install(self, log: IO[str]) -> list[str]:
@@ -233,9 +234,12 @@ class JobRunner:
             self._log(log, f"WARNING: {message}")
             self._warn(message)
         env = self._environment(layout, extra_path)
-        user = contract.split_hyperparameters(
-            contract.decode_hyperparameters(self.spec.hyperparameters)
-        )[0]
+        if self.spec.algorithm:  # reads hyperparameters.json itself, as the image does
+            user: dict[str, Any] = {}
+        else:
+            user = contract.split_hyperparameters(
+                contract.decode_hyperparameters(self.spec.hyperparameters)
+            )[0]
         command = [str(runtime.python), self.spec.program, *contract.to_cmd_args(user)]
         shown = [*command[:2], *contract.to_cmd_args(contract.mask_secrets(user))]
         self._log(log, "Invoking script with the following command:\n")

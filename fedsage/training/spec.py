@@ -79,6 +79,11 @@ class JobSpec:
     runtime: dict[str, Any]
     settings: dict[str, Any] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
+    #: ``scikit-learn`` or ``xgboost``: which SageMaker image the job stands for.
+    framework: str = "scikit-learn"
+    #: A built-in algorithm run by fedsage's own program (``xgboost``), or None for a
+    #: user's script; an algorithm gets no arguments and no code channel.
+    algorithm: str | None = None
 
     def _artifact(self, name: str) -> str:
         # SageMaker puts artifacts under <output_path>/<job>/output/; the SDK's local mode

@@ -28,6 +28,7 @@ __all__ = [
     "SKLEARN_IMAGE_ACCOUNTS",
     "SKLEARN_REPOSITORY",
     "base_image_client",
+    "sagemaker_image",
     "sagemaker_sklearn_image",
     "split_reference",
 ]
@@ -157,6 +158,36 @@ def sagemaker_sklearn_image(framework_version: str, region: str) -> tuple[str, s
             "registry/repository:tag"
         )
     return found
+
+
+def sagemaker_image(framework: str, framework_version: str, region: str) -> tuple[str, str, str]:
+    """``(registry host, repository, tag)`` of the SageMaker image of ``framework``.
+
+    scikit-learn goes through :func:`sagemaker_sklearn_image` (SDK, then table); other
+    frameworks (``xgboost``) only through the SDK, which aws mode always has.
+
+    Raises
+    ------
+    ConfigurationError
+        If the image is unknown; the message names ``FEDSAGE_KYMA_BASE_IMAGE``.
+    """
+    if framework == "scikit-learn":
+        return sagemaker_sklearn_image(framework_version, region)
+    image_uris = _image_uris()
+    if image_uris is None:
+        raise ConfigurationError(
+            f"the SageMaker {framework} image is found through the SageMaker SDK; install "
+            f"fedsage[aws], or set {BASE_IMAGE_ENV} to registry/repository:tag"
+        )
+    try:
+        uri = image_uris.retrieve(framework, region=region, version=framework_version)
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"no SageMaker {framework} image known for region {region!r} and framework_version "
+            f"{framework_version!r} (the SageMaker SDK: {exc}); set {BASE_IMAGE_ENV} to "
+            "registry/repository:tag"
+        ) from exc
+    return _split_uri(str(uri))
 
 
 def split_reference(ref: str) -> tuple[str, str, str]:

@@ -21,7 +21,7 @@ from ...runtimes.base import HOST
 from ..names import validate_name
 from ..records import KymaDeployment, save_record
 from .access import access_from_env
-from .base_images import BASE_IMAGE_ENV, base_image_client, sagemaker_sklearn_image, split_reference
+from .base_images import BASE_IMAGE_ENV, base_image_client, sagemaker_image, split_reference
 from .image import BaseImage, base_from_registry, plan_image, push_image
 from .layers import Layer
 from .registry_client import RegistryClient
@@ -39,12 +39,14 @@ Progress = Callable[[str, dict[str, Any]], None]
 PULL_SECRET = "fedsage-ecr"  # noqa: S105 - a Secret object name
 
 
-def _base_image(login: EcrLogin, region: str, framework_version: str) -> BaseImage:
+def _base_image(
+    login: EcrLogin, region: str, framework: str, framework_version: str
+) -> BaseImage:
     configured = os.environ.get(BASE_IMAGE_ENV)
     if configured:
         host, repository, reference = split_reference(configured)
     else:
-        host, repository, reference = sagemaker_sklearn_image(framework_version, region)
+        host, repository, reference = sagemaker_image(framework, framework_version, region)
     return base_from_registry(base_image_client(host, login), repository, reference)
 
 
@@ -91,6 +93,8 @@ def deploy(
     base_image: BaseImage | None = None,
     rollout_timeout: float = 600.0,
     poll: float = 2.0,
+    framework: str = "scikit-learn",
+    env: dict[str, str] | None = None,
 ) -> str:
     """Build an image of a trained model, push it to ECR and serve it on Kyma; return its URL.
 
@@ -124,6 +128,11 @@ def deploy(
         Use this base instead of ``$FEDSAGE_KYMA_BASE_IMAGE`` or SageMaker's image.
     rollout_timeout, poll : float
         Seconds to wait for the rollout, and between status reads.
+    framework : str, default="scikit-learn"
+        The SageMaker image family the model was trained on (``xgboost`` for built-in
+        XGBoost models, served from the XGBoost image of ``framework_version``).
+    env : dict, optional
+        Extra variables for the model server (a built-in algorithm's defaults).
 
     Returns
     -------
@@ -171,8 +180,10 @@ def deploy(
         login = ecr_login(session)
         client = registry or login.client()
         emit("step", {"step": "base image"})
-        base = base_image or _base_image(login, session.region_name or "", framework_version)
-        env = dict(bundle.env)
+        region = session.region_name or ""
+        base = base_image or _base_image(login, region, framework, framework_version)
+        server_env = {**bundle.env, **(env or {})}
+        env = dict(server_env)
         if requirements:
             env.update(pythonpath_env(base.config))
         plan = plan_image(base, layers, env=env, labels={"fedsage.job": job_name or ""})
@@ -185,7 +196,7 @@ def deploy(
         image=pushed.reference,
         namespace=namespace,
         replicas=replicas,
-        env=bundle.env,
+        env=server_env,
         pull_secret=PULL_SECRET,
         domain=domain,
         jwt_issuer=access.jwt_issuer,

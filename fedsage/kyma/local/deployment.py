@@ -69,6 +69,7 @@ def deploy(
     timeout: float = 60.0,
     idle_timeout: float = 30.0,
     ready_timeout: float = 60.0,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Start ``replicas`` model servers behind one local gateway; return the gateway URL.
 
@@ -97,6 +98,8 @@ def deploy(
         request stopped half-way, an answer not read) before dropping it.
     ready_timeout : float, default=60.0
         How long to wait for the gateway to answer ``/ping``.
+    env : dict, optional
+        Extra variables for the replicas' workers (a built-in algorithm's defaults).
 
     Returns
     -------
@@ -149,6 +152,7 @@ def deploy(
             timeout=timeout,
             idle_timeout=idle_timeout,
             state_file=str(folder / "gateway.state.json"),
+            env=dict(env or {}),
         )
         with ThreadPoolExecutor(max_workers=min(replicas, 4)) as pool:
             futures = [pool.submit(start_replica, n, cfg, runtime) for n in names]

@@ -40,6 +40,7 @@ def start_replica(endpoint: str, cfg: GatewayConfig, runtime: Runtime) -> Replic
         workers=cfg.workers,
         timeout=cfg.timeout,
         max_body=cfg.max_body,
+        env=dict(cfg.env),
     )
     local = described["Local"]
     return ReplicaRecord(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..records import ReplicaRecord
@@ -40,6 +40,8 @@ class GatewayConfig:
         middle of sending one, or not reading the answer.  Then it is dropped.
     state_file : str or None
         Where the gateway writes its PID and port.
+    env : dict
+        Extra variables for the replicas' workers (a built-in algorithm's defaults).
     """
 
     name: str
@@ -56,6 +58,7 @@ class GatewayConfig:
     health_interval: float = 0.5
     idle_timeout: float = 30.0
     state_file: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Serialise to JSON text."""
