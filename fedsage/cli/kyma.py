@@ -71,7 +71,7 @@ def delete(
     ),
 ) -> None:
     """Delete a deployment: cluster objects (not the namespace), or local processes."""
-    from ..kyma.records import delete_deployment
+    from ..kyma.manage import delete_deployment
 
     for line in delete_deployment(name, kubeconfig):
         console.print(f"deleted {line}")

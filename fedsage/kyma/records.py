@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .._home import registry
@@ -29,7 +28,6 @@ __all__ = [
     "KymaDeployment",
     "LocalState",
     "ReplicaRecord",
-    "delete_deployment",
     "find_record",
     "forget_record",
     "get_record",
@@ -313,40 +311,3 @@ def list_records() -> list[KymaDeployment]:
 def forget_record(name: str) -> None:
     """Remove the record of ``name`` (if any)."""
     registry().delete(KIND, name)
-
-
-def delete_deployment(name: str, kubeconfig: Path | str | None = None) -> list[str]:
-    """Delete a deployment: its cluster objects (not the Namespace) or local processes.
-
-    Parameters
-    ----------
-    name : str
-        The deployment.
-    kubeconfig : path, optional
-        For a cluster deployment: the kubeconfig to use instead of the recorded one.
-
-    Returns
-    -------
-    list of str
-        The objects deleted (``"Deployment churn-…"``, …) or processes stopped.
-
-    Raises
-    ------
-    DeploymentError
-        If there is no such deployment, or the cluster refuses a delete.
-    """
-    record = get_record(name)
-    if record.target == "local":
-        from .local import delete
-
-        deleted = delete(name)
-        logger.info("deleted local Kyma deployment %s (%s)", name, ", ".join(deleted))
-        return deleted
-    deleted = []
-    if record.target == "cluster":
-        from .cluster import delete as delete_cluster
-
-        deleted = delete_cluster(record, kubeconfig)
-    forget_record(name)
-    logger.info("deleted Kyma deployment %s (%s)", name, ", ".join(deleted) or "record only")
-    return deleted

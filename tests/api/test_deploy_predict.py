@@ -130,7 +130,8 @@ def test_predict_errors(dwc):
 
 
 def test_deploy_to_kyma_locally_and_invoke(dwc, trained, tmp_path):
-    from fedsage.kyma.records import delete_deployment, list_records
+    from fedsage.kyma.manage import delete_deployment
+    from fedsage.kyma.records import list_records
 
     handle = _train(dwc, trained[2])
     url = dwc.deploy_to_kyma(handle, profile_name=None, initial_instance_count=2)

@@ -121,7 +121,8 @@ def test_an_xgboost_model_behind_a_local_kyma_deployment(dwc: DwcSagemaker) -> N
         (prediction,) = answer.json()["predictions"]  # fedml-aws's default Accept is JSON
         assert 0.0 <= prediction["score"] <= 1.0
     finally:
-        from fedsage.kyma.records import delete_deployment, list_records
+        from fedsage.kyma.manage import delete_deployment
+        from fedsage.kyma.records import list_records
 
         for record in list_records():
             delete_deployment(record.name)
