@@ -60,9 +60,8 @@ def _csv_safe(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 def _dictionary_columns(schema: pa.Schema) -> list[str] | bool:
     # Dictionary-encode text only: on numbers and timestamps it rarely pays, and
-    # trying it (then falling back to plain pages) doubled the Parquet writing time
-    # of the 20-column benchmark table (1.2 s -> 0.5 s per million rows without it,
-    # and the file got smaller: 65 MB instead of 87 MB).
+    # trying it (then falling back to plain pages) made Parquet writing slower and the
+    # files larger (docs/data.md).
     import pyarrow as pa
 
     names = [f.name for f in schema

@@ -43,8 +43,8 @@ logger = logging.getLogger(__name__)
 #: Heap pages per range read as Arrow: 8 MB of table with the default 8 kB block size
 #: (each range is a row group of a Parquet channel; smaller ones wrote slower).
 CHUNK_PAGES = 1024
-#: Heap pages per range copied as CSV: smaller ranges keep peak memory flat (53 MB at
-#: 250k and 1M rows of the benchmark table, against 69 and 90 MB with 1024 pages).
+#: Heap pages per range copied as CSV: smaller ranges keep peak memory flat in the row
+#: count (docs/data.md has the measurements).
 CSV_CHUNK_PAGES = 256
 #: The environment variable that sets the number of sessions (1 turns parallel reads off).
 WORKERS_ENV = "FEDSAGE_PG_WORKERS"
