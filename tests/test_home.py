@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fedsage import DwcSagemaker
+from fedsage import DbConnection, DwcSagemaker
 from fedsage._home import fedsage_home, registry
 from fedsage.errors import ConfigurationError
 
@@ -95,6 +95,9 @@ def test_everything_fedsage_writes_in_the_home_is_private(
         logs="None",
     )
     endpoint = dwc.deploy(handle, 1, "local", cleanup_resources=False)
+    with DbConnection.embedded() as warehouse:  # the embedded warehouse, in the home
+        warehouse.create_table("CREATE TABLE secrets (v VARCHAR)")
+        warehouse.insert_into_table("secrets", pd.DataFrame({"v": ["x"]}))
     try:
         assert dwc.predict(endpoint, "1.5", content_type="text/csv") == "3.0"
         home = fedsage_home()
@@ -114,5 +117,6 @@ def test_everything_fedsage_writes_in_the_home_is_private(
         assert loose == []
         assert any((home / "s3").rglob("train.csv"))  # the walk did see the store
         assert (home / "endpoints" / endpoint / "server.log").is_file()
+        assert (home / "warehouse.duckdb").is_file()
     finally:
         dwc.delete_endpoint(endpoint)

@@ -16,9 +16,11 @@ URL (password, ``?password=``, ``sslpassword``, tokens) is ever shown.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigurationError, DataError
@@ -70,7 +72,21 @@ def _open_duckdb(config: ConnectionConfig) -> OpenConnection:
     except duckdb.Error as exc:
         raise DataError(f"cannot open the DuckDB file {config.describe()}: "
                         f"{_detail(exc, config)}") from None
+    _private_if_in_home(path)
     return OpenConnection(DuckDBDialect(), conn, conn.close)
+
+
+def _private_if_in_home(path: str) -> None:
+    """The embedded warehouse (a DuckDB file in FEDSAGE_HOME) is for this user only."""
+    if path == ":memory:":
+        return
+    from ..._home import fedsage_home
+
+    file = Path(path).resolve()
+    if fedsage_home() in file.parents:
+        for part in (file, file.with_name(file.name + ".wal")):
+            with contextlib.suppress(FileNotFoundError):
+                part.chmod(0o600)
 
 
 def _log_notice(diagnostic: Any) -> None:
