@@ -74,6 +74,19 @@ class Query:
         bound = "" if self.params is None else f", {len(self.params)} parameter(s)"
         return f"Query({text!r}{bound})"
 
+    def _repr_html_(self) -> str:
+        """A notebook summary: where the rows come from and how to read them."""
+        import html
+
+        where = html.escape(repr(self.connection))
+        bound = "" if self.params is None else f" ({len(self.params)} bound parameter(s))"
+        return (
+            f"<div><b>{html.escape(type(self).__name__)}</b> on {where}{bound}"
+            f"<pre>{html.escape(self.sql)}</pre>"
+            "<small>read with .to_pandas(), .to_arrow() or .iter_batches(); pass it as "
+            "train_data to stream it into a channel</small></div>"
+        )
+
     def iter_batches(self, batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Yield the rows as Arrow record batches of at most ``batch_rows`` rows."""
         return self.connection.iter_batches(self, batch_rows)

@@ -147,3 +147,13 @@ def test_config_file_errors_mask_secrets(tmp_path: Path) -> None:
         DbConnection()
     _assert_masked(str(info.value), [SECRETS["password"]])
     assert str(path) in str(info.value)
+
+
+def test_notebook_summaries_of_queries_mask_the_url(tmp_path) -> None:
+    from fedsage.data import DbConnection
+
+    url = f"duckdb:///{tmp_path}/w.duckdb?password=never-shown"
+    with DbConnection.from_url(url) as db:
+        page = db.query("SELECT 1 AS one WHERE 1 < ?", [2])._repr_html_()
+    assert "SELECT 1 AS one WHERE 1 &lt; ?" in page and "1 bound parameter" in page
+    assert "never-shown" not in page
