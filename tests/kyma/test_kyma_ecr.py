@@ -118,7 +118,7 @@ def test_base_image_setting_cannot_redirect_the_ecr_token(aws_env, monkeypatch):
         "127.0.0.1.attacker.example:5000/base:1",
     ):
         monkeypatch.setenv("FEDSAGE_KYMA_BASE_IMAGE", reference)
-        pipeline._base_image(login, "eu-central-1", "1.2-1")
+        pipeline._base_image(login, "eu-central-1", "scikit-learn", "1.2-1")
     assert [repr(client) for client in used] == [
         "RegistryClient('https://abc123.execute-api.eu-central-1.amazonaws.com', auth=none)",
         "RegistryClient('https://127.0.0.1.attacker.example:5000', auth=none)",
