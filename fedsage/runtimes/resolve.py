@@ -134,14 +134,28 @@ def resolve_runtime(
 
 
 def cached_runtime(framework_version: str, framework: str = SKLEARN) -> Runtime | None:
-    """The exact runtime of ``framework_version`` when it is built already, else ``None``.
+    """The runtime :func:`resolve_runtime` would return without a build, else ``None``.
 
-    Never starts a process, so a job can be started at once and left to build (or look
-    for an approximate) runtime in its own process.
+    Never starts a process (interpreters are looked for by file name only), so a job can
+    be started at once and left to build its runtime in its own process.  An approximate
+    runtime counts when it is built and the image's own Python is not on the machine.
     """
     if check_framework_version(framework_version, framework=framework) == HOST:
         return host_runtime()
-    return load_built(load_spec(framework_version, framework).exact, runtimes_root())
+    specs = load_spec(framework_version, framework)
+    root = runtimes_root()
+    runtime = load_built(specs.exact, root)
+    if runtime is not None:
+        return runtime
+    if _strict_from_env() or find_interpreter(specs.exact.python) is not None:
+        return None  # resolve_runtime would build the exact runtime (or refuse)
+    for fallback in specs.fallbacks:
+        runtime = load_built(fallback, root)
+        if runtime is not None:
+            return runtime
+        if find_interpreter(fallback.python) is not None:
+            return None  # this approximation would be built first
+    return None
 
 
 def runtime_path(framework_version: str, framework: str = SKLEARN) -> Path | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedsage.errors import RuntimeBuildError
-from fedsage.runtimes import IMAGE_ENV, ApproximateRuntimeWarning, resolve_runtime
+from fedsage.runtimes import IMAGE_ENV, ApproximateRuntimeWarning, cached_runtime, resolve_runtime
 from fedsage.runtimes.build import RUNTIMES_DIR_ENV
 from fedsage.runtimes.discovery import CANDIDATES_ENV
 
@@ -90,6 +90,10 @@ def test_fallback_warns_and_records_approximate(
         mp.setattr(subprocess, "Popen", refuse)  # warm: no process, same runtime, warns again
         warnings.simplefilter("always")
         assert resolve_runtime("0.23-1") == runtime
+        # A job starts on the built approximation at once, without asking the runner.
+        assert cached_runtime("0.23-1") == runtime
     assert [w.category for w in again] == [ApproximateRuntimeWarning]
+    monkeypatch.setenv("FEDSAGE_RUNTIME_STRICT", "1")
+    assert cached_runtime("0.23-1") is None  # strict: the runner refuses it, with the reason
     with pytest.raises(RuntimeBuildError):
         resolve_runtime("0.23-1", strict=True)
