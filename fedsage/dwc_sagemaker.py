@@ -17,9 +17,10 @@ from . import _validation as check
 from . import backends
 from ._log import announce_once
 from .backends import MODE_ENV, TrainingRequest
+from .backends.base import StartedJob
 from .channels import ChannelPlan, check_content_type, plan_channel
 from .errors import ConfigurationError
-from .estimator import TrainingJobHandle
+from .estimator import TrainingJobHandle, check_deploy
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
 from .training.contract import encode_hyperparameters
 from .training.settings import EstimatorSettings, check_settings
@@ -244,18 +245,7 @@ enable_network_isolation, volume_size : optional
         logs = check.check_logs(logs, caller)
         check.check_bool(download_output, "download_output", caller)
 
-        started = self._backend.start_training_job(request)
-        handle = started.estimator or TrainingJobHandle(
-            self._backend,
-            started.name,
-            base_job_name=request.base_job_name,
-            framework_version=request.framework_version,
-            entry_point=request.program,
-            source_dir=str(request.source_dir) if request.source_dir else None,
-            instance_type=request.instance_type,
-            output_path=started.output_path,
-            hyperparameters=started.hyperparameters,
-        )
+        started, handle = self._start(request)
         if wait or download_output:
             self._backend.wait_training_job(started.name, logs=logs)
         if download_output:
@@ -362,21 +352,27 @@ enable_network_isolation, volume_size : optional
         )
         check.check_bool(wait, "wait", caller)
         logs = check.check_logs(logs, caller)
+        started, handle = self._start(request)
+        if wait:
+            self._backend.wait_training_job(started.name, logs=logs)
+        return handle
+
+    def _start(self, request: TrainingRequest) -> tuple[StartedJob, Any]:
+        """Start the job; return it and what the caller hands out (the backend's own
+        estimator, else a local handle)."""
         started = self._backend.start_training_job(request)
         handle = started.estimator or TrainingJobHandle(
             self._backend,
             started.name,
             base_job_name=request.base_job_name,
             framework_version=request.framework_version,
-            entry_point="",
-            source_dir=None,
+            entry_point=request.program,
+            source_dir=str(request.source_dir) if request.source_dir else None,
             instance_type=request.instance_type,
             output_path=started.output_path,
             hyperparameters=started.hyperparameters,
         )
-        if wait:
-            self._backend.wait_training_job(started.name, logs=logs)
-        return handle
+        return started, handle
 
     def _settings(self, caller: str, given: dict[str, Any]) -> EstimatorSettings:
         known = set(EstimatorSettings.__dataclass_fields__)
@@ -732,15 +728,9 @@ enable_network_isolation, volume_size : optional
         """
         caller = "deploy"
         job_name = self._job_name_of(clf, caller)
-        check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
-        instance = check.check_instance_type(
-            instance_type,
-            caller,
-            default=None,
-            local_allowed=self._backend.capabilities.local_instance_types,
+        instance = check_deploy(
+            self._backend, initial_instance_count, instance_type, endpoint_name, caller
         )
-        if endpoint_name is not None:
-            check_job_name(endpoint_name, "endpoint_name")
         check.check_bool(cleanup_resources, "cleanup_resources", caller)
         if framework_version is not None:
             from .runtimes import check_framework_version

@@ -22,7 +22,33 @@ if TYPE_CHECKING:
 
     from .backends import Backend
 
-__all__ = ["TrainingJob", "TrainingJobAnalytics", "TrainingJobHandle"]
+__all__ = ["TrainingJob", "TrainingJobAnalytics", "TrainingJobHandle", "check_deploy"]
+
+
+def check_deploy(
+    backend: Backend,
+    initial_instance_count: Any,
+    instance_type: Any,
+    endpoint_name: Any,
+    caller: str,
+) -> str:
+    """Check what every deploy call takes; return the instance type.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming the parameter.
+    """
+    check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
+    instance = check.check_instance_type(
+        instance_type,
+        caller,
+        default=None,
+        local_allowed=backend.capabilities.local_instance_types,
+    )
+    if endpoint_name is not None:
+        check_job_name(endpoint_name, "endpoint_name")
+    return instance
 
 
 class TrainingJob:
@@ -249,20 +275,14 @@ class TrainingJobHandle:
             When the endpoint does not become healthy.
         """
         caller = "deploy"
-        check.check_positive_int(initial_instance_count, "initial_instance_count", caller)
-        instance = check.check_instance_type(
-            instance_type,
-            caller,
-            default=None,
-            local_allowed=self._backend.capabilities.local_instance_types,
+        instance = check_deploy(
+            self._backend, initial_instance_count, instance_type, endpoint_name, caller
         )
         if accelerator_type is not None:
             raise ConfigurationError(
                 f"the accelerator_type parameter of {caller} must be None; got "
                 f"{accelerator_type!r} instead (SageMaker retired Elastic Inference)"
             )
-        if endpoint_name is not None:
-            check_job_name(endpoint_name, "endpoint_name")
         check.check_bool(wait, "wait", caller)
         name = self._backend.deploy(
             self._current_job_name,

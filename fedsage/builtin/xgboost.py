@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError
 from ..runtimes.catalog import XGBOOST, XGBOOST_VERSIONS, check_framework_version
 from . import INSIDE
 
@@ -69,9 +68,6 @@ MINIMIZED_METRICS = (
     "mse", "poisson-nloglik", "rmse", "rmsle", "tweedie-nloglik",
 )  # fmt: skip
 _NUMBER = re.compile(r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?")
-_MAX_HYPERPARAMETERS = 100
-_MAX_KEY = 256
-_MAX_VALUE = 2500
 
 
 def check_version(framework_version: str, param: str = "framework_version") -> str:
@@ -138,26 +134,9 @@ def encode_hyperparameters(hyperparameters: Mapping[str, Any] | None) -> dict[st
         For a non-mapping, or when SageMaker's limits are exceeded (100 entries, keys up
         to 256 and values up to 2500 characters).
     """
-    if hyperparameters is None:
-        return {}
-    if not isinstance(hyperparameters, Mapping):
-        raise ConfigurationError(
-            "the hyperparameters parameter must be a dict; "
-            f"got {type(hyperparameters).__name__} instead"
-        )
-    encoded = {str(key): str(value) for key, value in hyperparameters.items()}
-    for key, value in encoded.items():
-        if len(key) > _MAX_KEY or len(value) > _MAX_VALUE:
-            raise ConfigurationError(
-                f"the hyperparameters parameter entry {key[:40]!r} is too long: SageMaker "
-                f"allows keys up to {_MAX_KEY} and values up to {_MAX_VALUE} characters"
-            )
-    if len(encoded) > _MAX_HYPERPARAMETERS:
-        raise ConfigurationError(
-            f"the hyperparameters parameter has {len(encoded)} entries; SageMaker allows at "
-            f"most {_MAX_HYPERPARAMETERS}"
-        )
-    return encoded
+    from ..training.contract import encode_hyperparameters as encode
+
+    return encode(hyperparameters, plain=True)
 
 
 def training_command(runtime: Runtime) -> list[str]:

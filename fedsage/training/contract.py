@@ -126,8 +126,18 @@ class Layout:
 # Hyperparameters
 
 
-def encode_hyperparameters(hyperparameters: Mapping[Any, Any] | None) -> dict[str, str]:
-    """Encode user hyperparameters as the SDK does: ``str(key)`` -> ``json.dumps(value)``.
+def encode_hyperparameters(
+    hyperparameters: Mapping[Any, Any] | None, *, plain: bool = False
+) -> dict[str, str]:
+    """Encode hyperparameters as the SDK does: ``str(key)`` -> ``json.dumps(value)``.
+
+    Parameters
+    ----------
+    hyperparameters : mapping or None
+        The caller's hyperparameters.
+    plain : bool, default=False
+        ``str(value)`` instead of JSON, as the SDK's generic ``Estimator`` sends them to
+        built-in algorithms (which read raw strings such as ``reg:squarederror``).
 
     Raises
     ------
@@ -146,7 +156,7 @@ def encode_hyperparameters(hyperparameters: Mapping[Any, Any] | None) -> dict[st
     for key, value in hyperparameters.items():
         name = str(key)
         try:
-            text = json.dumps(value)
+            text = str(value) if plain else json.dumps(value)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(
                 f"the hyperparameters parameter has a value that is not JSON-serialisable: "
