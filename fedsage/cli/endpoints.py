@@ -35,9 +35,16 @@ _STATUS_COLOR = {"InService": "green", "Failed": "red"}
 def list_command(
     output: str = typer.Option("table", "--output", "-o", help="table or json (whole records)."),
 ) -> None:
-    """List endpoints, oldest first (a local endpoint whose server died shows as Failed)."""
+    """List endpoints, oldest first (a local endpoint whose server died shows as Failed).
+
+    Local mode also shows each runtime's warm parent: the process that keeps the
+    runtime's libraries imported and forks new endpoints' model processes; it stops
+    when its last endpoint is deleted.
+    """
     with handle_errors():
-        rows = _backend().list_endpoints()
+        backend = _backend()
+        rows = backend.list_endpoints()
+        warm = backend.list_warm_parents()
     if output == "json":
         print_json(rows)
         return
@@ -58,6 +65,14 @@ def list_command(
             ]
         cells.append([*line, format_time(row.get("CreationTime"))])
     print_records(headers, cells, keep=(0, 2) if local else (0,))
+    for parent in warm:
+        console.print(
+            f"warm parent of runtime {parent['Runtime'] or '?'}: pid {parent['Pid']}, "
+            f"{parent['Python']} (forks new endpoints' model processes; stops with its "
+            "last endpoint)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("describe")
@@ -153,6 +168,8 @@ def serve_command(
             max_body=max_body,
             debug=debug,
             preload=preload,
+            warm=True,
+            runtime="host" if python is None else "",
         )
         if not is_loopback_host(host):
             err_console.print(

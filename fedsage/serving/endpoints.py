@@ -246,6 +246,8 @@ def create_endpoint(
             env={**runtime.env, **(env or {})},
             state_file=str(folder / "state.json"),
             preload=_preload() if preload is None else preload,
+            warm=True,
+            runtime=runtime.framework_version,
         )
         write_private(folder / "config.json", config.to_json())
         proc = start_service("fedsage.serving.supervisor", folder, "config.json", "server.log")
