@@ -8,12 +8,9 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from .._archive import extract_safely
 from ..errors import FedsageError
-from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, is_loopback_host, serve
+from ..serving._worker.fedsage_worker import DEFAULT_MAX_BODY  # no numpy, no supervisor
 from ._common import (
     console,
     err_console,
@@ -78,6 +75,8 @@ def list_command(
 @app.command("describe")
 def describe_command(name: str) -> None:
     """Show one endpoint's description."""
+    from rich.table import Table
+
     with handle_errors():
         info = _backend().describe_endpoint(name)
     table = Table("Field", "Value", show_header=False)
@@ -141,6 +140,11 @@ def serve_command(
     ),
 ) -> None:
     """Serve a model in the foreground with SageMaker's inference protocol (Ctrl-C stops)."""
+    from rich.text import Text
+
+    from .._archive import extract_safely
+    from ..serving.supervisor import ServerConfig, is_loopback_host, serve
+
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s supervisor %(levelname)s %(message)s",
