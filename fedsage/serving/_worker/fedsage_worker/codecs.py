@@ -39,6 +39,9 @@ def csv_rows(text: str) -> list[list[str]]:
 # Bodies shorter than this take the general path: below it, numpy's fixed cost per call
 # is more than the general path's whole cost (a one-row request stays as fast as it was).
 _FAST_MIN = 256
+# numpy 1.x converts a nested list row by row, several times slower than a flat list;
+# numpy 2 converts the nested list faster than flattening it first costs.
+_FLATTEN_JSON = int(np.__version__.split(".")[0]) < 2
 
 
 def csv_to_numpy(text: str, dtype: Any = None) -> np.ndarray:
@@ -90,7 +93,13 @@ def _numeric_csv(text: str) -> np.ndarray | None:
 def json_to_numpy(text: Any) -> np.ndarray:
     """``np.array(json.loads(text))``, as the image decodes JSON."""
     value = json.loads(text)
-    if len(text) >= _FAST_MIN and type(value) is list and value and type(value[0]) is list:
+    if (
+        _FLATTEN_JSON
+        and len(text) >= _FAST_MIN
+        and type(value) is list
+        and value
+        and type(value[0]) is list
+    ):
         # A list of equally long rows: one flat list converts several times faster
         # than the nested one and gives the same array (numpy finds the same dtype
         # from the same scalars); anything else takes numpy's general path.
