@@ -47,6 +47,7 @@ HEAVY = {
     "fedsage.data",
     "httpx",
     "numpy",
+    "pydantic",  # typer's coercion of str/bool values needs none
 }
 
 
@@ -62,6 +63,21 @@ def test_endpoints_list_imports_only_what_it_uses(tmp_path: Path) -> None:
     loaded = _modules_after(tmp_path, "endpoints", "list")
     assert {"fedsage.cli.endpoints", "fedsage.serving.endpoints"} <= loaded
     assert not loaded & HEAVY, loaded & HEAVY
+
+
+def test_text_and_flag_values_arrive_as_given(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedsage.cli import app
+
+    runner = CliRunner()
+    env = {"FEDSAGE_HOME": str(tmp_path), "COLUMNS": "120"}
+    result = runner.invoke(app, ["-v", "endpoints", "--mode", "local", "list", "-o", "json"],
+                           env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == []
+    bad = runner.invoke(app, ["endpoints", "--mode", "nowhere", "list"], env=env)
+    assert bad.exit_code != 0 and "nowhere" in bad.output
 
 
 @pytest.mark.parametrize("name", list(LAZY))

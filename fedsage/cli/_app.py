@@ -61,6 +61,40 @@ def load_command(name: str) -> Any:
     return command
 
 
+def _plain_values_without_pydantic() -> None:
+    """Let typer hand ``str`` and ``bool`` values over as they are, without pydantic.
+
+    typer 0.29 coerces every parameter through a pydantic ``TypeAdapter``, built on first
+    use, and importing pydantic is most of a short command's start-up (``fedsage
+    endpoints list`` spent twice as long in it as in everything else).  A text option
+    needs no coercion: click hands it over as ``str``, which is what the adapter returns;
+    a flag arrives as ``bool``.  So parameters annotated exactly ``str`` or ``bool`` get
+    typer's own pass-through coercion; every other type keeps the adapter.  A typer
+    without these internals is left alone.
+    """
+    try:
+        from typer import core as typer_core
+        from typer._coercion import PassThroughRuntimeParam
+    except ImportError:
+        return
+    build = getattr(typer_core, "build_runtime_param", None)
+    if build is None or getattr(build, "fedsage_plain", False):
+        return
+
+    def build_runtime_param(descriptor: Any) -> Any:
+        if descriptor.annotation in (str, bool) and descriptor.file_annotation is None:
+            return PassThroughRuntimeParam(
+                annotation=descriptor.annotation, parameter_info=descriptor.parameter_info
+            )
+        return build(descriptor)
+
+    build_runtime_param.fedsage_plain = True  # type: ignore[attr-defined]
+    typer_core.build_runtime_param = build_runtime_param
+
+
+_plain_values_without_pydantic()
+
+
 class LazyGroup(TyperGroup):
     """The root group: sub-commands are imported on first use, not at start-up.
 
