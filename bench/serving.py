@@ -307,8 +307,12 @@ def ensure_venv(bench_dir: Path, name: str, packages: list[str]) -> Path | None:
     uv = [sys.executable, "-m", "uv"]
     try:
         subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(bench_dir / name)], check=True)
+        # Compiled bytecode, as pip leaves it: without it every process (KServe's spawned
+        # workers, which must answer their parent within 5 s) compiles its imports again.
         subprocess.run(
-            [*uv, "pip", "install", "-q", "--python", str(python), *packages], check=True
+            [*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
+             *packages],
+            check=True,
         )
     except subprocess.CalledProcessError as exc:
         print(f"# {name}: cannot build its venv ({exc}); skipped", file=sys.stderr)
