@@ -329,6 +329,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration: int) -> dict[str, f
     argv += ["--latency", "-s", str(lua), url]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = {}
     for pct in ("50", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -337,6 +338,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration: int) -> dict[str, f
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": rps,
+        "requests": done,
         "p50": lat["50"],
         "p99": lat["99"],
         "non2xx": float(bad.group(1)) if bad else 0.0,
@@ -389,6 +391,23 @@ def payloads_for(rows: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[bytes
     return out
 
 
+def tree_cpu(roots: tuple[int, ...]) -> float:
+    """CPU seconds (user + system) used so far by the processes under ``roots``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rfind(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def tree_pss(root: int) -> float:
     """PSS in MiB of ``root`` and every process below it (``/proc/PID/smaps_rollup``)."""
     total, todo = 0.0, [root]
@@ -429,7 +448,11 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install wrk")
     args.bench_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="fedsage-bench-"))
-    os.environ["FEDSAGE_HOME"] = str(work / "home")  # no warm parent of another run
+    from fedsage.runtimes.build import runtimes_root
+
+    # A home of its own (no warm parent of another run), the runtimes of the usual one.
+    os.environ.setdefault("FEDSAGE_RUNTIMES_DIR", str(runtimes_root()))
+    os.environ["FEDSAGE_HOME"] = str(work / "home")
     model_dir = work / "model"
     model_dir.mkdir()
     subprocess.run([sys.executable, "-c", TRAIN, str(model_dir / "model.joblib")], check=True)
@@ -505,17 +528,23 @@ def main() -> None:
                 run_wrk(url + path, scripts[kind][warm], 8, max(3, args.duration))
                 for name in scripts[kind]:
                     for c in conns:
-                        runs = [
-                            run_wrk(url + path, scripts[kind][name], c, args.duration)
-                            for _ in range(args.repeat)
-                        ]
+                        runs = []
+                        for _ in range(args.repeat):
+                            cpu = tree_cpu(root)
+                            runs.append(run_wrk(url + path, scripts[kind][name], c, args.duration))
+                            # the servers' own CPU per request: what load from others
+                            # does not change (unlike req/s on shared cores)
+                            runs[-1]["cpu_ms"] = (
+                                1e3 * (tree_cpu(root) - cpu) / max(runs[-1]["requests"], 1)
+                            )
                         results[(stack, name, c)] = {
                             k: statistics.median(r[k] for r in runs) for k in runs[0]
                         }
                         r = results[(stack, name, c)]
                         print(
                             f"# {stack:22} {name:10} c={c:<3} {r['rps']:9.0f} req/s "
-                            f"p50 {r['p50']:7.2f} ms p99 {r['p99']:7.2f} ms",
+                            f"p50 {r['p50']:7.2f} ms p99 {r['p99']:7.2f} ms "
+                            f"server CPU {r['cpu_ms']:.3f} ms/req",
                             file=sys.stderr,
                         )
                 time.sleep(1.0)
@@ -760,6 +789,7 @@ def measure_starts(
     libraries); ``later``: another endpoint (or ``fedsage serve``) of the runtime runs.
     """
     label = runtime.framework_version
+    tag = label.replace(".", "-")  # endpoint names: letters, digits, hyphens
     tar = work / f"model-{label}.tar.gz"
     subprocess.run(["tar", "czf", str(tar), "-C", str(model_dir), "."], check=True)
     fedsage = str(Path(sys.executable).parent / "fedsage")
@@ -790,19 +820,19 @@ def measure_starts(
                         runtime=runtime, workers=workers)
         return time.perf_counter() - start
 
-    out["deploy first"].append(deploy(f"bench-keep-{label}"))
+    out["deploy first"].append(deploy(f"bench-keep-{tag}"))
     try:
         for i in range(n):
-            out["deploy later"].append(deploy(f"bench-{label}-{i}"))
-            delete_endpoint(f"bench-{label}-{i}")
+            out["deploy later"].append(deploy(f"bench-{tag}-{i}"))
+            delete_endpoint(f"bench-{tag}-{i}")
     finally:
-        delete_endpoint(f"bench-keep-{label}")
+        delete_endpoint(f"bench-keep-{tag}")
     return out
 
 
 def print_table(results: dict, stacks: list[str], payloads: list[str], conns: list[int]) -> None:
-    print("\n| stack | payload | conns | req/s | p50 ms | p99 ms | non-2xx |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| stack | payload | conns | req/s | p50 ms | p99 ms | server CPU ms/req | non-2xx |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for stack in stacks:
         for name in payloads:
             for c in conns:
@@ -810,7 +840,8 @@ def print_table(results: dict, stacks: list[str], payloads: list[str], conns: li
                 if r:
                     print(
                         f"| {stack} | {name} | {c} | {r['rps']:.0f} | {r['p50']:.2f} | "
-                        f"{r['p99']:.2f} | {int(r['non2xx'])} |"
+                        f"{r['p99']:.2f} | {r.get('cpu_ms', float('nan')):.3f} | "
+                        f"{int(r['non2xx'])} |"
                     )
 
 
@@ -829,6 +860,11 @@ def print_summary(results: dict, bounds: dict, memory: dict, starts: dict, stack
             if any(cells):
                 print(f"| {name} c={c} req/s | " + " | ".join(
                     f"{r['rps']:,.0f}" if r else "" for r in cells) + " |")
+    for name in payloads:
+        cells = [results.get((s, name, 8)) for s in stacks]
+        if any(cells):
+            print(f"| {name} c=8 server CPU ms/req | " + " | ".join(
+                f"{r['cpu_ms']:.3f}" if r else "" for r in cells) + " |")
     one = [results.get((s, "csv-1", 8)) for s in stacks]
     if any(one):
         print("| csv-1 c=8 p99 ms | " + " | ".join(
@@ -874,8 +910,10 @@ def print_targets(results: dict, bounds: dict, memory: dict, starts: dict,
                     them = results.get((other, name, c))
                     if them:
                         ratio = r["rps"] / them["rps"]
+                        cpu = them.get("cpu_ms", float("nan")) / r.get("cpu_ms", float("nan"))
                         print(f"- {me} {name} c={c}: {ratio:.2f}x {other} >= {need}x: "
-                              f"{verdict(ratio >= need)}")
+                              f"{verdict(ratio >= need)} (server CPU per request: "
+                              f"{cpu:.2f}x less)")
     for label, limit in (("host", 1.0), (version, 0.8)):
         if label in starts:
             for what in ("deploy later", "serve later"):
