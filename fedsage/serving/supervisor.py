@@ -65,6 +65,7 @@ _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "VIRTUAL_ENV", "__PYVE
 _CRASH_WINDOW = 3.0  # a worker dying sooner than this after start counts as a crash
 _MAX_CRASHES = 5
 _WARM_TIMEOUT = 120.0  # seconds to wait for a warm parent's zygote (it may be importing)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass
@@ -179,7 +180,9 @@ def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
 
     The serving settings are SageMaker's (``SAGEMAKER_PROGRAM`` ...) and fedsage's
     (``FEDSAGE_MAX_BODY``, ``FEDSAGE_DEBUG``, ``FEDSAGE_ALLOWED_HOSTS``: ``*`` when
-    ``config.host`` is not a loopback address, else the bind host); ``config.env`` comes
+    ``config.host`` is not a loopback address, else the bind host); ``OMP_NUM_THREADS``,
+    ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` default to the cores per worker
+    when neither our environment nor ``config.env`` sets them; ``config.env`` comes
     last and may override any of them.
 
     Parameters
@@ -210,6 +213,14 @@ def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Native thread pools sized to the worker's share of the cores, unless set: each
+    # worker is one process on (about) one core, and OpenBLAS or OpenMP threads of
+    # their own only make a request wait for them (the 0.23-1 runtime's OpenBLAS woke
+    # its threads for the product of a 1,000-row request: 2 ms instead of 0.6 ms).
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    for name in _THREAD_VARIABLES:
+        if name not in env and name not in config.env:
+            env[name] = threads
     env.update(config.env)
     return env
 
