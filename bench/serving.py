@@ -281,11 +281,13 @@ def wait_ping(url: str, timeout: float = 120.0) -> None:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+def process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[int]:
     """Start a server in its own session; stop exactly that process group afterwards."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd
         )
     try:
         yield proc.pid
@@ -658,7 +660,9 @@ def start_stack(
         (folder / "model-settings.json").write_text(json.dumps(
             {"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
              "parameters": {"uri": "./model.joblib"}}))
-        with process([str(python.parent / "mlserver"), "start", str(folder)], log) as pid:
+        # cwd: MLServer writes its metrics files (.metrics/) into its working folder
+        argv = [str(python.parent / "mlserver"), "start", str(folder)]
+        with process(argv, log, cwd=folder) as pid:
             yield "v2", (pid,)
         return
     if stack == "kserve":
