@@ -19,6 +19,12 @@ peak across ``fork``/``exec``.
 
 The last columns compare each fedsage row with the targets: rows/s as a multiple of
 fedml-aws's, peak RSS as a fraction of fedml-aws's, wall time as a multiple of the floor's.
+
+A second table times whole processes, interpreter start and imports included, as a user
+runs them: ``fedsage data export TABLE --to FILE --format csv|parquet --config URL``
+against the engine's own ``COPY`` to the same format in a fresh process (DuckDB ``COPY TO``
+CSV and Parquet; PostgreSQL ``COPY TO STDOUT``, CSV only), each writing, ``fsync``-ing and
+renaming its file.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("fedml-aws", "fedsage csv", "fedsage parquet", "COPY (floor)")
+# Timed as whole processes (interpreter start and imports included), as a user runs them.
+PROCESS_METHODS = ("fedsage data export csv", "fedsage data export parquet", "COPY csv",
+                   "COPY parquet")
 
 
 def _columns_sql(gen: str) -> str:
@@ -92,8 +101,9 @@ def child(method: str, engine: str, target: str, table: str, out: str) -> None:
             import duckdb
 
             tmp = f"{out}.part"
+            options = "(FORMAT parquet)" if "parquet" in method else "(HEADER false)"
             with duckdb.connect(target) as con:
-                con.execute(f"COPY {table} TO '{tmp}' (HEADER false)")
+                con.execute(f"COPY {table} TO '{tmp}' {options}")
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, out)
@@ -138,6 +148,26 @@ def measure(method: str, engine: str, target: str, table: str, out: Path,
             "spread": max(r["wall"] for r in runs) - min(r["wall"] for r in runs)}
 
 
+def measure_process(method: str, engine: str, url: str, raw: str, table: str, out: Path,
+                    repeat: int) -> float | None:
+    """Median wall seconds of ``method`` as a whole process (None: no such method here)."""
+    fmt = method.rsplit(" ", 1)[1]
+    if method.startswith("fedsage"):
+        argv = [str(Path(sys.executable).parent / "fedsage"), "data", "export", table, "--to",
+                str(out), "--format", fmt, "--config", url]
+    elif engine == "postgresql" and fmt == "parquet":
+        return None  # PostgreSQL's COPY writes no Parquet
+    else:
+        argv = [sys.executable, __file__, "--child", f"COPY {fmt}", engine, raw, table, str(out)]
+    walls = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+        out.unlink(missing_ok=True)
+    return statistics.median(walls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -159,6 +189,7 @@ def main() -> None:
         dsn = f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage dbname=postgres"
         create_tables(duck, dsn, sizes)
         targets = {"duckdb": (f"duckdb:///{duck}", duck), "postgresql": (server.url, dsn)}
+        whole: dict[tuple[str, int], dict[str, float | None]] = {}
         print(f"median of {args.repeat} runs; spread = slowest - fastest wall time\n")
         print("| engine | rows | method | wall s (spread) | rows/s | peak RSS MB "
               "| x fedml-aws rows/s | RSS / fedml-aws | x floor time |")
@@ -179,6 +210,20 @@ def main() -> None:
                               f"{r['wall'] / floor['wall']:.2f}")
                     print(f"| {engine} | {n:,} | {method} | {r['wall']:.2f} ({r['spread']:.2f}) | "
                           f"{n / r['wall']:,.0f} | {r['rss_mb']:,.0f} | {ratios} |", flush=True)
+                whole[(engine, n)] = {
+                    m: measure_process(m, engine, url, raw, f"big_{n}", Path(tmp) / "out.file",
+                                       args.repeat)
+                    for m in PROCESS_METHODS
+                }
+        print("\nwhole processes (interpreter start and imports included), median wall s:\n")
+        print("| engine | rows | format | fedsage data export | engine's COPY | ratio |")
+        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        for (engine, n), walls in whole.items():
+            for fmt in ("csv", "parquet"):
+                mine, floor = walls[f"fedsage data export {fmt}"], walls[f"COPY {fmt}"]
+                if mine is not None and floor is not None:
+                    print(f"| {engine} | {n:,} | {fmt} | {mine:.2f} | {floor:.2f} | "
+                          f"{mine / floor:.2f} |")
 
 
 if __name__ == "__main__":

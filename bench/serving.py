@@ -1,31 +1,43 @@
 """Serving benchmark: fedsage's model server against the stacks people use today.
 
-Run:  .venv/bin/python bench/serving.py [--duration 5] [--only fedsage,flask,...]
+Run:  .venv/bin/python bench/serving.py [--duration 5] [--only fedsage,kserve,...]
+                                        [--payloads csv-1000,...] [--connections 8,64]
 
 Load generator: ``wrk`` (Debian package) with ``--latency``.  Every stack serves the same
-LogisticRegression (4 features) on 127.0.0.1 with 2 worker processes:
+model, scikit-learn's iris ``LogisticRegression`` (4 features, 3 classes), on 127.0.0.1
+with 2 worker processes, and gets the same rows: one row, 1,000 rows (16 KB of CSV),
+10,000 rows (160 KB), as CSV or JSON in the SageMaker protocol; MLServer and KServe do not
+speak it, so they get the same rows in their own JSON protocol (``/v2/models/iris/infer``
+tensors, ``/v1/models/iris:predict`` instances).
 
 - ``fedsage``: ``fedsage.serving.supervisor`` on the host runtime (scikit-learn of
-  fedsage's environment): raw asyncio protocol, one ``SO_REUSEPORT`` socket per worker,
-  workers forked from a zygote that loaded the model;
+  fedsage's environment), zygote from the runtime's warm parent, as an endpoint gets it;
 - ``fedsage-0.23-1``: the same on the default runtime ``0.23-1`` (Python 3.7,
   scikit-learn 0.23.2; the model trained under it), built by
   ``fedsage.runtimes.resolve_runtime`` on first use;
-- ``kyma-nginx-0.23-1``: the Kyma stack (nginx -> gunicorn/gevent -> Flask) running in the
-  0.23-1 runtime with the image's own Flask 1.1.1, gunicorn 20.0.4 and gevent, on the
-  0.23-1 model -- the like-for-like reference for ``fedsage-0.23-1``;
-- ``flask-gunicorn``: Flask under gunicorn (gevent workers, as the SageMaker scikit-learn
-  image runs them) with the image's default decode/predict/encode handlers;
-- ``flask-gunicorn-0.23-1``: the same inside the 0.23-1 runtime (the image's own Flask,
-  gunicorn and gevent, scikit-learn 0.23.2) on the 0.23-1 model: SageMaker's scikit-learn
-  0.23-1 serving stack, the like-for-like reference for ``fedsage-0.23-1``;
-- ``kyma-nginx``: fedml-aws's Kyma image stack, nginx -> gunicorn (unix socket) -> Flask;
+- ``kyma-nginx`` / ``kyma-nginx-0.23-1``: fedml-aws's Kyma image stack, nginx ->
+  gunicorn/gevent (unix socket) -> Flask with the image's default handlers, on the host's
+  scikit-learn / inside the 0.23-1 runtime with the image's own Flask 1.1.1, gunicorn
+  20.0.4 and gevent (the like-for-like reference for ``fedsage-0.23-1``);
+- ``flask-gunicorn`` / ``flask-gunicorn-0.23-1``: the same without nginx (SageMaker's
+  scikit-learn serving stack);
+- ``mlserver``: MLServer 1.7 with mlserver-sklearn, its default settings (one inference
+  worker process beside the HTTP process), V2 JSON;
+- ``kserve``: KServe 0.21's ``ModelServer`` with 2 workers and the model class of KServe's
+  sklearnserver (which is not published on PyPI; the same 15 lines here), V1 JSON;
 - ``mlflow``: ``mlflow models serve`` of the same model (``--env-manager local``);
-- ``floor-http.server``: the standard library's ThreadingHTTPServer returning a constant;
-- ``floor-asyncio``: a 2-process raw asyncio server returning a constant (upper reference).
+- ``floor-http.server`` / ``floor-asyncio``: servers returning a constant (references).
 
-Flask, gunicorn and mlflow live in separate virtualenvs under ``--bench-dir`` (created
-with uv on first use), never in fedsage's own dependencies.
+Beside the HTTP stacks: ``bound-RT`` rows, the in-process cost of the same work without
+HTTP (decode + predict + encode in two processes at once, i.e. both cores): with the
+SageMaker image's codecs (``csv.reader`` / ``json.loads`` -> ``np.array`` -> float32 ->
+``predict`` -> ``json.dumps``, the issue's "model-cost bound") and with fedsage's own
+(``Service.invoke``); cold start (``create_endpoint`` and ``fedsage serve`` to the first
+``/ping`` 200: the first of a runtime, which starts its warm parent, and later ones); and
+idle memory after the load (PSS of each stack's process tree, warm parent included).
+
+Flask, gunicorn, mlflow, MLServer and KServe live in separate virtualenvs under
+``--bench-dir`` (created with uv on first use), never in fedsage's own dependencies.
 """
 
 from __future__ import annotations
@@ -48,17 +60,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import joblib
 import numpy as np
 import sklearn
-from sklearn.linear_model import LogisticRegression
+from sklearn.datasets import load_iris
 
 from fedsage.runtimes import resolve_runtime
 from fedsage.runtimes.base import Runtime, host_runtime
 from fedsage.serving import create_endpoint, delete_endpoint
-from fedsage.serving.supervisor import ServerConfig
+from fedsage.serving.supervisor import WORKER_PATH, ServerConfig
 
-ROW = [0.9, 0.8, 0.1, 0.2]
 INFERENCE = (
     "import os, joblib\n\ndef model_fn(model_dir):\n"
     "    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n"
@@ -66,11 +76,81 @@ INFERENCE = (
 TRAIN = """
 import sys
 import joblib
-import numpy as np
+from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
-rng = np.random.RandomState(0)
-X = rng.rand(1000, 4)
-joblib.dump(LogisticRegression().fit(X, (X[:, 0] + X[:, 1] > 1).astype(int)), sys.argv[1])
+X, y = load_iris(return_X_y=True)
+joblib.dump(LogisticRegression(max_iter=1000).fit(X, y), sys.argv[1])
+"""
+# In-process cost of one request, in a runtime's interpreter: argv = model, body, content
+# type, seconds, "image" or "fedsage", worker folder; prints the number of requests done.
+BOUND = """
+import csv, io, json, sys, time
+import joblib, numpy as np
+model_path, body_path, content_type, seconds, codecs, worker = sys.argv[1:7]
+model = joblib.load(model_path)
+body = open(body_path, "rb").read()
+
+def image(body):  # sagemaker_containers' decoders and the image's default handlers
+    text = body.decode("utf-8")
+    if content_type == "text/csv":
+        rows = list(csv.reader(io.StringIO(text), delimiter=",", quotechar='"',
+                               doublequote=True, strict=True))
+        data = np.array(rows).squeeze().astype(None)
+    else:
+        data = np.array(json.loads(text))
+    data = data.astype(np.float32)
+    if data.ndim == 1:
+        data = data.reshape(1, -1)
+    return json.dumps(model.predict(data), default=lambda x: x.tolist()).encode()
+
+if codecs == "fedsage":
+    sys.path.insert(0, worker)
+    from fedsage_worker.service import Service
+    service = Service("/", None)
+    service.model, service.loaded = model, True
+    def run(body):
+        answer = service.invoke(body, content_type, "application/json")
+        assert answer.status_code == 200, answer.get_data()
+        return answer.get_data()
+else:
+    run = image
+run(body)
+done, end = 0, time.perf_counter() + float(seconds)
+while time.perf_counter() < end:
+    run(body)
+    done += 1
+print(done)
+"""
+KSERVE_APP = """
+import argparse, os
+import joblib
+from kserve import Model, ModelServer, model_server
+from kserve.utils.utils import get_predict_input, get_predict_response
+
+parser = argparse.ArgumentParser(parents=[model_server.parser])
+parser.add_argument("--model_dir", required=True)
+args, _ = parser.parse_known_args()
+
+
+class SKLearnModel(Model):  # what KServe's sklearnserver runs: load, predict, respond
+    def __init__(self, name, model_dir):
+        super().__init__(name)
+        self.model_dir = model_dir
+
+    def load(self):
+        self._model = joblib.load(os.path.join(self.model_dir, "model.joblib"))
+        self.ready = True
+        return self.ready
+
+    def predict(self, payload, headers=None):
+        result = self._model.predict(get_predict_input(payload))
+        return get_predict_response(payload, result, self.name)
+
+
+if __name__ == "__main__":  # its workers are spawned processes that import this file
+    model = SKLearnModel(args.model_name, args.model_dir)
+    model.load()
+    ModelServer(http_port=args.http_port, workers=args.workers, enable_grpc=False).start([model])
 """
 FLASK_APP = """
 import csv, io, json, os
@@ -201,11 +281,13 @@ def wait_ping(url: str, timeout: float = 120.0) -> None:
 
 
 @contextlib.contextmanager
-def process(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[int]:
+def process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[int]:
     """Start a server in its own session; stop exactly that process group afterwards."""
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=cwd
         )
     try:
         yield proc.pid
@@ -227,8 +309,12 @@ def ensure_venv(bench_dir: Path, name: str, packages: list[str]) -> Path | None:
     uv = [sys.executable, "-m", "uv"]
     try:
         subprocess.run([*uv, "venv", "-q", "-p", sys.executable, str(bench_dir / name)], check=True)
+        # Compiled bytecode, as pip leaves it: without it every process (KServe's spawned
+        # workers, which must answer their parent within 5 s) compiles its imports again.
         subprocess.run(
-            [*uv, "pip", "install", "-q", "--python", str(python), *packages], check=True
+            [*uv, "pip", "install", "-q", "--compile-bytecode", "--python", str(python),
+             *packages],
+            check=True,
         )
     except subprocess.CalledProcessError as exc:
         print(f"# {name}: cannot build its venv ({exc}); skipped", file=sys.stderr)
@@ -245,6 +331,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration: int) -> dict[str, f
     argv += ["--latency", "-s", str(lua), url]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     lat = {}
     for pct in ("50", "99"):
         m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -253,6 +340,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration: int) -> dict[str, f
     errors = re.search(r"Socket errors:.*", out)
     return {
         "rps": rps,
+        "requests": done,
         "p50": lat["50"],
         "p99": lat["99"],
         "non2xx": float(bad.group(1)) if bad else 0.0,
@@ -274,6 +362,70 @@ def lua_script(path: Path, body_file: Path, content_type: str, accept: str) -> P
     return path
 
 
+# Each kind of stack: the path requests go to, its health check, how it wants the rows.
+PATHS = {
+    "default": ("/invocations", "/ping"),
+    "mlflow": ("/invocations", "/health"),
+    "v2": ("/v2/models/iris/infer", "/v2/health/ready"),
+    "v1": ("/v1/models/iris:predict", "/v1/models/iris"),
+}
+
+
+def payloads_for(rows: dict[str, np.ndarray]) -> dict[str, dict[str, tuple[bytes, str]]]:
+    """``{kind: {payload: (body, content type)}}``: the same rows in each stack's format."""
+    out: dict[str, dict[str, tuple[bytes, str]]] = {k: {} for k in PATHS}
+    for name, data in rows.items():
+        fmt, _ = name.split("-")
+        as_list = data.tolist()
+        if fmt == "csv":
+            out["default"][name] = (
+                "\n".join(",".join(repr(v) for v in r) for r in as_list).encode(),
+                "text/csv",
+            )
+            out["mlflow"][name] = (b"0,1,2,3\n" + out["default"][name][0], "text/csv")
+        else:
+            out["default"][name] = (json.dumps(as_list).encode(), "application/json")
+            out["mlflow"][name] = (json.dumps({"inputs": as_list}).encode(), "application/json")
+        tensor = {"name": "input-0", "shape": list(data.shape), "datatype": "FP64",
+                  "data": data.ravel().tolist()}
+        out["v2"][name] = (json.dumps({"inputs": [tensor]}).encode(), "application/json")
+        out["v1"][name] = (json.dumps({"instances": as_list}).encode(), "application/json")
+    return out
+
+
+def tree_cpu(roots: tuple[int, ...]) -> float:
+    """CPU seconds (user + system) used so far by the processes under ``roots``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, list(roots)
+    while todo:
+        pid = todo.pop()
+        try:
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rfind(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def tree_pss(root: int) -> float:
+    """PSS in MiB of ``root`` and every process below it (``/proc/PID/smaps_rollup``)."""
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per cell")
@@ -283,9 +435,13 @@ def main() -> None:
         "--bench-dir", type=Path, default=Path(tempfile.gettempdir()) / "fedsage-bench"
     )
     parser.add_argument("--only", default="", help="comma list of stacks")
-    parser.add_argument("--payloads", default="", help="comma list of csv-1,csv-1000,json-1")
-    parser.add_argument("--deploys", type=int, default=3, help="deploy-to-healthy repetitions")
+    parser.add_argument(
+        "--payloads", default="", help="comma list of csv-1,json-1,csv-1000,json-1000,csv-10000"
+    )
+    parser.add_argument("--deploys", type=int, default=3, help="deploys per runtime (warm)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell (median kept)")
+    parser.add_argument("--bound-seconds", type=float, default=3.0,
+                        help="seconds per in-process bound cell (0 skips them)")
     parser.add_argument(
         "--runtime", default="0.23-1", help="framework runtime of the fedsage-RT rows ('' skips)"
     )
@@ -294,12 +450,14 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install wrk")
     args.bench_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="fedsage-bench-"))
+    from fedsage.runtimes.build import runtimes_root
+
+    # A home of its own (no warm parent of another run), the runtimes of the usual one.
+    os.environ.setdefault("FEDSAGE_RUNTIMES_DIR", str(runtimes_root()))
+    os.environ["FEDSAGE_HOME"] = str(work / "home")
     model_dir = work / "model"
     model_dir.mkdir()
-    rng = np.random.RandomState(0)
-    X = rng.rand(1000, 4)
-    model = LogisticRegression().fit(X, (X[:, 0] + X[:, 1] > 1).astype(int))
-    joblib.dump(model, model_dir / "model.joblib")
+    subprocess.run([sys.executable, "-c", TRAIN, str(model_dir / "model.joblib")], check=True)
     (model_dir / "inference.py").write_text(INFERENCE)
     runtime = None
     rt_dir = work / "model-rt"
@@ -317,34 +475,33 @@ def main() -> None:
         except Exception as exc:
             notes.append(f"runtime {args.runtime}: unusable ({exc}); its rows are skipped")
             runtime = None
-    payloads = {
-        "csv-1": (",".join(map(str, ROW)).encode(), "text/csv"),
-        "csv-1000": ("\n".join(",".join(f"{v:.6f}" for v in r) for r in X).encode(), "text/csv"),
-        "json-1": (json.dumps([ROW]).encode(), "application/json"),
+    iris = load_iris().data
+    rows = {
+        f"{fmt}-{n}": np.tile(iris, (n // len(iris) + 1, 1))[:n]
+        for fmt, n in (("csv", 1), ("json", 1), ("csv", 1000), ("json", 1000), ("csv", 10000))
     }
-    mlflow_payloads = {  # mlflow's own input formats for the same data
-        "csv-1": (b"0,1,2,3\n" + payloads["csv-1"][0], "text/csv"),
-        "csv-1000": (b"0,1,2,3\n" + payloads["csv-1000"][0], "text/csv"),
-        "json-1": (json.dumps({"inputs": [ROW]}).encode(), "application/json"),
-    }
-    scripts: dict[str, dict[str, Path]] = {"default": {}, "mlflow": {}}
-    for kind, table in (("default", payloads), ("mlflow", mlflow_payloads)):
+    if args.payloads:
+        rows = {k: v for k, v in rows.items() if k in args.payloads.split(",")}
+    bodies = payloads_for(rows)
+    scripts: dict[str, dict[str, Path]] = {kind: {} for kind in bodies}
+    for kind, table in bodies.items():
         for name, (body, ctype) in table.items():
             (work / f"{kind}-{name}.body").write_bytes(body)
-            accept = "application/json"
             scripts[kind][name] = lua_script(
-                work / f"{kind}-{name}.lua", work / f"{kind}-{name}.body", ctype, accept
+                work / f"{kind}-{name}.lua", work / f"{kind}-{name}.body", ctype,
+                "application/json",
             )
     conns = [int(c) for c in args.connections.split(",")]
-    if args.payloads:
-        payloads = {k: v for k, v in payloads.items() if k in args.payloads.split(",")}
+    rt_name = runtime.framework_version if runtime else None
     stacks = [
         "fedsage",
-        *([f"fedsage-{runtime.framework_version}"] if runtime else []),
-        "flask-gunicorn",
-        *([f"flask-gunicorn-{runtime.framework_version}"] if runtime else []),
+        *([f"fedsage-{rt_name}"] if runtime else []),
         "kyma-nginx",
-        *([f"kyma-nginx-{runtime.framework_version}"] if runtime else []),
+        *([f"kyma-nginx-{rt_name}"] if runtime else []),
+        "flask-gunicorn",
+        *([f"flask-gunicorn-{rt_name}"] if runtime else []),
+        "mlserver",
+        "kserve",
         "mlflow",
         "floor-http.server",
         "floor-asyncio",
@@ -352,45 +509,72 @@ def main() -> None:
     if args.only:
         stacks = [s for s in stacks if s in args.only.split(",")]
     results: dict[tuple[str, str, int], dict[str, float]] = {}
+    memory: dict[str, float] = {}
     load_before = os.getloadavg()
     sk = f"scikit-learn=={sklearn.__version__}"
     for stack in stacks:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = work / f"{stack}.log"
-        kind = "default"
         try:
             rt = runtime if runtime and stack.endswith(runtime.framework_version) else None
             mdir = rt_dir if rt else model_dir
             with start_stack(stack, port, args, mdir, work, log, sk, notes, rt) as ready:
                 if ready is None:
                     continue
-                kind = ready
-                wait_ping(url + ("/health" if kind == "mlflow" else "/ping"))
+                kind, root = ready
+                path, health = PATHS[kind]
+                wait_ping(url + health)
                 # warm-up: every worker loaded its model (gunicorn/mlflow load lazily too)
-                run_wrk(url + "/invocations", scripts[kind]["csv-1"], 8, max(3, args.duration))
-                for name in payloads:
+                warm = next(iter(scripts[kind]))
+                run_wrk(url + path, scripts[kind][warm], 8, max(3, args.duration))
+                for name in scripts[kind]:
                     for c in conns:
-                        runs = [
-                            run_wrk(url + "/invocations", scripts[kind][name], c, args.duration)
-                            for _ in range(args.repeat)
-                        ]
+                        runs = []
+                        for _ in range(args.repeat):
+                            cpu = tree_cpu(root)
+                            runs.append(run_wrk(url + path, scripts[kind][name], c, args.duration))
+                            # the servers' own CPU per request: what load from others
+                            # does not change (unlike req/s on shared cores)
+                            runs[-1]["cpu_ms"] = (
+                                1e3 * (tree_cpu(root) - cpu) / max(runs[-1]["requests"], 1)
+                            )
                         results[(stack, name, c)] = {
                             k: statistics.median(r[k] for r in runs) for k in runs[0]
                         }
                         r = results[(stack, name, c)]
                         print(
-                            f"# {stack:18} {name:9} c={c:<3} {r['rps']:9.0f} req/s "
-                            f"p50 {r['p50']:7.2f} ms p99 {r['p99']:7.2f} ms",
+                            f"# {stack:22} {name:10} c={c:<3} {r['rps']:9.0f} req/s "
+                            f"p50 {r['p50']:7.2f} ms p99 {r['p99']:7.2f} ms "
+                            f"server CPU {r['cpu_ms']:.3f} ms/req",
                             file=sys.stderr,
                         )
+                time.sleep(1.0)
+                memory[stack] = sum(tree_pss(pid) for pid in root)
+                print(f"# {stack:22} idle PSS {memory[stack]:.0f} MiB", file=sys.stderr)
         except Exception as exc:  # one stack failing must not hide the others
             notes.append(f"{stack}: failed ({exc}); log {log}")
-    deploys = {"host": measure_deploy(model_dir, work, args.deploys, host_runtime(), args.workers)}
+    bounds: dict[tuple[str, str], float] = {}
+    targets = [("host", Path(sys.executable), model_dir)]
     if runtime is not None:
-        deploys[runtime.framework_version] = measure_deploy(
-            rt_dir, work, args.deploys, runtime, args.workers
-        )
+        targets.append((runtime.framework_version, runtime.python, rt_dir))
+    if args.bound_seconds > 0:
+        for label, python, mdir in targets:
+            for codecs in ("image", "fedsage"):
+                for name in scripts["default"]:
+                    bounds[(f"bound-{label} ({codecs} codecs)", name)] = run_bound(
+                        python, mdir, work / f"default-{name}.body",
+                        bodies["default"][name][1], args.bound_seconds, codecs,
+                    )
+                    print(f"# bound {label} {codecs:8} {name:10} "
+                          f"{bounds[(f'bound-{label} ({codecs} codecs)', name)]:9.0f} req/s",
+                          file=sys.stderr)
+    starts = {}
+    for label, _python, mdir in targets:
+        rt_obj = host_runtime() if label == "host" else runtime
+        assert rt_obj is not None
+        starts[label] = measure_starts(mdir, work, args.deploys, rt_obj, args.workers)
+        print(f"# cold start {label}: {starts[label]}", file=sys.stderr)
     load_after = os.getloadavg()
     print(
         f"\nwrk -t min(c,2) -c C -d {args.duration}s --latency, {args.workers} workers per stack, "
@@ -398,17 +582,22 @@ def main() -> None:
         f"{load_before[0]:.2f}/{load_before[1]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f} "
         f"(1/5 min) on {os.cpu_count()} cores"
     )
-    print_table(results, stacks, list(payloads), conns)
-    for version, times in deploys.items():
-        print(
-            f"\ndeploy-to-healthy (create_endpoint, {version} runtime, {args.workers} workers): "
-            + ", ".join(f"{d:.2f}s" for d in times)
-            + f"; median {statistics.median(times):.2f}s"
-        )
-    print_targets(results, runtime.framework_version if runtime else None)
+    print_table(results, stacks, list(rows), conns)
+    print_summary(results, bounds, memory, starts, stacks, list(rows))
+    print_targets(results, bounds, memory, starts, rt_name)
     for note in notes:
         print("note:", note)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def run_bound(python: Path, model_dir: Path, body: Path, content_type: str, seconds: float,
+              codecs: str) -> float:
+    """Requests per second of decode + predict + encode in two processes at once."""
+    argv = [str(python), "-c", BOUND, str(model_dir / "model.joblib"), str(body), content_type,
+            str(seconds), codecs, str(WORKER_PATH)]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    done = [int(p.communicate()[0].strip()) for p in procs]
+    return sum(done) / seconds
 
 
 @contextlib.contextmanager
@@ -422,7 +611,8 @@ def start_stack(
     sk: str,
     notes: list[str],
     runtime: Runtime | None = None,
-) -> Iterator[str | None]:
+) -> Iterator[tuple[str, tuple[int, ...]] | None]:
+    """Start a stack; yield ``(kind, root PIDs)`` while it runs (None: not available)."""
     env = {**os.environ, "MODEL_PATH": str(model_dir / "model.joblib")}
     w = str(args.workers)
     if stack.startswith("fedsage"):
@@ -433,7 +623,9 @@ def start_stack(
             port=port,
             workers=args.workers,
             python=str(runtime.python if runtime else sys.executable),
-            env=dict(runtime.env) if runtime else {},
+            env=dict(runtime.env) if runtime else dict(host_runtime().env),
+            warm=True,
+            runtime=runtime.framework_version if runtime else "host",
         )
         (work / f"{stack}.json").write_text(config.to_json())
         argv = [
@@ -443,14 +635,48 @@ def start_stack(
             "--config",
             str(work / f"{stack}.json"),
         ]
-        with process(argv, log):
-            yield "default"
+        with process(argv, log) as pid:
+            yield "default", (pid,)
         return
     if stack.startswith("floor"):
         code = FLOOR_HTTP_SERVER if stack == "floor-http.server" else FLOOR_ASYNCIO
         (work / f"{stack}.py").write_text(code)
-        with process([sys.executable, str(work / f"{stack}.py"), str(port)], log):
-            yield "default"
+        with process([sys.executable, str(work / f"{stack}.py"), str(port)], log) as pid:
+            yield "default", (pid,)
+        return
+    if stack == "mlserver":
+        # uvloop 0.22 and later refuse MLServer 1.7's get_event_loop() in its workers
+        python = ensure_venv(args.bench_dir, "mlserver", ["mlserver==1.7.1",
+                             "mlserver-sklearn==1.7.1", "uvloop<0.22", sk, "joblib"])
+        if python is None:
+            notes.append("mlserver: cannot build its venv")
+            yield None
+            return
+        folder = work / "mlserver"
+        folder.mkdir(exist_ok=True)
+        shutil.copy(model_dir / "model.joblib", folder / "model.joblib")
+        (folder / "settings.json").write_text(json.dumps(
+            {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port()}))
+        (folder / "model-settings.json").write_text(json.dumps(
+            {"name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
+             "parameters": {"uri": "./model.joblib"}}))
+        # cwd: MLServer writes its metrics files (.metrics/) into its working folder
+        argv = [str(python.parent / "mlserver"), "start", str(folder)]
+        with process(argv, log, cwd=folder) as pid:
+            yield "v2", (pid,)
+        return
+    if stack == "kserve":
+        python = ensure_venv(args.bench_dir, "kserve",
+                             ["kserve==0.21.0", "kserve-storage==0.21.0", sk, "joblib"])
+        if python is None:
+            notes.append("kserve: cannot build its venv")
+            yield None
+            return
+        (work / "kserve_app.py").write_text(KSERVE_APP)
+        argv = [str(python), str(work / "kserve_app.py"), "--model_name", "iris",
+                "--model_dir", str(model_dir), "--http_port", str(port), "--workers", w]
+        with process(argv, log) as pid:
+            yield "v1", (pid,)
         return
     if stack.startswith(("flask-gunicorn", "kyma-nginx")):
         if runtime is not None:  # the image's own Flask/gunicorn/gevent inside the runtime
@@ -480,9 +706,9 @@ def start_stack(
             "--chdir",
             str(work),
         ]
-        if stack == "flask-gunicorn":
-            with process([*gunicorn, "-b", f"127.0.0.1:{port}", "flaskapp:app"], log, env):
-                yield "default"
+        if stack.startswith("flask-gunicorn"):
+            with process([*gunicorn, "-b", f"127.0.0.1:{port}", "flaskapp:app"], log, env) as pid:
+                yield "default", (pid,)
             return
         if shutil.which("nginx") is None:
             notes.append("kyma-nginx: nginx is missing (apt-get install nginx)")
@@ -491,10 +717,10 @@ def start_stack(
         (work / "nginx.conf").write_text(NGINX_CONF.format(tmp=work, port=port))
         sock = ["-b", f"unix:{work}/gunicorn.sock", "flaskapp:app"]
         with (
-            process([*gunicorn, *sock], log, env),
-            process(["nginx", "-c", str(work / "nginx.conf"), "-g", "daemon off;"], log),
+            process([*gunicorn, *sock], log, env) as gpid,
+            process(["nginx", "-c", str(work / "nginx.conf"), "-g", "daemon off;"], log) as npid,
         ):
-            yield "default"
+            yield "default", (gpid, npid)
         return
     if stack == "mlflow":
         python = ensure_venv(args.bench_dir, "mlflow", ["mlflow", sk])
@@ -529,45 +755,88 @@ def start_stack(
         ]
         menv = {**env, "MLFLOW_TRACKING_URI": f"file://{work}/mlruns"}
         menv["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
-        with process(argv, log, menv):
-            yield "mlflow"
+        with process(argv, log, menv) as pid:
+            yield "mlflow", (pid,)
         return
     raise ValueError(stack)
 
 
-def measure_deploy(
+def _ping_after_launch(argv: list[str], url: str, log: Path) -> tuple[float, subprocess.Popen]:
+    """Seconds from starting ``argv`` to its first ``/ping`` 200; the process keeps running."""
+    with open(log, "ab") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    with httpx.Client(timeout=2) as client:
+        while time.perf_counter() - start < 120:
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(url + "/ping").status_code == 200:
+                    return time.perf_counter() - start, proc
+            if proc.poll() is not None:
+                break
+            time.sleep(0.005)
+    raise RuntimeError(f"{argv[0]} did not answer /ping; see {log}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def measure_starts(
     model_dir: Path, work: Path, n: int, runtime: Runtime, workers: int
-) -> list[float]:
-    """Seconds from ``create_endpoint`` to a healthy endpoint, ``n`` times."""
-    tar = work / f"model-{runtime.framework_version}.tar.gz"
+) -> dict[str, list[float]]:
+    """Cold start, to the first ``/ping`` 200, of ``create_endpoint`` and ``fedsage serve``.
+
+    ``first``: no warm parent of this runtime runs (it is started and imports the
+    libraries); ``later``: another endpoint (or ``fedsage serve``) of the runtime runs.
+    """
+    label = runtime.framework_version
+    tag = label.replace(".", "-")  # endpoint names: letters, digits, hyphens
+    tar = work / f"model-{label}.tar.gz"
     subprocess.run(["tar", "czf", str(tar), "-C", str(model_dir), "."], check=True)
-    old = os.environ.get("FEDSAGE_HOME")
-    os.environ["FEDSAGE_HOME"] = str(work / "home")
-    times = []
+    fedsage = str(Path(sys.executable).parent / "fedsage")
+    serve = [fedsage, "serve", str(model_dir), "--workers", str(workers), "--program",
+             "inference.py", "--python", str(runtime.python)]
+    out: dict[str, list[float]] = {"serve first": [], "serve later": [], "deploy first": [],
+                                   "deploy later": []}
+
+    def serve_once() -> tuple[float, subprocess.Popen]:
+        port = free_port()
+        return _ping_after_launch([*serve, "--port", str(port)], f"http://127.0.0.1:{port}",
+                                  work / f"serve-{label}.log")
+
+    took, keeper = serve_once()
+    out["serve first"].append(took)
+    try:
+        for _ in range(n):
+            took, proc = serve_once()
+            out["serve later"].append(took)
+            _stop(proc)
+    finally:
+        _stop(keeper)
+    time.sleep(0.5)  # its warm parent stops with it
+
+    def deploy(name: str) -> float:
+        start = time.perf_counter()
+        create_endpoint(name, model_tar=tar, code_tar=None, program="inference.py",
+                        runtime=runtime, workers=workers)
+        return time.perf_counter() - start
+
+    out["deploy first"].append(deploy(f"bench-keep-{tag}"))
     try:
         for i in range(n):
-            start = time.perf_counter()
-            create_endpoint(
-                f"bench-{i}",
-                model_tar=tar,
-                code_tar=None,
-                program="inference.py",
-                runtime=runtime,
-                workers=workers,
-            )
-            times.append(time.perf_counter() - start)
-            delete_endpoint(f"bench-{i}")
+            out["deploy later"].append(deploy(f"bench-{tag}-{i}"))
+            delete_endpoint(f"bench-{tag}-{i}")
     finally:
-        if old is None:
-            os.environ.pop("FEDSAGE_HOME", None)
-        else:
-            os.environ["FEDSAGE_HOME"] = old
-    return times
+        delete_endpoint(f"bench-keep-{tag}")
+    return out
 
 
 def print_table(results: dict, stacks: list[str], payloads: list[str], conns: list[int]) -> None:
-    print("\n| stack | payload | conns | req/s | p50 ms | p99 ms | non-2xx |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n| stack | payload | conns | req/s | p50 ms | p99 ms | server CPU ms/req | non-2xx |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for stack in stacks:
         for name in payloads:
             for c in conns:
@@ -575,56 +844,96 @@ def print_table(results: dict, stacks: list[str], payloads: list[str], conns: li
                 if r:
                     print(
                         f"| {stack} | {name} | {c} | {r['rps']:.0f} | {r['p50']:.2f} | "
-                        f"{r['p99']:.2f} | {int(r['non2xx'])} |"
+                        f"{r['p99']:.2f} | {r.get('cpu_ms', float('nan')):.3f} | "
+                        f"{int(r['non2xx'])} |"
                     )
 
 
-def print_targets(results: dict, version: str | None) -> None:
-    """Check the issues' targets at one-row CSV, 8 connections, like for like.
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
 
-    Each fedsage row is compared with the stacks running the same scikit-learn (and
-    so the same ``predict`` cost): ``fedsage-RT`` with ``*-RT``, ``fedsage`` (host
-    runtime) with the stacks in the host's scikit-learn.  MLflow and the floors run
-    on the host only.
-    """
+
+def print_summary(results: dict, bounds: dict, memory: dict, starts: dict, stacks: list[str],
+                  payloads: list[str]) -> None:
+    """The per-stack figures of issue 17 side by side, with the bound rows and start-up."""
+    print("\n| figure | " + " | ".join(stacks) + " |")
+    print("| --- |" + " ---: |" * len(stacks))
+    for name in payloads:
+        for c in (8, 64):
+            cells = [results.get((s, name, c)) for s in stacks]
+            if any(cells):
+                print(f"| {name} c={c} req/s | " + " | ".join(
+                    f"{r['rps']:,.0f}" if r else "" for r in cells) + " |")
+    for name in payloads:
+        cells = [results.get((s, name, 8)) for s in stacks]
+        if any(cells):
+            print(f"| {name} c=8 server CPU ms/req | " + " | ".join(
+                f"{r['cpu_ms']:.3f}" if r else "" for r in cells) + " |")
+    one = [results.get((s, "csv-1", 8)) for s in stacks]
+    if any(one):
+        print("| csv-1 c=8 p99 ms | " + " | ".join(
+            f"{r['p99']:.2f}" if r else "" for r in one) + " |")
+    print("| idle PSS MiB (after the load) | " + " | ".join(
+        f"{memory[s]:.0f}" if s in memory else "" for s in stacks) + " |")
+    if bounds:
+        print("\nin-process bound (decode + predict + encode, 2 processes = both cores), req/s:")
+        print("\n| bound | " + " | ".join(payloads) + " |")
+        print("| --- |" + " ---: |" * len(payloads))
+        for label in sorted({b for b, _ in bounds}):
+            print(f"| {label} | " + " | ".join(
+                f"{bounds[(label, p)]:,.0f}" if (label, p) in bounds else "" for p in payloads)
+                + " |")
+    print("\ncold start, seconds to the first /ping 200 (median; all runs):")
+    for label, figures in starts.items():
+        for what, values in figures.items():
+            print(f"- {label} {what}: {_median(values):.2f} s ("
+                  + ", ".join(f"{v:.2f}" for v in values) + ")")
+
+
+def print_targets(results: dict, bounds: dict, memory: dict, starts: dict,
+                  version: str | None) -> None:
+    """Check issue 17's targets (and issue 9's one-row target) in this run."""
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print("\ntargets of issue 17:")
+    kyma = f"kyma-nginx-{version}" if version else "kyma-nginx"
+    rows = [("host", "fedsage")] + ([(version, f"fedsage-{version}")] if version else [])
+    for label, me in rows:
+        for name in ("csv-1000", "json-1000"):
+            for c in (8, 64):
+                r = results.get((me, name, c))
+                if not r:
+                    continue
+                bound = bounds.get((f"bound-{label} (image codecs)", name))
+                if bound:
+                    ratio = r["rps"] / bound
+                    print(f"- {me} {name} c={c}: {ratio:.0%} of the bound ({r['rps']:,.0f} / "
+                          f"{bound:,.0f}) >= 75%: {verdict(ratio >= 0.75)}")
+                for other, need in ((kyma, 2.0), ("mlserver", 1.6)):
+                    them = results.get((other, name, c))
+                    if them:
+                        ratio = r["rps"] / them["rps"]
+                        cpu = them.get("cpu_ms", float("nan")) / r.get("cpu_ms", float("nan"))
+                        print(f"- {me} {name} c={c}: {ratio:.2f}x {other} >= {need}x: "
+                              f"{verdict(ratio >= need)} (server CPU per request: "
+                              f"{cpu:.2f}x less)")
+    for label, limit in (("host", 1.0), (version, 0.8)):
+        if label in starts:
+            for what in ("deploy later", "serve later"):
+                value = _median(starts[label][what])
+                print(f"- cold start {label} {what}: {value:.2f} s <= {limit} s: "
+                      f"{verdict(value <= limit)}")
+    for me, limit in (("fedsage", 150), (f"fedsage-{version}", 110)):
+        if me in memory:
+            print(f"- idle PSS {me}: {memory[me]:.0f} MiB <= {limit} MiB: "
+                  f"{verdict(memory[me] <= limit)}")
     rt = results.get((f"fedsage-{version}", "csv-1", 8))
-    if rt:
-        print(f"\ntargets of the {version} runtime at one-row CSV, 8 connections (issue 9):")
-        for other in ("kyma-nginx", f"kyma-nginx-{version}"):
-            them = results.get((other, "csv-1", 8))
-            if them:
-                ratio = rt["rps"] / them["rps"]
-                print(
-                    f"- req/s >= 2x {other}: {ratio:.2f}x -> {'met' if ratio >= 2 else 'NOT met'}"
-                )
-        print(f"- req/s >= 4,800: {rt['rps']:.0f} -> {'met' if rt['rps'] >= 4800 else 'NOT met'}")
-        print(f"- p99 <= 3 ms: {rt['p99']:.2f} ms -> {'met' if rt['p99'] <= 3 else 'NOT met'}")
-    rows = [("fedsage", "", "host")]
-    if version:
-        rows.insert(0, (f"fedsage-{version}", f"-{version}", version))
-    for me_name, suffix, label in rows:
-        me = results.get((me_name, "csv-1", 8))
-        if not me:
-            continue
-        print(f"\ntargets of issue 4 on the {label} runtime at one-row CSV, 8 connections:")
-        flask = results.get((f"flask-gunicorn{suffix}", "csv-1", 8))
-        if flask:
-            ratio = me["rps"] / flask["rps"]
-            print(f"- req/s >= 3x flask-gunicorn{suffix}: {ratio:.2f}x -> "
-                  f"{'met' if ratio >= 3 else 'NOT met'}")
-            ratio = me["p99"] / flask["p99"]
-            print(f"- p99 <= 1/3 of flask-gunicorn{suffix}: {ratio:.2f} -> "
-                  f"{'met' if ratio <= 1 / 3 else 'NOT met'}")
-        # floor-asyncio is a reference (a Python server's ceiling here), not a target.
-        for other, need, what in (
-            ("mlflow", 1.5, "req/s >= 1.5x"),
-            ("floor-http.server", 0.6, "req/s >= 60% of"),
-        ):
-            them = results.get((other, "csv-1", 8))
-            if them:
-                ratio = me["rps"] / them["rps"]
-                print(f"- {what} {other} (host): {ratio:.2f}x -> "
-                      f"{'met' if ratio >= need else 'NOT met'}")
+    them = results.get((kyma, "csv-1", 8))
+    if rt and them:
+        ratio = rt["rps"] / them["rps"]
+        print(f"- fedsage-{version} csv-1 c=8: {ratio:.2f}x {kyma} >= 4x: {verdict(ratio >= 4)}; "
+              f"p99 {rt['p99']:.2f} ms <= 3 ms: {verdict(rt['p99'] <= 3)}")
 
 
 if __name__ == "__main__":

@@ -214,6 +214,13 @@ class Backend(ABC):
     def list_endpoints(self) -> list[dict[str, Any]]:
         """DescribeEndpoint-shaped summaries of the known endpoints, oldest first."""
 
+    def list_warm_parents(self) -> list[dict[str, Any]]:
+        """The processes that keep a runtime's libraries imported for new endpoints.
+
+        Only local mode has them (see :mod:`fedsage.serving.warm`); elsewhere none.
+        """
+        return []
+
     @abstractmethod
     def endpoint_logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
         """The endpoint's log lines; with ``follow``, keep yielding new ones."""

@@ -386,6 +386,11 @@ class LocalBackend(Backend):
 
         return endpoints.list_endpoints()
 
+    def list_warm_parents(self) -> list[dict[str, Any]]:
+        from ..serving import warm
+
+        return warm.list_warm_parents()
+
     def endpoint_logs(self, name: str, *, follow: bool = False) -> Iterator[str]:
         from ..serving import endpoints
 

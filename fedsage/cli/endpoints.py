@@ -8,12 +8,9 @@ import tempfile
 from pathlib import Path
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from .._archive import extract_safely
 from ..errors import FedsageError
-from ..serving.supervisor import DEFAULT_MAX_BODY, ServerConfig, is_loopback_host, serve
+from ..serving._worker.fedsage_worker import DEFAULT_MAX_BODY  # no numpy, no supervisor
 from ._common import (
     console,
     err_console,
@@ -35,9 +32,16 @@ _STATUS_COLOR = {"InService": "green", "Failed": "red"}
 def list_command(
     output: str = typer.Option("table", "--output", "-o", help="table or json (whole records)."),
 ) -> None:
-    """List endpoints, oldest first (a local endpoint whose server died shows as Failed)."""
+    """List endpoints, oldest first (a local endpoint whose server died shows as Failed).
+
+    Local mode also shows each runtime's warm parent: the process that keeps the
+    runtime's libraries imported and forks new endpoints' model processes; it stops
+    when its last endpoint is deleted.
+    """
     with handle_errors():
-        rows = _backend().list_endpoints()
+        backend = _backend()
+        rows = backend.list_endpoints()
+        warm = backend.list_warm_parents()
     if output == "json":
         print_json(rows)
         return
@@ -58,11 +62,21 @@ def list_command(
             ]
         cells.append([*line, format_time(row.get("CreationTime"))])
     print_records(headers, cells, keep=(0, 2) if local else (0,))
+    for parent in warm:
+        console.print(
+            f"warm parent of runtime {parent['Runtime'] or '?'}: pid {parent['Pid']}, "
+            f"{parent['Python']} (forks new endpoints' model processes; stops with its "
+            "last endpoint)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command("describe")
 def describe_command(name: str) -> None:
     """Show one endpoint's description."""
+    from rich.table import Table
+
     with handle_errors():
         info = _backend().describe_endpoint(name)
     table = Table("Field", "Value", show_header=False)
@@ -126,6 +140,11 @@ def serve_command(
     ),
 ) -> None:
     """Serve a model in the foreground with SageMaker's inference protocol (Ctrl-C stops)."""
+    from rich.text import Text
+
+    from .._archive import extract_safely
+    from ..serving.supervisor import ServerConfig, is_loopback_host, serve
+
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s supervisor %(levelname)s %(message)s",
@@ -153,6 +172,8 @@ def serve_command(
             max_body=max_body,
             debug=debug,
             preload=preload,
+            warm=True,
+            runtime="host" if python is None else "",
         )
         if not is_loopback_host(host):
             err_console.print(

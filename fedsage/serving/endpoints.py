@@ -19,16 +19,17 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import httpx
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .._archive import extract_safely
 from .._home import Records, home_dir, write_private
 from .._process import ProcessIdentity, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
 from ..runtimes.base import Runtime
-from .supervisor import DEFAULT_MAX_BODY, WORKER_PATH, ServerConfig
+from ._worker.fedsage_worker import DEFAULT_MAX_BODY  # the supervisor only when one starts
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "Invocation",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 KIND = "endpoint"
+_WORKER_PATH = Path(__file__).resolve().parent / "_worker"  # supervisor.WORKER_PATH
 _NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 
 
@@ -235,6 +237,8 @@ def create_endpoint(
         else:
             code_dir = folder / "model" / "code"
             code_dir = code_dir if code_dir.is_dir() else folder / "model"
+        from .supervisor import ServerConfig
+
         config = ServerConfig(
             model_dir=str(folder / "model"),
             python=str(runtime.python),
@@ -246,6 +250,8 @@ def create_endpoint(
             env={**runtime.env, **(env or {})},
             state_file=str(folder / "state.json"),
             preload=_preload() if preload is None else preload,
+            warm=True,
+            runtime=runtime.framework_version,
         )
         write_private(folder / "config.json", config.to_json())
         proc = start_service("fedsage.serving.supervisor", folder, "config.json", "server.log")
@@ -288,6 +294,8 @@ def _preload() -> bool:
 def _wait_healthy(
     name: str, proc: subprocess.Popen[bytes], folder: Path, ready_timeout: float
 ) -> dict[str, Any]:
+    import httpx
+
     state_file = folder / "state.json"
     deadline = time.monotonic() + ready_timeout
     state: dict[str, Any] | None = None
@@ -397,7 +405,7 @@ def delete_endpoint(name: str) -> None:
         record.server.stop(grace=10.0)
     orphans = [*state.get("workers", []), *([state["zygote"]] if state.get("zygote") else [])]
     for pid in orphans:  # left by a supervisor killed hard
-        stop_process(pid, None, grace=2.0, must_contain=str(WORKER_PATH))
+        stop_process(pid, None, grace=2.0, must_contain=str(_WORKER_PATH))
     with _clients_lock:
         cached = _clients.pop(name, None)
     if cached is not None:
@@ -407,6 +415,8 @@ def delete_endpoint(name: str) -> None:
 
 
 def _client(name: str) -> tuple[str, httpx.Client]:
+    import httpx
+
     with _clients_lock:
         cached = _clients.get(name)
         if cached is None:
@@ -449,6 +459,8 @@ def invoke_endpoint(
     EndpointError
         If there is no such endpoint or its server is not running.
     """
+    import httpx
+
     url, client = _client(name)
     headers = {"Content-Type": content_type}
     if accept:

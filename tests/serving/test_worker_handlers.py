@@ -31,6 +31,22 @@ def test_handlers_under_python37(py37: Path) -> None:
     assert f"all {len(worker_checks.CHECKS)} checks passed under Python 3.7" in done.stdout
 
 
+def test_handlers_under_the_default_runtime() -> None:
+    """The checks (the decoders' comparisons with the image's) under 0.23-1's numpy 1.19."""
+    from fedsage.runtimes import resolve_runtime
+
+    runtime = resolve_runtime("0.23-1")
+    checks = Path(worker_checks.__file__)
+    done = subprocess.run(
+        [str(runtime.python), "-W", "ignore", str(checks), str(WORKER_PATH)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"all {len(worker_checks.CHECKS)} checks passed under Python 3.7" in done.stdout
+
+
 def test_server_under_python37(py37: Path, tmp_path: Path, np_model_dir: Path) -> None:
     with running(tmp_path, np_model_dir, python=str(py37), workers=1) as server:
         answer = httpx.post(

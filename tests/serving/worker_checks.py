@@ -312,6 +312,176 @@ def check_json_encoder_layout():
         assert W.codecs.array_to_json(value) == json.dumps(value, default=lambda x: x.tolist())
 
 
+def _outcome(decode, text):
+    """What a decoder gives: the array's dtype, shape and bytes, or the error it raises."""
+    try:
+        array = decode(text)
+    except Exception as exc:
+        return ("error", type(exc).__name__, str(exc))
+    data = repr(array.tolist()) if array.dtype.hasobject else array.tobytes()
+    return ("array", array.dtype.str, array.shape, data)
+
+
+def _image_csv(text):
+    """The scikit-learn image's CSV decoder, as written there (csv.reader, float64)."""
+    import csv
+
+    rows = list(
+        csv.reader(io.StringIO(text), delimiter=",", quotechar='"', doublequote=True, strict=True)
+    )
+    return np.array(rows).squeeze().astype(None)
+
+
+_ODD_FIELDS = [
+    "", " ", "a", "x1", "nan", "NaN", "-inf", "Infinity", "1e", "e1", "--1", "+-1", "0x1",
+    "1.2.3", "1e500", "-1e-400", "1_0", "1__0", " 4", "4\t", "\x0b5", "\u00a05", "\u0661",
+    '"1"', "'1'", "9007199254740993", "0.30000000000000004", "-0", "+.5", "5.", ".e1",
+]
+
+
+def _number(rng):
+    kind = rng.randrange(6)
+    value = rng.uniform(-1000, 1000)
+    if kind == 0:
+        return repr(value)
+    if kind == 1:
+        return "%.1f" % value
+    if kind == 2:
+        return "%d" % value
+    if kind == 3:
+        return "%g" % (value * 10 ** rng.randrange(-30, 30))
+    if kind == 4:
+        return "%.3e" % value
+    return rng.choice(["0", "1", "-1", "5.1", ".5", "5.", "+3", "-0.0", "007", "1E-3"])
+
+
+def _csv_text(rng):
+    width, rows = rng.randrange(1, 7), rng.randrange(1, 70)
+    lines = [[_number(rng) for _ in range(width)] for _ in range(rows)]
+    for _ in range(rng.choice([0, 0, 0, 1, 2])):  # a few odd fields
+        row = rng.choice(lines)
+        row[rng.randrange(len(row))] = rng.choice(_ODD_FIELDS)
+    roll = rng.random()
+    if roll < 0.05:
+        rng.choice(lines).append("1")  # ragged rows
+    elif roll < 0.1 and width > 1:
+        rng.choice(lines).pop()
+    elif roll < 0.12 and width > 1 and rows > 2:  # ragged, as many fields in all
+        lines[rng.randrange(1, rows)].append("1")
+        lines[rng.randrange(1, rows)].pop()
+    elif roll < 0.15:
+        lines.insert(0, ["f%d" % i for i in range(width)])  # a header row
+    elif roll < 0.2:
+        lines.insert(rng.randrange(len(lines) + 1), [])  # an empty line
+    text = rng.choice(["\n"] * 9 + ["\r\n"]).join(",".join(row) for row in lines)
+    text += rng.choice(["", "", "\n", "\n", "\n\n", "\r\n"])
+    if rng.random() < 0.03:
+        text = "\ufeff" + text  # a BOM
+    return text
+
+
+def check_csv_decoder_matches_the_image():
+    import random
+
+    rng = random.Random(20261126)
+    fast = 0
+    for _ in range(3000):
+        text = _csv_text(rng)
+        assert _outcome(W.codecs.csv_to_numpy, text) == _outcome(_image_csv, text), repr(text)
+        fast += len(text) >= W.codecs._FAST_MIN and W.codecs._numeric_csv(text) is not None
+    assert fast > 600, fast  # many generated bodies took the fast path
+
+
+def check_csv_decoder_long_fields():
+    limit = W.codecs._CSV_FIELD_LIMIT
+    for text in (
+        "1," + "0" * (limit - 2) + "1\n" + "2,3\n" * 10,  # the longest field the fast path takes
+        "1," + "0" * limit + "1\n" + "2,3\n" * 10,  # above csv's limit: refused as before
+        ("1.5,2.5\n" * 20000),
+    ):
+        assert _outcome(W.codecs.csv_to_numpy, text) == _outcome(_image_csv, text), len(text)
+
+
+def _json_row(rng, width):
+    row = []
+    for _ in range(width):
+        roll = rng.random()
+        if roll < 0.995:
+            row.append(rng.choice([rng.uniform(-1e3, 1e3), rng.randrange(-100, 100)]))
+        else:
+            row.append(rng.choice([True, None, "1.5", [1], [], {"a": 1}, 2**70, -(2**64)]))
+    return row
+
+
+def _json_text(rng):
+    width, rows = rng.randrange(0, 6), rng.randrange(0, 70)
+    value = [_json_row(rng, width) if rng.random() < 0.97 else 1.5 for _ in range(rows)]
+    row = rng.choice(value) if value else None
+    if isinstance(row, list) and rng.random() < 0.05:
+        row.append(1)  # ragged
+    if rng.random() < 0.05:
+        value = [value, value]  # 3-D
+    if rng.random() < 0.05:
+        value = [x for row in value if isinstance(row, list) for x in row]  # 1-D
+    text = json.dumps(value, separators=rng.choice([(", ", ": "), (",", ":")]))
+    if rng.random() < 0.05:
+        text = text.replace("1", "NaN", 1)
+    return text
+
+
+def check_json_decoder_matches_the_image():
+    import random
+    import warnings
+
+    rng = random.Random(20261127)
+    fast = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy 1.19 warns about ragged object arrays
+        for _ in range(2000):
+            text = _json_text(rng)
+            expected = _outcome(lambda t: np.array(json.loads(t)), text)
+            assert _outcome(W.codecs.json_to_numpy, text) == expected, text
+            fast += expected[0] == "array" and len(expected[2]) == 2 and len(text) >= 256
+    assert fast > 250, fast
+    if not W.codecs._FLATTEN_JSON:  # numpy 2: the flat road is checked all the same
+        W.codecs._FLATTEN_JSON = True
+        try:
+            rng = random.Random(20261127)
+            for _ in range(500):
+                text = _json_text(rng)
+                expected = _outcome(lambda t: np.array(json.loads(t)), text)
+                assert _outcome(W.codecs.json_to_numpy, text) == expected, text
+        finally:
+            W.codecs._FLATTEN_JSON = False
+
+
+def check_bad_csv_bodies_answer_as_before():
+    """Large bodies with the problems docs/serving.md lists get the answers they always got."""
+    good = "\n".join("%d.5,%d.25" % (i, i) for i in range(200))
+    bodies = {
+        "ragged": good + "\n1,2,3",
+        "nan": good + "\nnan,1",
+        "quoted": good + '\n"1",2',
+        "header": "a,b\n" + good,
+        "bom": "\ufeff" + good,
+        "crlf": good.replace("\n", "\r\n"),
+        "empty line": good.replace("\n", "\n\n", 1),
+        "field": good + "\n1,x",
+        "ragged, same count": good + "\n1,2,3\n4",
+    }
+    limit = W.codecs._FAST_MIN
+    try:
+        fast = dict((k, service().invoke(v.encode(), "text/csv", None)) for k, v in bodies.items())
+        W.codecs._FAST_MIN = 1 << 62  # the general path only
+        slow = dict((k, service().invoke(v.encode(), "text/csv", None)) for k, v in bodies.items())
+    finally:
+        W.codecs._FAST_MIN = limit
+    for name in bodies:
+        got = (fast[name].status_code, body_of(fast[name]))
+        assert got == (slow[name].status_code, body_of(slow[name])), (name, got)
+    assert fast["crlf"].status_code == 200 and fast["ragged"].status_code == 400, fast
+
+
 CHECKS = [v for k, v in sorted(globals().items()) if k.startswith("check_")]
 
 

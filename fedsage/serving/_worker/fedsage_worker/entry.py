@@ -1,4 +1,5 @@
-"""The worker's command line: a zygote (``--control N``) or one plain worker (``--fd N``).
+"""The worker's command line: a zygote (``--control N``), a plain worker (``--fd N``) or a
+runtime's warm parent (``--warm PATH``).
 
 Settings come from the SageMaker serving variables (``SAGEMAKER_PROGRAM``,
 ``SAGEMAKER_SUBMIT_DIRECTORY``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``,
@@ -16,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+from typing import Callable, Mapping
 
 from . import DEFAULT_MAX_BODY
 from .protocol import allowed_hosts, run
@@ -23,8 +25,37 @@ from .service import freeze_heap, load_service
 from .zygote import Zygote
 
 
+def configure_logging(env: Mapping[str, str]) -> None:
+    """Log to stderr at the level the environment asks (again in a forked zygote)."""
+    debug = env.get("FEDSAGE_DEBUG", "") not in ("", "0", "false")
+    root = logging.getLogger()
+    for handler in list(root.handlers):  # a zygote forked by a warm parent has its handler
+        root.removeHandler(handler)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else int(env.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "20")),
+        stream=sys.stderr,
+        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
+    )
+
+
+def run_zygote(
+    control: socket.socket,
+    model_dir: str,
+    env: Mapping[str, str],
+    on_loaded: Callable[[], None] | None = None,
+) -> int:
+    """Run a zygote on ``control`` with the settings of ``env``; return the exit code."""
+    configure_logging(env)
+    timeout = float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
+    max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
+    hosts = allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS"))
+    hang_grace = float(env.get("FEDSAGE_HANG_GRACE", "10"))
+    zygote = Zygote(control, model_dir, timeout, max_body, hang_grace, hosts, on_loaded=on_loaded)
+    return zygote.serve()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run a zygote or a plain worker until told to stop; return the exit code."""
+    """Run a zygote, a plain worker or a warm parent until told to stop; return the exit code."""
     parser = argparse.ArgumentParser(
         description="fedsage's model worker (SageMaker's scikit-learn inference contract)"
     )
@@ -33,24 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument(
         "--control", type=int, help="run as a zygote on this inherited control socket"
     )
-    parser.add_argument("--model-dir", required=True)
+    group.add_argument("--warm", help="run as the runtime's warm parent on this socket path")
+    parser.add_argument("--model-dir")
+    parser.add_argument("--modules", help="the warm parent's list of modules to import")
     args = parser.parse_args(argv)
     env = os.environ
-    debug = env.get("FEDSAGE_DEBUG", "") not in ("", "0", "false")
-    logging.basicConfig(
-        level=logging.DEBUG if debug else int(env.get("SAGEMAKER_CONTAINER_LOG_LEVEL", "20")),
-        stream=sys.stderr,
-        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s",
-    )
+    if args.warm is not None:
+        configure_logging(env)
+        from .warm import main as warm_main
+
+        return warm_main(args.warm, args.modules)
+    if not args.model_dir:
+        parser.error("--model-dir is required with --fd and --control")
+    if args.control is not None:
+        return run_zygote(socket.socket(fileno=args.control), args.model_dir, env)
+    configure_logging(env)
     timeout = float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
     max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
-    hosts = allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS"))
-    if args.control is not None:
-        control = socket.socket(fileno=args.control)
-        hang_grace = float(env.get("FEDSAGE_HANG_GRACE", "10"))
-        return Zygote(control, args.model_dir, timeout, max_body, hang_grace, hosts).serve()
     sock = socket.socket(fileno=args.fd)
     service = load_service(args.model_dir, env)
     freeze_heap()
-    run(sock, service, timeout, max_body, hosts=hosts)
+    run(sock, service, timeout, max_body, hosts=allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS")))
     return 0

@@ -11,7 +11,7 @@ import signal
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .framing import recv_message, send_message
 from .protocol import allowed_hosts, run
@@ -74,6 +74,9 @@ class Zygote:
         Seconds beyond ``timeout`` after which a silent worker is killed.
     hosts : frozenset of bytes or None
         The ``Host`` names the workers answer (None: any).
+    on_loaded : callable, optional
+        Called once the model is loaded, before the first worker is forked (a warm
+        parent's zygote reports the modules it imported).
     """
 
     def __init__(
@@ -84,7 +87,9 @@ class Zygote:
         max_body: int,
         hang_grace: float = 10.0,
         hosts: frozenset[bytes] | None = allowed_hosts(None),
+        on_loaded: Callable[[], None] | None = None,
     ) -> None:
+        self.on_loaded = on_loaded
         self.control: socket.socket | None = control
         self.model_dir = model_dir
         self.timeout = timeout
@@ -110,6 +115,8 @@ class Zygote:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self.service = load_service(self.model_dir)
+        if self.on_loaded is not None:
+            self.on_loaded()
         freeze_heap()
         self._tell("ready", f"{time.monotonic() - started:.3f}")
         while self.stopping is None:

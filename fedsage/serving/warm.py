@@ -1,0 +1,266 @@
+"""Warm parents: one pre-imported process per runtime that forks the endpoints' zygotes.
+
+A supervisor that preloads its model asks the runtime's warm parent for its zygote
+instead of starting a fresh interpreter (see ``_worker/fedsage_worker/warm.py``): the
+libraries are imported already, so the zygote only loads the model.  The first endpoint of
+a runtime starts the warm parent (and pays for the imports once); it stops on its own
+when its last zygote exits, i.e. when the last endpoint using it is deleted.
+
+Which warm parent an endpoint may use is decided by its *key*: the interpreter plus every
+environment variable a library could read while it is imported.  The variables that only
+describe one endpoint (``SAGEMAKER_PROGRAM``, its port, body limit ...) and a shell's
+bookkeeping (``PWD``, ``SHLVL`` ...) are left out; any other difference, a user's
+``OMP_NUM_THREADS`` for instance, gives the endpoint a warm parent of its own.  The forked
+zygote then takes the endpoint's exact environment.
+
+Warm parents are recorded in the registry (kind ``warm-parent``, PID and start time) so
+that ``fedsage endpoints list`` shows them; their socket, log and the learned module list
+live in ``FEDSAGE_HOME/warm/`` (private).  ``FEDSAGE_WARM=0`` turns them off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .._home import PRIVATE_UMASK, Records, home_dir, open_private
+from .._process import ProcessIdentity
+from ..errors import EndpointError
+
+__all__ = [
+    "WARM_ENV",
+    "WarmRecord",
+    "ensure_warm_parent",
+    "import_env",
+    "list_warm_parents",
+    "warm_enabled",
+    "warm_key",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``FEDSAGE_WARM=0`` starts every zygote as a fresh interpreter.
+WARM_ENV = "FEDSAGE_WARM"
+KIND = "warm-parent"
+#: What one endpoint sets for its own zygote: never part of a warm parent's key.
+PER_ENDPOINT = frozenset(
+    {
+        "SAGEMAKER_PROGRAM",
+        "SAGEMAKER_SUBMIT_DIRECTORY",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT",
+        "SAGEMAKER_MODEL_SERVER_WORKERS",
+        "SAGEMAKER_BIND_TO_PORT",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL",
+        "SM_MODEL_DIR",
+        "FEDSAGE_MAX_BODY",
+        "FEDSAGE_ALLOWED_HOSTS",
+        "FEDSAGE_DEBUG",
+        "FEDSAGE_DEFAULT_CONTENT_TYPE",
+        "FEDSAGE_HANG_GRACE",
+    }
+)
+# A shell's or a notebook kernel's bookkeeping, read by no library at import time.
+_NOISE = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "COLUMNS", "LINES", "PS1", "PS2"})
+_NOISE_PREFIXES = ("JPY_", "VSCODE_", "PYDEVD_")
+_START_TIMEOUT = 10.0  # seconds for a new warm parent to listen (it binds before importing)
+_PEERCRED = struct.Struct("3i")
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes
+
+
+def warm_enabled() -> bool:
+    """Whether zygotes come from warm parents (``FEDSAGE_WARM``, default on)."""
+    return os.environ.get(WARM_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def import_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The part of a zygote's environment that libraries may read while being imported.
+
+    Parameters
+    ----------
+    env : mapping
+        The zygote's whole environment (``supervisor.worker_env``).
+
+    Returns
+    -------
+    dict
+        ``env`` without the per-endpoint serving variables and a shell's bookkeeping: the
+        warm parent's own environment, and what its key is made of.
+    """
+    return {
+        k: v
+        for k, v in env.items()
+        if k not in PER_ENDPOINT and k not in _NOISE and not k.startswith(_NOISE_PREFIXES)
+    }
+
+
+def warm_key(python: str, env: Mapping[str, str]) -> str:
+    """The warm parent an endpoint may share: a digest of its interpreter and import env."""
+    text = json.dumps([str(python), sorted(import_env(env).items())])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class WarmRecord:
+    """A warm parent as the registry keeps it."""
+
+    name: str
+    created: float
+    python: str
+    runtime: str
+    socket: str
+    log: str
+    process: ProcessIdentity | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["process"] = None if self.process is None else self.process.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WarmRecord:
+        values = dict(data)
+        values["process"] = ProcessIdentity.from_dict(values.get("process"))
+        return cls(**values)
+
+
+def _no_such(name: str) -> Exception:
+    return EndpointError(f"there is no warm parent {name!r}; see: fedsage endpoints list")
+
+
+#: The warm parents in the registry.
+warm_parents: Records[WarmRecord] = Records(KIND, WarmRecord.from_dict, _no_such)
+
+
+def _owner(path: Path) -> int | None:
+    """The PID listening on ``path``, or None when nothing answers there."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(str(path))
+            raw = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        except OSError:
+            return None
+    pid, uid, _ = _PEERCRED.unpack(raw)
+    return pid if uid == os.getuid() else None
+
+
+def ensure_warm_parent(
+    python: str, env: Mapping[str, str], runtime: str, worker_path: Path
+) -> tuple[str, subprocess.Popen[bytes] | None] | None:
+    """The socket of the warm parent for ``python`` and ``env``, started now if none runs.
+
+    Parameters
+    ----------
+    python : str
+        The runtime's interpreter.
+    env : mapping
+        The zygote's environment (its import part picks the warm parent).
+    runtime : str
+        A label for listings (the framework version).
+    worker_path : pathlib.Path
+        The worker folder the interpreter runs.
+
+    Returns
+    -------
+    tuple or None
+        ``(socket path, process)``: the process when this call started it (the caller
+        reaps it), else None; or None when warm parents are off or cannot be used here
+        (the caller starts its zygote as a fresh interpreter).
+    """
+    if not warm_enabled():
+        return None
+    key = warm_key(python, env)
+    folder = home_dir("warm", key)
+    path = folder / "warm.sock"
+    if len(os.fsencode(str(path))) > _MAX_SOCKET_PATH:
+        log.info("no warm parent: the socket path %s is too long", path)
+        return None
+    if _owner(path) is not None:
+        return str(path), None
+    modules = home_dir("warm") / f"modules-{hashlib.sha256(python.encode()).hexdigest()[:16]}.txt"
+    with open_private(folder / "warm.log", "ab") as out:
+        proc = subprocess.Popen(
+            [python, str(worker_path), "--warm", str(path), "--modules", str(modules)],
+            cwd=folder,
+            env=import_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            umask=PRIVATE_UMASK,
+        )
+    # It binds before it imports anything; one that lost a race with another start
+    # exits at once, and the other one answers.
+    deadline = time.monotonic() + _START_TIMEOUT
+    owner = _owner(path)
+    while owner is None and time.monotonic() < deadline:
+        exited = proc.poll() is not None
+        time.sleep(0.005)
+        owner = _owner(path)
+        if exited and owner is None:
+            break
+    if owner is None:
+        log.warning("the warm parent for %s did not start; see %s", python, folder / "warm.log")
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        return None
+    record = WarmRecord(
+        name=key,
+        created=time.time(),
+        python=python,
+        runtime=runtime,
+        socket=str(path),
+        log=str(folder / "warm.log"),
+        process=ProcessIdentity.of(owner),
+    )
+    try:
+        warm_parents.add(record)
+    except KeyError:  # the record of an earlier warm parent of the same key
+
+        def replace(old: WarmRecord) -> None:
+            for name, value in asdict(record).items():
+                setattr(old, name, value)
+            old.process = record.process
+
+        warm_parents.modify(key, replace)
+    log.info("started the warm parent %d for %s (%s)", owner, runtime, python)
+    return str(path), proc
+
+
+def list_warm_parents() -> list[dict[str, Any]]:
+    """The running warm parents (records of stopped ones are removed).
+
+    Returns
+    -------
+    list of dict
+        ``Name`` (the key), ``Runtime``, ``Python``, ``Pid``, ``CreationTime`` (epoch
+        seconds), ``Log``.
+    """
+    running = []
+    for record in warm_parents.all():
+        if record.process is None or not record.process.alive():
+            warm_parents.delete(record.name)
+            continue
+        running.append(
+            {
+                "Name": record.name,
+                "Runtime": record.runtime,
+                "Python": record.python,
+                "Pid": record.process.pid,
+                "CreationTime": record.created,
+                "Log": record.log,
+            }
+        )
+    return running
