@@ -112,7 +112,7 @@ class LazyGroup(TyperGroup):
         if command is not None or cmd_name not in LAZY:
             return command
         if self.listing:
-            return TyperGroup(name=cmd_name, help=LAZY[cmd_name][2])
+            return TyperGroup(name=cmd_name, help=LAZY[cmd_name][2], short_help=LAZY[cmd_name][2])
         command = load_command(cmd_name)
         self.commands[cmd_name] = command
         return command
@@ -132,6 +132,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +109,9 @@ class Runtime:
 @functools.cache
 def host_runtime() -> Runtime:
     """fedsage's own interpreter and libraries (``framework_version='host'``)."""
+    # importlib.metadata costs as much to import as the rest of a short command's start.
+    from importlib import metadata
+
     packages = {}
     for name in _REPORTED:
         try:
