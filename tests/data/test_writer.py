@@ -290,3 +290,45 @@ def test_file_format_from_suffix_or_argument(tmp_path: Path) -> None:
         writer.write(_batch(0))
         writer.commit(3)
     assert pq.read_table(tmp_path / "scores.out").num_rows == 3
+
+
+# -- reading the input on the same connection while writing ---------------------------
+
+
+def test_read_and_write_on_one_connection(db: DbConnection) -> None:
+    _write(db, "fail", 0, 3, 6, 9, table="INPUT")
+    with TableWriter(db, "SCORES", arrow_schema=SCHEMA) as writer:
+        for batch in db.iter_batches(db.table("INPUT"), batch_rows=4):
+            writer.write(batch)
+        writer.commit(12)
+    assert _rows(db) == _rows(db, "INPUT")
+
+
+def test_kept_columns_keep_their_types(db: DbConnection) -> None:
+    import datetime
+    import decimal
+
+    schema = pa.schema([("id", pa.int32()), ("amount", pa.decimal128(12, 2)),
+                        ("day", pa.date32()), ("at", pa.timestamp("us")),
+                        ("flag", pa.bool_()), ("prediction", pa.float64()),
+                        ("Raw Bytes", pa.binary())])
+    data = pa.table({
+        "id": [1, 2], "amount": [decimal.Decimal("12.34"), None],
+        "day": [datetime.date(2024, 2, 29), None],
+        "at": [datetime.datetime(2024, 2, 29, 13, 14, 15, 123456), None],
+        "flag": [True, None], "prediction": [0.25, None],
+        "Raw Bytes": [b"\x00\xff", None]}, schema=schema)
+    with TableWriter(db, "SCORES", arrow_schema=schema) as writer:
+        writer.write(data)
+        writer.commit(2)
+    raw, _ = db.execute_query('SELECT "Raw Bytes" FROM "SCORES" ORDER BY "id"')
+    assert [None if v is None else bytes(v) for (v,) in raw] == [b"\x00\xff", None]
+    back = db.to_arrow('SELECT * FROM "SCORES" ORDER BY "id"').drop_columns(["Raw Bytes"])
+    back_rows = back.to_pylist()
+    if db.dialect.name == "sqlite":  # no date, time or decimal types: ISO text, numbers
+        assert back_rows == [{"id": 1, "amount": 12.34, "day": "2024-02-29",
+                              "at": "2024-02-29 13:14:15.123456", "flag": 1,
+                              "prediction": 0.25},
+                             dict.fromkeys(back_rows[1], None) | {"id": 2}]
+    else:
+        assert back_rows == data.drop_columns(["Raw Bytes"]).to_pylist()

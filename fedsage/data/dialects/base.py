@@ -612,13 +612,23 @@ class Dialect:
                                schema=quoted_name(schema, quote=True) if schema else None),
                          if_exists=True)
 
+    def exact_relation(self, name: str, schema: str | None, *columns: str) -> TableClause:
+        """As :meth:`relation`, with every column name quoted verbatim too (never folded:
+        the writer creates and fills columns under their exact names)."""
+        from sqlalchemy.sql import quoted_name
+        from sqlalchemy.sql.expression import column, table
+
+        qschema = quoted_name(schema, quote=True) if schema is not None else None
+        return table(quoted_name(name, quote=True),
+                     *[column(quoted_name(c, quote=True)) for c in columns], schema=qschema)
+
     def insert_select(self, name: str, schema: str | None, source: str,
                       source_schema: str | None, columns: Sequence[str]) -> ClauseElement:
         """``INSERT INTO target (cols…) SELECT cols… FROM source``."""
         from sqlalchemy import insert, select
 
-        target = self.relation(name, schema, *columns)
-        src = self.relation(source, source_schema, *columns)
+        target = self.exact_relation(name, schema, *columns)
+        src = self.exact_relation(source, source_schema, *columns)
         return insert(target).from_select(list(target.c), select(*src.c))
 
     def target_columns(self, name: str, schema: str | None) -> ClauseElement:
@@ -630,19 +640,22 @@ class Dialect:
         """Bulk-load ``data`` into the staging table: ``executemany`` in chunks of rows.
 
         Positional drivers (``qmark``: SQLite, HANA) get plain tuples, without building
-        a parameter dictionary per row.
+        a parameter dictionary per row; others (``pyformat``) get one dictionary per row.
         """
-        if not self.sa_dialect.positional:
-            self.insert_arrow(conn, name, schema, data)
-            return
-        compiled = self.insert(name, schema, data.column_names).compile(dialect=self.sa_dialect)
-        sql = str(compiled)
+        from sqlalchemy import insert
+
+        stmt = insert(self.exact_relation(name, schema, *data.column_names))
+        sql = str(stmt.compile(dialect=self.sa_dialect))
         cursor = conn.cursor()
         try:
             with self.translate_errors(sql, f"loading rows into {name!r}"):
                 for batch in self.python_values(data).to_batches(max_chunksize=10_000):
                     columns = [col.to_pylist() for col in batch.columns]
-                    cursor.executemany(sql, list(zip(*columns, strict=True)))
+                    rows: list[Any] = list(zip(*columns, strict=True))
+                    if not self.sa_dialect.positional:
+                        keys = list(stmt.compile(dialect=self.sa_dialect).params)
+                        rows = [dict(zip(keys, row, strict=True)) for row in rows]
+                    cursor.executemany(sql, rows)
         finally:
             cursor.close()
 

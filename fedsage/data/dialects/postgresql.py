@@ -421,7 +421,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
         if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
                or pa.types.is_fixed_size_binary(f.type) for f in data.schema):
-            self.insert_arrow(conn, name, schema, data)
+            super().load_arrow(conn, name, schema, data)
             return
         columns = ", ".join(self.quote(c) for c in data.column_names)
         sql = f"COPY {self.qualified(name, schema)} ({columns}) FROM STDIN (FORMAT csv)"
