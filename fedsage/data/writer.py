@@ -294,6 +294,13 @@ class TableWriter:
 
     # -- writing ---------------------------------------------------------------------
 
+    def _lost(self) -> str:
+        lost = False
+        with contextlib.suppress(Exception):
+            lost = self._session is not None and self.dialect.connection_lost(self._session)
+        return ("the database connection was lost (staging died with it); run again once "
+                "the database is reachable; " if lost else "")
+
     def _check_open(self, action: str) -> None:
         if self._state != "open":
             raise DataError(f"cannot {action}: this writer is {self._state}")
@@ -327,7 +334,7 @@ class TableWriter:
                 self.dialect.end_write(self._session, True)
         except DataError as exc:
             raise DataError(f"writing rows {first}-{last} to {self.target} failed: {exc}\n"
-                            f"  {self.target} is untouched") from exc
+                            f"  {self._lost()}{self.target} is untouched") from exc
         self._rows += rows
 
     @property

@@ -6,11 +6,18 @@ Every ``db`` test runs on a DuckDB file, a SQLite file and the suite's PostgreSQ
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import pg_dsn
 
 from fedsage.data import DbConnection
 from fedsage.data.writer import IF_EXISTS, FileWriter, TableWriter, open_writer
@@ -332,3 +339,123 @@ def test_kept_columns_keep_their_types(db: DbConnection) -> None:
                              dict.fromkeys(back_rows[1], None) | {"id": 2}]
     else:
         assert back_rows == data.drop_columns(["Raw Bytes"]).to_pylist()
+
+
+# -- a killed writer process, a lost connection ----------------------------------------
+
+_CHILD = textwrap.dedent("""
+    import sys
+    import pyarrow as pa
+    from fedsage.data import DbConnection
+    from fedsage.data.writer import TableWriter
+
+    url, schema = sys.argv[1], sys.argv[2] or None
+    db = DbConnection.from_url(url, schema=schema)
+    s = pa.schema([("id", pa.int64()), ("prediction", pa.float64()), ("label", pa.string())])
+    writer = TableWriter(db, "SCORES", arrow_schema=s, if_exists="replace")
+    for start in range(100, 400, 3):
+        ids = list(range(start, start + 3))
+        writer.write(pa.table({"id": ids, "prediction": [i / 7 for i in ids],
+                               "label": [f"r{i}" for i in ids]}, schema=s))
+    print(writer.staging, flush=True)
+    sys.stdin.read()  # until killed
+""")
+
+
+def _kill_writer_process(tmp_path: Path, url: str, schema: str | None) -> str:
+    """Run a writer in a real process, SIGKILL it mid-write; return its staging table."""
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), url, schema or ""],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        staging = child.stdout.readline().strip() if child.stdout else ""
+        assert "__fedsage_stage_" in staging, child.stderr.read() if child.stderr else ""
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    return staging
+
+
+def test_sigkilled_writer_process_duckdb(tmp_path: Path) -> None:
+    url = f"duckdb:///{tmp_path / 'killed.duckdb'}"
+    with DbConnection.from_url(url) as db:
+        _write(db, "fail", 0)
+    # The writer process holds DuckDB's file lock: this process lets go while it runs.
+    staging = _kill_writer_process(tmp_path, url, None)
+    with DbConnection.from_url(url) as db:
+        assert _rows(db) == _expected(0)
+        every, _ = db.execute_query("SELECT database_name, table_name FROM duckdb_tables()")
+        assert every == [(tmp_path.joinpath("killed").name, "SCORES")], staging
+
+
+def _pg_leftovers(dsn: str) -> tuple[list, list]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        writers = conn.execute("SELECT pid FROM pg_stat_activity "
+                               "WHERE application_name = 'fedsage writer'").fetchall()
+        stages = conn.execute("SELECT relname FROM pg_class "
+                              "WHERE relname LIKE '%%fedsage_stage%%'").fetchall()
+    return writers, stages
+
+
+def _wait_for_backends_to_end(dsn: str) -> tuple[list, list]:
+    """The server ends a killed client's backend when it reads the closed socket."""
+    deadline = time.monotonic() + 60
+    while True:
+        writers, stages = _pg_leftovers(dsn)
+        if not writers or time.monotonic() > deadline:
+            return writers, stages
+        time.sleep(0.1)
+
+
+def test_sigkilled_writer_process_postgresql(tmp_path: Path, pg_server, pg_schema: str) -> None:
+    with DbConnection.from_url(pg_server.url, schema=pg_schema) as db:
+        _write(db, "fail", 0)
+        _kill_writer_process(tmp_path, pg_server.url, pg_schema)
+        assert _wait_for_backends_to_end(pg_dsn(pg_server)) == ([], [])
+        assert _rows(db) == _expected(0)
+        assert _tables(db) == {"SCORES"}
+
+
+def test_postgresql_connection_killed_mid_write(pg_server, pg_schema: str) -> None:
+    import psycopg
+
+    dsn = pg_dsn(pg_server)
+    with DbConnection.from_url(pg_server.url, schema=pg_schema) as db:
+        _write(db, "fail", 0)
+        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace")
+        writer.write(_batch(10))
+        writer.write(_batch(13))
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE application_name = 'fedsage writer'").fetchall()
+        assert killed == [(True,)]
+        with pytest.raises(DataError, match=r"(?s)writing rows 6-8 to .*SCORES.* failed: "
+                                            r"postgresql: .*terminat.*connection was lost.*is untouched"):
+            writer.write(_batch(16))
+        writer.abort()  # never raises on a dead connection
+        writer.abort()
+        assert _wait_for_backends_to_end(dsn) == ([], [])
+        assert _rows(db) == _expected(0)
+        assert _tables(db) == {"SCORES"}
+
+
+def test_postgresql_connection_killed_before_commit(pg_server, pg_schema: str) -> None:
+    import psycopg
+
+    dsn = pg_dsn(pg_server)
+    with DbConnection.from_url(pg_server.url, schema=pg_schema) as db:
+        _write(db, "fail", 0)
+        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append")
+        writer.write(_batch(10))
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = 'fedsage writer'")
+        with pytest.raises(DataError, match="postgresql: counting the staged rows failed"):
+            writer.commit(3)
+        assert repr(writer).endswith("aborted>")
+        assert _rows(db) == _expected(0)

@@ -659,6 +659,11 @@ class Dialect:
         finally:
             cursor.close()
 
+    def connection_lost(self, conn: Any) -> bool:
+        """Whether the driver knows the session is gone (the server ended it, the network
+        dropped); ``False`` when it cannot tell."""
+        return False
+
     def python_values(self, data: pa.Table) -> pa.Table:
         """``data`` with columns the driver cannot bind as Python values converted."""
         return data

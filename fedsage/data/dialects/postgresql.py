@@ -407,6 +407,11 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             raise
         return session, close
 
+    def connection_lost(self, conn: Any) -> bool:
+        """psycopg marks a connection the server ended or the network lost as broken."""
+        driver = self._driver(conn)
+        return bool(driver.broken or driver.closed)
+
     def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """``COPY … FROM STDIN (FORMAT csv)`` fed by Arrow's CSV writer.
 
