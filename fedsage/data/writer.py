@@ -212,8 +212,13 @@ class TableWriter:
 
         self._session, self._close_session = self.dialect.writer_session(connection._conn,
                                                                          reopen)
+        # In "transaction" staging, one transaction runs from here to commit/abort.
+        self._in_transaction = self.dialect.staging == "transaction"
         try:
             self._check_target()
+            if self._in_transaction:
+                with self.dialect.translate_errors("BEGIN", "starting the transaction"):
+                    self.dialect.begin_write(self._session)
             self._run(self.dialect.staging_table(self.staging, self.schema, self._columns),
                       "creating the staging table")
         except BaseException:
@@ -235,19 +240,26 @@ class TableWriter:
         prefix = self.table.encode("utf-8")[:room].decode("utf-8", "ignore")
         return prefix + token
 
-    def _run(self, stmt: Any, action: str, *, fetch: bool = False, commit: bool = True
+    def _run(self, stmt: Any, action: str, *, fetch: bool = False
              ) -> tuple[list[Any], list[str]]:
-        sql, params = self.dialect.compile(stmt)
+        """Run a statement on the writer's session; commit unless a transaction is open.
+
+        ``stmt``: a Core statement, or SQL text a dialect built (quoted identifiers).
+        """
+        sql, params = (stmt, None) if isinstance(stmt, str) else self.dialect.compile(stmt)
         cursor = self._session.cursor()
         try:
             with self.dialect.translate_errors(sql, action):
-                cursor.execute(sql, params)
+                if params is None:
+                    cursor.execute(sql)
+                else:
+                    cursor.execute(sql, params)
                 result: tuple[list[Any], list[str]] = ([], [])
                 if fetch:
                     result = (cursor.fetchall(), [d[0] for d in cursor.description or ()])
         finally:
             cursor.close()
-        if commit:
+        if not self._in_transaction:
             with self.dialect.translate_errors(sql, "ending the transaction"):
                 self.dialect.end_write(self._session, True)
         return result
@@ -330,8 +342,9 @@ class TableWriter:
             self.dialect.load_arrow(self._session, self.staging,
                                     self.dialect.staging_schema(self.schema),
                                     pa.Table.from_batches(batches))
-            with self.dialect.translate_errors("COMMIT", "ending the transaction"):
-                self.dialect.end_write(self._session, True)
+            if not self._in_transaction:
+                with self.dialect.translate_errors("COMMIT", "ending the transaction"):
+                    self.dialect.end_write(self._session, True)
         except DataError as exc:
             raise DataError(f"writing rows {first}-{last} to {self.target} failed: {exc}\n"
                             f"  {self._lost()}{self.target} is untouched") from exc
@@ -395,28 +408,37 @@ class TableWriter:
 
     def _publish(self) -> None:
         names = self.arrow_schema.names
+        staging_schema = self.dialect.staging_schema(self.schema)
         statements: list[tuple[Any, str]] = []
         if self.if_exists == "replace":
             statements.append((self.dialect.drop_if_exists(self.table, self.schema),
                                f"dropping {self.target}"))
-        statements += [
-            (self.dialect.create_target(self.table, self.schema, self._columns,
-                                        if_not_exists=self.if_exists == "append"),
-             f"creating {self.target}"),
-            (self.dialect.insert_select(self.table, self.schema, self.staging,
-                                        self.dialect.staging_schema(self.schema), names),
-             f"copying the staged rows into {self.target}"),
-            (self.dialect.drop_table(self.staging, self.dialect.staging_schema(self.schema)),
-             "dropping the staging table"),
-        ]
+        if self._in_transaction and self.if_exists != "append":
+            # The staging table is the target's twin, beside it: rename, no copy.
+            statements.append((self.dialect.rename_table(self.staging, self.schema, self.table),
+                               f"renaming the staging table to {self.target}"))
+        else:
+            statements += [
+                (self.dialect.create_target(self.table, self.schema, self._columns,
+                                            if_not_exists=self.if_exists == "append"),
+                 f"creating {self.target}"),
+                (self.dialect.insert_select(self.table, self.schema, self.staging,
+                                            staging_schema, names),
+                 f"copying the staged rows into {self.target}"),
+                (self.dialect.drop_table(self.staging, staging_schema),
+                 "dropping the staging table"),
+            ]
         ok = False
-        with self.dialect.translate_errors("BEGIN", "starting the transaction"):
-            self.dialect.begin_write(self._session)
+        if not self._in_transaction:
+            with self.dialect.translate_errors("BEGIN", "starting the transaction"):
+                self.dialect.begin_write(self._session)
+            self._in_transaction = True
         try:
             for stmt, action in statements:
-                self._run(stmt, action, commit=False)
+                self._run(stmt, action)
             ok = True
         finally:
+            self._in_transaction = False
             with self.dialect.translate_errors("COMMIT" if ok else "ROLLBACK",
                                                "ending the transaction"):
                 self.dialect.end_write(self._session, ok)
@@ -433,12 +455,15 @@ class TableWriter:
             return
         self._state = "aborted"
         if self._session is not None:
+            # A rollback removes a staging table created in the open transaction.
+            staged_in_transaction, self._in_transaction = self._in_transaction, False
             with contextlib.suppress(Exception):
                 self.dialect.end_write(self._session, False)
-            with contextlib.suppress(Exception):
-                self._run(self.dialect.drop_table(self.staging,
-                                                  self.dialect.staging_schema(self.schema)),
-                          "dropping the staging table")
+            if not staged_in_transaction and self.dialect.staging != "transaction":
+                with contextlib.suppress(Exception):
+                    self._run(self.dialect.drop_table(self.staging,
+                                                      self.dialect.staging_schema(self.schema)),
+                              "dropping the staging table")
         self._close()
         logger.info("aborted writing %s after %d rows", self.target, self._rows)
 

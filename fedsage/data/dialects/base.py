@@ -475,9 +475,21 @@ class Dialect:
     # differs per engine is here: where staging lives, how a session and a
     # transaction are opened, and the bulk path.
 
-    #: Schema of session-private ``TEMPORARY`` tables, which die with the session (a
-    #: killed process or a lost connection leaves nothing); ``None``: the engine has
-    #: none, and staging is a named table beside the target, dropped on abort.
+    #: How the writer stages rows (each way leaves the target untouched until commit):
+    #:
+    #: ``"transaction"``
+    #:     a table beside the target, created inside the writer's one open transaction
+    #:     (transactional DDL): no other session sees it, and a rollback, a killed
+    #:     process or a lost connection removes it.  At commit it is renamed to the
+    #:     target (``fail``/``replace``: the rows are not copied again) or inserted from.
+    #: ``"temporary"``
+    #:     a ``TEMPORARY`` table in :attr:`temp_schema`, which dies with the session,
+    #:     loaded in short transactions; the target is created from it at commit.
+    #: ``"table"``
+    #:     a named table beside the target, committed as it is loaded, dropped on abort
+    #:     (a killed process leaves it behind).
+    staging = "table"
+    #: Schema of session-private ``TEMPORARY`` tables (``staging = "temporary"``).
     temp_schema: str | None = None
     #: Longest identifier (UTF-8 bytes) the engine keeps as given (PostgreSQL cuts
     #: longer ones silently, so the writer refuses them).
@@ -574,13 +586,14 @@ class Dialect:
 
     def staging_table(self, name: str, schema: str | None,
                       columns: Sequence[tuple[str, Any]]) -> ClauseElement:
-        """``CREATE [TEMPORARY] TABLE`` for staging (temporary in :attr:`temp_schema`)."""
+        """``CREATE [TEMPORARY] TABLE`` for staging (see :attr:`staging`)."""
         from sqlalchemy import Column, MetaData, Table
         from sqlalchemy.schema import CreateTable
         from sqlalchemy.sql import quoted_name
 
-        where = self.temp_schema if self.temp_schema is not None else schema
-        prefixes = ["TEMPORARY"] if self.temp_schema is not None else []
+        temporary = self.staging == "temporary"
+        where = self.temp_schema if temporary else schema
+        prefixes = ["TEMPORARY"] if temporary else []
         return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
                                  *[Column(quoted_name(c, quote=True), t) for c, t in columns],
                                  schema=quoted_name(where, quote=True) if where else None,
@@ -588,7 +601,11 @@ class Dialect:
 
     def staging_schema(self, schema: str | None) -> str | None:
         """The schema the staging table of a target in ``schema`` lives in."""
-        return self.temp_schema if self.temp_schema is not None else schema
+        return self.temp_schema if self.staging == "temporary" else schema
+
+    def rename_table(self, name: str, schema: str | None, new_name: str) -> str:
+        """``ALTER TABLE "schema"."name" RENAME TO "new_name"`` (same schema)."""
+        return f"ALTER TABLE {self.qualified(name, schema)} RENAME TO {self.quote(new_name)}"
 
     def create_target(self, name: str, schema: str | None, columns: Sequence[tuple[str, Any]],
                       if_not_exists: bool = False) -> ClauseElement:

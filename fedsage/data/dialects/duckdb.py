@@ -234,7 +234,7 @@ class DuckDBDialect(Dialect):
 
     # -- writing (fedsage.data.writer) --------------------------------------------
 
-    temp_schema = "temp"
+    staging = "transaction"
 
     def writer_session(self, conn: Any,
                        reopen: Callable[[], tuple[Any, Callable[[], None]]]

@@ -388,7 +388,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
     # -- writing (fedsage.data.writer) --------------------------------------------
 
-    temp_schema = "pg_temp"
+    staging = "transaction"
     max_identifier_bytes = 63  # NAMEDATALEN - 1; longer names are cut silently
 
     def writer_session(self, conn: Any,
