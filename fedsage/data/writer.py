@@ -407,34 +407,13 @@ class TableWriter:
         return int(rows[0][0])
 
     def _publish(self) -> None:
-        names = self.arrow_schema.names
-        staging_schema = self.dialect.staging_schema(self.schema)
-        statements: list[tuple[Any, str]] = []
-        if self.if_exists == "replace":
-            statements.append((self.dialect.drop_if_exists(self.table, self.schema),
-                               f"dropping {self.target}"))
-        if self._in_transaction and self.if_exists != "append":
-            # The staging table is the target's twin, beside it: rename, no copy.
-            statements.append((self.dialect.rename_table(self.staging, self.schema, self.table),
-                               f"renaming the staging table to {self.target}"))
-        else:
-            statements += [
-                (self.dialect.create_target(self.table, self.schema, self._columns,
-                                            if_not_exists=self.if_exists == "append"),
-                 f"creating {self.target}"),
-                (self.dialect.insert_select(self.table, self.schema, self.staging,
-                                            staging_schema, names),
-                 f"copying the staged rows into {self.target}"),
-                (self.dialect.drop_table(self.staging, staging_schema),
-                 "dropping the staging table"),
-            ]
         ok = False
         if not self._in_transaction:
             with self.dialect.translate_errors("BEGIN", "starting the transaction"):
                 self.dialect.begin_write(self._session)
             self._in_transaction = True
         try:
-            for stmt, action in statements:
+            for stmt, action in self._publish_statements():
                 self._run(stmt, action)
             ok = True
         finally:
@@ -442,6 +421,36 @@ class TableWriter:
             with self.dialect.translate_errors("COMMIT" if ok else "ROLLBACK",
                                                "ending the transaction"):
                 self.dialect.end_write(self._session, ok)
+
+    def _publish_statements(self) -> list[tuple[Any, str]]:
+        """What the commit runs, decided inside its transaction (no ``IF [NOT] EXISTS``:
+        SAP HANA has neither)."""
+        names = self.arrow_schema.names
+        staging_schema = self.dialect.staging_schema(self.schema)
+        rows, _ = self._run(self.dialect.target_columns(self.table, self.schema),
+                            f"looking up {self.target}", fetch=True)
+        exists = bool(rows)
+        statements: list[tuple[Any, str]] = []
+        if exists and self.if_exists == "replace":
+            statements.append((self.dialect.drop_table(self.table, self.schema),
+                               f"dropping {self.target}"))
+        if self.dialect.staging == "transaction" and not (exists and self.if_exists == "append"):
+            # The staging table is the target's twin, beside it: rename, no copy.
+            statements.append((self.dialect.rename_table(self.staging, self.schema, self.table),
+                               f"renaming the staging table to {self.target}"))
+            return statements
+        if not (exists and self.if_exists == "append"):
+            statements.append((self.dialect.create_target(self.table, self.schema,
+                                                          self._columns),
+                               f"creating {self.target}"))
+        statements += [
+            (self.dialect.insert_select(self.table, self.schema, self.staging,
+                                        staging_schema, names),
+             f"copying the staged rows into {self.target}"),
+            (self.dialect.drop_table(self.staging, staging_schema),
+             "dropping the staging table"),
+        ]
+        return statements
 
     # -- aborting --------------------------------------------------------------------
 

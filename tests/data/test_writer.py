@@ -42,6 +42,16 @@ def _tables(db: DbConnection) -> set[str]:
     return {row[0] for row in db.get_user_tables()[0]}
 
 
+def _staging_left(db: DbConnection) -> list:
+    """Staging tables any session can see (and this session's own temporary ones)."""
+    sql = {
+        "duckdb": "SELECT table_name FROM duckdb_tables()",
+        "sqlite": "SELECT name FROM sqlite_master UNION ALL SELECT name FROM sqlite_temp_master",
+        "postgresql": "SELECT relname FROM pg_class",
+    }[db.dialect.name]
+    return [r for r in db.execute_query(sql)[0] if "__fedsage_stage_" in r[0]]
+
+
 def _write(db: DbConnection, if_exists: str, *starts: int, table: str = "SCORES") -> int:
     with TableWriter(db, table, arrow_schema=SCHEMA, if_exists=if_exists) as writer:
         for start in starts:
@@ -134,9 +144,27 @@ def test_exception_mid_write_leaves_target_as_before(db: DbConnection) -> None:
             TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace") as writer:
         writer.write(_batch(10))
         writer.write(_batch(13))
+        assert _rows(db) == _expected(0)  # nothing visible mid-write
+        assert _tables(db) == {"SCORES"}
         raise RuntimeError("model failed on the third batch")
     assert _rows(db) == _expected(0)
     assert _tables(db) == {"SCORES"}
+    assert _staging_left(db) == []
+
+
+def test_failure_inside_the_commit_rolls_back(db: DbConnection) -> None:
+    create = (f"CREATE TABLE {db.dialect.qualified('SCORES', db.write_schema)} "
+              '("id" BIGINT, "prediction" DOUBLE PRECISION CHECK ("prediction" < 1), '
+              '"label" TEXT)')
+    db._run(create, "creating the target", fetch=False)
+    _write(db, "append", 0)
+    writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append")
+    writer.write(_batch(5))  # 5/7, 6/7 and 7/7 = 1.0, which the CHECK refuses
+    with pytest.raises(DataError, match=r"copying the staged rows into .*SCORES"):
+        writer.commit(3)
+    assert repr(writer).endswith("aborted>")
+    assert _rows(db) == _expected(0)
+    assert _staging_left(db) == []
 
 
 def test_keyboard_interrupt_in_the_with_block(db: DbConnection) -> None:
@@ -147,6 +175,7 @@ def test_keyboard_interrupt_in_the_with_block(db: DbConnection) -> None:
         raise KeyboardInterrupt
     assert writer.abort() is None  # idempotent
     assert _rows(db) == _expected(0)
+    assert _staging_left(db) == []
     assert _tables(db) == {"SCORES"}
 
 
@@ -157,6 +186,7 @@ def test_wrong_expected_rows_leaves_target_untouched(db: DbConnection) -> None:
     with pytest.raises(DataError, match="4 rows expected, 3 staged"):
         writer.commit(expected_rows=4)
     assert _rows(db) == _expected(0)
+    assert _staging_left(db) == []
     with pytest.raises(DataError, match="aborted"):
         writer.write(_batch(20))
     assert _tables(db) == {"SCORES"}
@@ -459,3 +489,25 @@ def test_postgresql_connection_killed_before_commit(pg_server, pg_schema: str) -
             writer.commit(3)
         assert repr(writer).endswith("aborted>")
         assert _rows(db) == _expected(0)
+
+
+# -- SAP HANA: no server here; the statements sqlalchemy-hana compiles ------------------
+
+
+def test_hana_writer_statements() -> None:
+    from fedsage.data.dialects.hana import HanaDialect
+
+    hana = HanaDialect()
+    assert hana.staging == "table"
+    columns = [(f.name, hana.arrow_sql_type(f.type, f.name)) for f in pa.schema(
+        [("id", pa.int64()), ("p", pa.float64()), ('a "b"', pa.string()),
+         ("at", pa.timestamp("us"))])]
+    sql, _ = hana.compile(hana.staging_table("S__fedsage_stage_1", "ME", columns))
+    assert " ".join(sql.split()) == ('CREATE TABLE "ME"."S__fedsage_stage_1" ( "id" BIGINT, '
+                                     '"p" DOUBLE, "a ""b""" NVARCHAR(5000), "at" TIMESTAMP )')
+    sql, _ = hana.compile(hana.insert_select("S", "ME", "S__fedsage_stage_1", "ME",
+                                             ["id", 'a "b"']))
+    assert " ".join(sql.split()) == (
+        'INSERT INTO "ME"."S" ("id", "a ""b""") SELECT "ME"."S__fedsage_stage_1"."id", '
+        '"ME"."S__fedsage_stage_1"."a ""b""" FROM "ME"."S__fedsage_stage_1"')
+    assert hana.rename_table("x", "ME", "S") == 'RENAME TABLE "ME"."x" TO "S"'

@@ -607,27 +607,16 @@ class Dialect:
         """``ALTER TABLE "schema"."name" RENAME TO "new_name"`` (same schema)."""
         return f"ALTER TABLE {self.qualified(name, schema)} RENAME TO {self.quote(new_name)}"
 
-    def create_target(self, name: str, schema: str | None, columns: Sequence[tuple[str, Any]],
-                      if_not_exists: bool = False) -> ClauseElement:
-        """``CREATE TABLE [IF NOT EXISTS] "schema"."name" ("col" type, …)``."""
+    def create_target(self, name: str, schema: str | None,
+                      columns: Sequence[tuple[str, Any]]) -> ClauseElement:
+        """``CREATE TABLE "schema"."name" ("col" type, …)``, names exactly as given."""
         from sqlalchemy import Column, MetaData, Table
         from sqlalchemy.schema import CreateTable
         from sqlalchemy.sql import quoted_name
 
         return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
                                  *[Column(quoted_name(c, quote=True), t) for c, t in columns],
-                                 schema=quoted_name(schema, quote=True) if schema else None),
-                           if_not_exists=if_not_exists)
-
-    def drop_if_exists(self, name: str, schema: str | None) -> ClauseElement:
-        """``DROP TABLE IF EXISTS "schema"."name"``."""
-        from sqlalchemy import MetaData, Table
-        from sqlalchemy.schema import DropTable
-        from sqlalchemy.sql import quoted_name
-
-        return DropTable(Table(quoted_name(name, quote=True), MetaData(),
-                               schema=quoted_name(schema, quote=True) if schema else None),
-                         if_exists=True)
+                                 schema=quoted_name(schema, quote=True) if schema else None))
 
     def exact_relation(self, name: str, schema: str | None, *columns: str) -> TableClause:
         """As :meth:`relation`, with every column name quoted verbatim too (never folded:
