@@ -42,6 +42,9 @@ __all__ = ["IF_EXISTS", "FileWriter", "TableWriter", "open_writer"]
 logger = logging.getLogger(__name__)
 
 IF_EXISTS = ("fail", "replace", "append")
+#: Rows, and Arrow bytes, gathered before one bulk load into staging.
+DEFAULT_BUFFER_ROWS = 262_144
+DEFAULT_BUFFER_BYTES = 64 << 20
 _STAGE_MARK = "__fedsage_stage_"
 
 
@@ -51,6 +54,13 @@ def _check_if_exists(value: Any, caller: str) -> str:
             f"the if_exists parameter of {caller} must be one of "
             f"{', '.join(repr(v) for v in IF_EXISTS)}; got {value!r} instead")
     return str(value)
+
+
+def _check_size(value: Any, parameter: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"the {parameter} parameter of TableWriter must be an int "
+                                 f">= 1; got {value!r} instead")
+    return value
 
 
 def _check_schema(arrow_schema: Any, caller: str) -> pa.Schema:
@@ -153,6 +163,11 @@ class TableWriter:
     if_exists : {'fail', 'replace', 'append'}, default='fail'
         What to do when the target exists: refuse (before anything is written),
         replace it, or add the rows to it (its columns must accept ``arrow_schema``'s).
+    buffer_rows : int, default=262144
+        Rows gathered before one bulk load into staging.
+    buffer_bytes : int, default=67108864
+        Or this many bytes of Arrow data (64 MiB), whichever comes first: memory
+        stays bounded whatever the row count.
 
     Raises
     ------
@@ -173,7 +188,9 @@ class TableWriter:
     """
 
     def __init__(self, connection: DbConnection, table: str, schema: str | None = None, *,
-                 arrow_schema: pa.Schema, if_exists: str = "fail") -> None:
+                 arrow_schema: pa.Schema, if_exists: str = "fail",
+                 buffer_rows: int = DEFAULT_BUFFER_ROWS,
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         from .connection import DbConnection
 
         caller = "TableWriter"
@@ -192,7 +209,13 @@ class TableWriter:
                          for f in self.arrow_schema]
         for name in self.arrow_schema.names:
             self.dialect.check_identifier(name, "column")
-        self._rows = 0
+        self.buffer_rows = _check_size(buffer_rows, "buffer_rows")
+        self.buffer_bytes = _check_size(buffer_bytes, "buffer_bytes")
+        self._rows = 0  # taken by write()
+        self._loaded = 0  # in staging
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
         self._state = "open"
         self.staging = self._staging_name()
         self._session: Any = None
@@ -318,7 +341,11 @@ class TableWriter:
             raise DataError(f"cannot {action}: this writer is {self._state}")
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        """Load a batch (or table) of rows into the staging table, in bulk.
+        """Take a batch (or table) of rows; they are loaded into staging in bulk.
+
+        Batches are gathered until ``buffer_rows`` rows or ``buffer_bytes`` bytes, then
+        loaded in one bulk statement (a statement per small batch costs more than its
+        rows); :meth:`commit` loads the rest.
 
         Parameters
         ----------
@@ -329,30 +356,41 @@ class TableWriter:
         Raises
         ------
         DataError
-            If the columns do not match or the database refuses the rows (the message
-            names the row range; the target is untouched).
+            If the columns do not match, or the database refuses the rows: the message
+            names the row range, the writer is aborted and the target is untouched.
         """
         self._check_open("write")
-        batches = _as_batches(batch, self.arrow_schema)
-        if not batches:
+        for b in _as_batches(batch, self.arrow_schema):
+            self._pending.append(b)
+            self._pending_rows += b.num_rows
+            self._pending_bytes += b.nbytes
+            self._rows += b.num_rows
+        if self._pending_rows >= self.buffer_rows or self._pending_bytes >= self.buffer_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Load the gathered batches into staging (on failure: abort, then raise)."""
+        if not self._pending:
             return
-        rows = sum(b.num_rows for b in batches)
-        first, last = self._rows, self._rows + rows - 1
+        data = pa.Table.from_batches(self._pending)
+        first, last = self._loaded, self._loaded + data.num_rows - 1
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         try:
             self.dialect.load_arrow(self._session, self.staging,
-                                    self.dialect.staging_schema(self.schema),
-                                    pa.Table.from_batches(batches))
+                                    self.dialect.staging_schema(self.schema), data)
             if not self._in_transaction:
                 with self.dialect.translate_errors("COMMIT", "ending the transaction"):
                     self.dialect.end_write(self._session, True)
         except DataError as exc:
+            lost = self._lost()
+            self.abort()
             raise DataError(f"writing rows {first}-{last} to {self.target} failed: {exc}\n"
-                            f"  {self._lost()}{self.target} is untouched") from exc
-        self._rows += rows
+                            f"  {lost}{self.target} is untouched") from exc
+        self._loaded += data.num_rows
 
     @property
     def rows_written(self) -> int:
-        """Rows loaded into the staging table so far."""
+        """Rows taken by :meth:`write` so far (loaded into staging in bulk)."""
         return self._rows
 
     def commit(self, expected_rows: int | None = None) -> int:
@@ -383,6 +421,7 @@ class TableWriter:
             raise ConfigurationError("the expected_rows parameter of commit must be an int "
                                      f"or None; got {expected_rows!r} instead")
         try:
+            self._flush()
             staged = self._count()
             if staged != self._rows or (expected_rows is not None and staged != expected_rows):
                 raise DataError(
@@ -463,6 +502,7 @@ class TableWriter:
         if self._state != "open":
             return
         self._state = "aborted"
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         if self._session is not None:
             # A rollback removes a staging table created in the open transaction.
             staged_in_transaction, self._in_transaction = self._in_transaction, False

@@ -53,7 +53,8 @@ def _staging_left(db: DbConnection) -> list:
 
 
 def _write(db: DbConnection, if_exists: str, *starts: int, table: str = "SCORES") -> int:
-    with TableWriter(db, table, arrow_schema=SCHEMA, if_exists=if_exists) as writer:
+    with TableWriter(db, table, arrow_schema=SCHEMA, if_exists=if_exists,
+                     buffer_rows=1) as writer:
         for start in starts:
             writer.write(_batch(start))
         return writer.commit(expected_rows=3 * len(starts))
@@ -129,6 +130,54 @@ def test_append_with_incompatible_columns_is_refused(db: DbConnection) -> None:
     assert _tables(db) == {"SCORES"}
 
 
+@pytest.mark.parametrize("buffer_rows", [1, 4, 7, 262_144])
+def test_batches_gathered_before_each_load(db: DbConnection, buffer_rows: int) -> None:
+    with TableWriter(db, "SCORES", arrow_schema=SCHEMA, buffer_rows=buffer_rows) as writer:
+        for start in range(0, 30, 3):
+            writer.write(_batch(start))
+        assert writer.rows_written == 30
+        assert writer.commit(30) == 30
+    assert _rows(db) == _expected(*range(0, 30, 3))
+
+
+def test_buffer_sizes_are_checked(db: DbConnection) -> None:
+    for bad in ({"buffer_rows": 0}, {"buffer_bytes": -1}, {"buffer_rows": 2.5}):
+        with pytest.raises(ConfigurationError, match="parameter of TableWriter must be an int"):
+            TableWriter(db, "SCORES", arrow_schema=SCHEMA, **bad)  # type: ignore[arg-type]
+    assert _tables(db) == set()
+
+
+def test_a_batch_that_does_not_fit_is_refused_before_the_database(db: DbConnection) -> None:
+    with TableWriter(db, "SCORES", arrow_schema=SCHEMA, buffer_rows=1) as writer:
+        writer.write(_batch(0))
+        with pytest.raises(DataError, match="does not fit the writer's schema"):
+            writer.write(pa.table({"id": ["x"], "prediction": [1.0], "label": ["a"]}))
+        writer.write(_batch(3))  # the writer is still usable
+        writer.commit(6)
+    assert _rows(db) == _expected(0, 3)
+
+
+def test_rows_the_database_refuses_abort_and_name_the_rows(pg_server, pg_schema: str) -> None:
+    with DbConnection.from_url(pg_server.url, schema=pg_schema) as db:
+        _write(db, "fail", 0)
+        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace",
+                             buffer_rows=6)
+        writer.write(_batch(10))
+        writer.write(_batch(13))  # loaded: rows 0-5
+        writer.write(_batch(16))
+        bad = pa.table({"id": [19], "prediction": [0.5], "label": ["nul \x00 byte"]},
+                       schema=SCHEMA)
+        writer.write(bad)  # gathered, not loaded yet: 4 rows pending
+        with pytest.raises(DataError, match=r"(?s)writing rows 6-9 to .*SCORES.* failed: "
+                                            r".*0x00.*is untouched"):
+            writer.commit(10)  # loads the rest first; PostgreSQL text cannot hold NUL
+        assert repr(writer).endswith("aborted>")
+        with pytest.raises(DataError, match="aborted"):
+            writer.write(_batch(20))
+        assert _rows(db) == _expected(0)
+        assert _staging_left(db) == []
+
+
 def test_append_a_subset_of_nullable_columns(db: DbConnection) -> None:
     _write(db, "fail", 0)
     subset = pa.schema([("id", pa.int64())])
@@ -141,7 +190,7 @@ def test_append_a_subset_of_nullable_columns(db: DbConnection) -> None:
 def test_exception_mid_write_leaves_target_as_before(db: DbConnection) -> None:
     _write(db, "fail", 0)
     with pytest.raises(RuntimeError, match="model failed"), \
-            TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace") as writer:
+            TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace", buffer_rows=1) as writer:
         writer.write(_batch(10))
         writer.write(_batch(13))
         assert _rows(db) == _expected(0)  # nothing visible mid-write
@@ -158,7 +207,7 @@ def test_failure_inside_the_commit_rolls_back(db: DbConnection) -> None:
               '"label" TEXT)')
     db._run(create, "creating the target", fetch=False)
     _write(db, "append", 0)
-    writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append")
+    writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append", buffer_rows=1)
     writer.write(_batch(5))  # 5/7, 6/7 and 7/7 = 1.0, which the CHECK refuses
     with pytest.raises(DataError, match=r"copying the staged rows into .*SCORES"):
         writer.commit(3)
@@ -170,7 +219,7 @@ def test_failure_inside_the_commit_rolls_back(db: DbConnection) -> None:
 def test_keyboard_interrupt_in_the_with_block(db: DbConnection) -> None:
     _write(db, "fail", 0)
     with pytest.raises(KeyboardInterrupt), \
-            TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append") as writer:
+            TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append", buffer_rows=1) as writer:
         writer.write(_batch(10))
         raise KeyboardInterrupt
     assert writer.abort() is None  # idempotent
@@ -181,7 +230,7 @@ def test_keyboard_interrupt_in_the_with_block(db: DbConnection) -> None:
 
 def test_wrong_expected_rows_leaves_target_untouched(db: DbConnection) -> None:
     _write(db, "fail", 0)
-    writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace")
+    writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace", buffer_rows=1)
     writer.write(_batch(10))
     with pytest.raises(DataError, match="4 rows expected, 3 staged"):
         writer.commit(expected_rows=4)
@@ -334,7 +383,7 @@ def test_file_format_from_suffix_or_argument(tmp_path: Path) -> None:
 
 def test_read_and_write_on_one_connection(db: DbConnection) -> None:
     _write(db, "fail", 0, 3, 6, 9, table="INPUT")
-    with TableWriter(db, "SCORES", arrow_schema=SCHEMA) as writer:
+    with TableWriter(db, "SCORES", arrow_schema=SCHEMA, buffer_rows=5) as writer:
         for batch in db.iter_batches(db.table("INPUT"), batch_rows=4):
             writer.write(batch)
         writer.commit(12)
@@ -382,7 +431,7 @@ _CHILD = textwrap.dedent("""
     url, schema = sys.argv[1], sys.argv[2] or None
     db = DbConnection.from_url(url, schema=schema)
     s = pa.schema([("id", pa.int64()), ("prediction", pa.float64()), ("label", pa.string())])
-    writer = TableWriter(db, "SCORES", arrow_schema=s, if_exists="replace")
+    writer = TableWriter(db, "SCORES", arrow_schema=s, if_exists="replace", buffer_rows=1)
     for start in range(100, 400, 3):
         ids = list(range(start, start + 3))
         writer.write(pa.table({"id": ids, "prediction": [i / 7 for i in ids],
@@ -457,7 +506,7 @@ def test_postgresql_connection_killed_mid_write(pg_server, pg_schema: str) -> No
     dsn = pg_dsn(pg_server)
     with DbConnection.from_url(pg_server.url, schema=pg_schema) as db:
         _write(db, "fail", 0)
-        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace")
+        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="replace", buffer_rows=1)
         writer.write(_batch(10))
         writer.write(_batch(13))
         with psycopg.connect(dsn, autocommit=True) as admin:
@@ -480,7 +529,7 @@ def test_postgresql_connection_killed_before_commit(pg_server, pg_schema: str) -
     dsn = pg_dsn(pg_server)
     with DbConnection.from_url(pg_server.url, schema=pg_schema) as db:
         _write(db, "fail", 0)
-        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append")
+        writer = TableWriter(db, "SCORES", arrow_schema=SCHEMA, if_exists="append", buffer_rows=1)
         writer.write(_batch(10))
         with psycopg.connect(dsn, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
