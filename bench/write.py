@@ -1,16 +1,20 @@
 """Benchmark: writing predictions through ``TableWriter`` vs the engine's own bulk load.
 
-Run:  .venv/bin/python bench/write.py [--rows 1000000 --batch 65536 --repeat 3]
+Run:  .venv/bin/python bench/write.py [--rows 1000000 --batch 65536 --small-batch 1000
+                                      --repeat 3]
                                      [--engines duckdb,postgresql,sqlite]
 
 The rows are ``id`` (int64) and ``prediction`` (float64), built in Arrow and handed over
-in batches of ``--batch`` rows, as batch scoring hands them.  Each method replaces the
+in batches of ``--batch`` rows (and of ``--small-batch`` rows), as batch scoring hands
+them; the writer gathers them into bulk loads of 262,144 rows.  Each method replaces the
 table ``--repeat`` times in this process after one untimed warm-up run (imports, first
 connection); the table shows the median wall time.
 
 - ``TableWriter``: staging table, bulk path per engine, one transaction at commit
   (create the target from staging, drop staging);
-- floor, DuckDB: ``CREATE TABLE … AS SELECT * FROM arrow_table`` in one statement;
+- floor, DuckDB: ``CREATE TABLE … AS SELECT * FROM arrow_table`` in one statement, on a
+  connection left open between runs (as the writer's); both end with ``CHECKPOINT``,
+  so both times include writing the rows into the database file;
 - floor, PostgreSQL: ``COPY … FROM STDIN (FORMAT csv)`` of the same Arrow CSV straight
   into the target (and, when ``adbc-driver-postgresql`` is installed, ADBC's binary
   ``COPY`` ingest);
@@ -30,6 +34,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -55,18 +60,17 @@ def via_writer(db: DbConnection, data: pa.Table, batch: int) -> None:
         for b in data.to_batches(max_chunksize=batch):
             writer.write(b)
         writer.commit(expected_rows=data.num_rows)
+    if db.dialect.name == "duckdb":
+        # As the floor: the rows in the database file, not only in DuckDB's WAL/memory.
+        db._conn.conn.execute("CHECKPOINT")
 
 
-def duckdb_floor(path: str, data: pa.Table) -> None:
-    import duckdb
-
-    conn = duckdb.connect(path)
-    try:
-        conn.register("arrow_data", data)
-        conn.execute("DROP TABLE IF EXISTS floor_t")
-        conn.execute("CREATE TABLE floor_t AS SELECT * FROM arrow_data")
-    finally:
-        conn.close()
+def duckdb_floor(conn: Any, data: pa.Table) -> None:
+    conn.register("arrow_data", data)
+    conn.execute("DROP TABLE IF EXISTS floor_t")
+    conn.execute("CREATE TABLE floor_t AS SELECT * FROM arrow_data")
+    conn.unregister("arrow_data")
+    conn.execute("CHECKPOINT")
 
 
 def pg_copy_floor(dsn: str, data: pa.Table) -> None:
@@ -118,10 +122,22 @@ def timed(run: Callable[[], None], repeat: int) -> tuple[float, float]:
     return statistics.median(walls), max(walls) - min(walls)
 
 
+def writer_rows(engine: str, db: DbConnection, data: pa.Table,
+                args: argparse.Namespace) -> list[tuple[str, str, float, float]]:
+    rows = [(engine, f"TableWriter, {args.batch:,}-row batches",
+             *timed(partial(via_writer, db, data, args.batch), args.repeat))]
+    if args.small_batch:
+        rows.append((engine, f"TableWriter, {args.small_batch:,}-row batches",
+                     *timed(partial(via_writer, db, data, args.small_batch), args.repeat)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=65_536)
+    parser.add_argument("--small-batch", type=int, default=1_000,
+                        help="also write in batches this small (0: skip)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="duckdb,postgresql,sqlite")
     args = parser.parse_args()
@@ -138,16 +154,18 @@ def main() -> None:
             if engine == "duckdb":
                 path = str(Path(tmp) / "w.duckdb")
                 with DbConnection.from_url(f"duckdb:///{path}") as db:
-                    results.append((engine, "TableWriter",
-                                    *timed(partial(via_writer, db, data, args.batch),
-                                           args.repeat)))
-                results.append((engine, "CREATE TABLE AS (floor)",
-                                *timed(partial(duckdb_floor, path, data), args.repeat)))
+                    results += writer_rows(engine, db, data, args)
+                import duckdb
+
+                conn = duckdb.connect(path)  # open, as the writer's connection is
+                try:
+                    results.append((engine, "CREATE TABLE AS (floor)",
+                                    *timed(partial(duckdb_floor, conn, data), args.repeat)))
+                finally:
+                    conn.close()
             elif engine == "postgresql":
                 with DbConnection.from_url(server.url) as db:
-                    results.append((engine, "TableWriter",
-                                    *timed(partial(via_writer, db, data, args.batch),
-                                           args.repeat)))
+                    results += writer_rows(engine, db, data, args)
                 results.append((engine, "COPY csv (floor)",
                                 *timed(partial(pg_copy_floor, dsn, data), args.repeat)))
                 try:
@@ -161,9 +179,7 @@ def main() -> None:
             elif engine == "sqlite":
                 path = str(Path(tmp) / "w.db")
                 with DbConnection.from_url(f"sqlite:///{path}") as db:
-                    results.append((engine, "TableWriter",
-                                    *timed(partial(via_writer, db, data, args.batch),
-                                           args.repeat)))
+                    results += writer_rows(engine, db, data, args)
                 results.append((engine, "executemany (floor)",
                                 *timed(partial(sqlite_floor, path, data), args.repeat)))
 

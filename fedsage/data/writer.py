@@ -56,9 +56,9 @@ def _check_if_exists(value: Any, caller: str) -> str:
     return str(value)
 
 
-def _check_size(value: Any, parameter: str) -> int:
+def _check_size(value: Any, parameter: str, caller: str = "TableWriter") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"the {parameter} parameter of TableWriter must be an int "
+        raise ConfigurationError(f"the {parameter} parameter of {caller} must be an int "
                                  f">= 1; got {value!r} instead")
     return value
 
@@ -79,6 +79,8 @@ def _check_schema(arrow_schema: Any, caller: str) -> pa.Schema:
 
 def _as_batches(data: Any, schema: pa.Schema) -> list[pa.RecordBatch]:
     """``data`` (a batch or table with ``schema``'s column names) cast to ``schema``."""
+    if isinstance(data, pa.RecordBatch) and data.schema.equals(schema, check_metadata=False):
+        return [data] if data.num_rows else []  # the usual case, kept cheap
     if isinstance(data, pa.RecordBatch):
         table = pa.Table.from_batches([data])
     elif isinstance(data, pa.Table):
@@ -550,6 +552,9 @@ class FileWriter:
         Default: from the suffix (``.csv``, ``.parquet``/``.pq``).
     header : bool, default=True
         CSV only: write the column names as the first line.
+    buffer_rows : int, default=262144
+        Rows gathered before they are written (a Parquet row group per small batch
+        would make a slow file).
 
     Raises
     ------
@@ -561,7 +566,8 @@ class FileWriter:
     """
 
     def __init__(self, path: str | Path, *, arrow_schema: pa.Schema, if_exists: str = "fail",
-                 file_format: str | None = None, header: bool = True) -> None:
+                 file_format: str | None = None, header: bool = True,
+                 buffer_rows: int = DEFAULT_BUFFER_ROWS) -> None:
         caller = "FileWriter"
         self.if_exists = _check_if_exists(if_exists, caller)
         self.arrow_schema = _check_schema(arrow_schema, caller)
@@ -571,6 +577,9 @@ class FileWriter:
         self.path = Path(path).expanduser().absolute()
         self.file_format = self._format(file_format)
         self.header = header
+        self.buffer_rows = _check_size(buffer_rows, "buffer_rows", caller)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
         self._rows = 0
         self._state = "open"
         if self.path.is_dir():
@@ -686,8 +695,16 @@ class FileWriter:
         if self._state != "open":
             raise DataError(f"cannot write: this writer is {self._state}")
         for b in _as_batches(batch, self.arrow_schema):
-            self._writer.write_batch(b)
+            self._pending.append(b)
+            self._pending_rows += b.num_rows
             self._rows += b.num_rows
+        if self._pending_rows >= self.buffer_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending))
+            self._pending, self._pending_rows = [], 0
 
     def commit(self, expected_rows: int | None = None) -> int:
         """Check the row count, then move the file into place (atomic rename).
@@ -714,6 +731,7 @@ class FileWriter:
                 raise DataError(f"row count check failed for {str(self.path)!r}: "
                                 f"{expected_rows} rows expected, {self._rows} written; the "
                                 "file is untouched")
+            self._flush()
             self._writer.close()
             self._handle.flush()
             os.fsync(self._handle.fileno())

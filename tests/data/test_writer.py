@@ -368,6 +368,16 @@ def test_file_append_with_other_columns_is_refused(tmp_path: Path, suffix: str) 
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
 
 
+def test_parquet_row_groups_follow_buffer_rows(tmp_path: Path) -> None:
+    path = tmp_path / "scores.parquet"
+    with FileWriter(path, arrow_schema=SCHEMA, buffer_rows=6) as writer:
+        for start in range(0, 30, 3):
+            writer.write(_batch(start))
+        writer.commit(30)
+    assert pq.ParquetFile(path).metadata.num_row_groups == 5
+    assert _read_file(path) == _expected_dicts(*range(0, 30, 3))
+
+
 def test_file_format_from_suffix_or_argument(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="file_format"):
         FileWriter(tmp_path / "scores.out", arrow_schema=SCHEMA)
