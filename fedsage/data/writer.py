@@ -774,8 +774,8 @@ def open_writer(target: Table | Sequence[Any] | str | Path, *, arrow_schema: pa.
     Parameters
     ----------
     target : Table or (DbConnection, str) or str or pathlib.Path
-        ``db.table("NAME")`` (its schema is used), a ``(db, "NAME")`` pair (the
-        connection's write schema), or a file path.
+        ``db.table("NAME")`` or a ``(db, "NAME")`` pair (the connection's write
+        schema, unless ``db.table`` was given another schema), or a file path.
     arrow_schema : pyarrow.Schema
         The columns written.
     if_exists : {'fail', 'replace', 'append'}, default='fail'
@@ -797,7 +797,11 @@ def open_writer(target: Table | Sequence[Any] | str | Path, *, arrow_schema: pa.
     if isinstance(target, Table):
         if not isinstance(target.connection, DbConnection):
             raise ConfigurationError("the target Table must belong to a DbConnection")
-        return TableWriter(target.connection, target.name, target.schema,
+        # db.table(NAME) carries the read schema; tables are written to the write schema
+        # (they differ on SAP HANA, where the space schema is read-only).
+        connection = target.connection
+        schema = None if target.schema == connection.schema else target.schema
+        return TableWriter(connection, target.name, schema,
                            arrow_schema=arrow_schema, if_exists=if_exists)
     if (isinstance(target, tuple) and len(target) == 2
             and isinstance(target[0], DbConnection)):
