@@ -78,6 +78,17 @@ def test_fail_creates_replace_replaces_append_appends(db: DbConnection) -> None:
     assert _tables(db) == {"SCORES"}
 
 
+def test_target_created_by_someone_else_meanwhile_fails_the_commit(db: DbConnection) -> None:
+    first = TableWriter(db, "SCORES", arrow_schema=SCHEMA, buffer_rows=1)
+    first.write(_batch(0))
+    assert _write(db, "fail", 10) == 3  # another writer creates the target first
+    with pytest.raises(DataError, match="SCORES"):
+        first.commit(3)
+    assert repr(first).endswith("aborted>")
+    assert _rows(db) == _expected(10)
+    assert _staging_left(db) == []
+
+
 def test_append_creates_a_missing_target(db: DbConnection) -> None:
     assert _write(db, "append", 0) == 3
     assert _rows(db) == _expected(0)
@@ -337,6 +348,21 @@ def test_file_fail_replace_append(tmp_path: Path, suffix: str) -> None:
     assert _write_file(path, "append", 20, 23) == 6
     assert _read_file(path) == _expected_dicts(10, 20, 23)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_csv_without_header(tmp_path: Path) -> None:
+    path = tmp_path / "scores.csv"
+    for if_exists in ("fail", "append"):
+        with FileWriter(path, arrow_schema=SCHEMA, if_exists=if_exists,
+                        header=False) as writer:
+            writer.write(_batch(0))
+            writer.commit(3)
+    import pyarrow.csv as pacsv
+
+    back = pacsv.read_csv(path, read_options=pacsv.ReadOptions(column_names=SCHEMA.names),
+                          convert_options=pacsv.ConvertOptions(column_types=SCHEMA))
+    assert back.to_pylist() == _expected_dicts(0, 0)
+    assert not path.read_text().startswith('"id"')
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
