@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._aws_errors import aws_errors
 from ..channels import upload_channel
@@ -33,6 +33,9 @@ from ._aws_endpoints import (
     wait_for_endpoint,
 )
 from ._aws_exceptions import training_error
+
+if TYPE_CHECKING:
+    from ..scoring.engine import ScoringRequest, ScoringSummary
 from ._aws_session import (
     ROLE_ENV,
     make_boto_session,
@@ -45,7 +48,6 @@ from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
 __all__ = ["ROLE_ENV", "AwsBackend"]
 
 logger = logging.getLogger(__name__)
-
 
 
 def _strip(response: dict[str, Any]) -> dict[str, Any]:
@@ -261,9 +263,7 @@ class AwsBackend(Backend):
         """The SDK's generic ``Estimator`` on the built-in algorithm's image."""
         image_uris = import_aws("sagemaker.image_uris")
         try:
-            image = image_uris.retrieve(
-                request.algorithm, self.region, request.framework_version
-            )
+            image = image_uris.retrieve(request.algorithm, self.region, request.framework_version)
         except ValueError as exc:
             raise ConfigurationError(
                 f"the SageMaker SDK has no {request.algorithm!r} image for framework_version="
@@ -346,6 +346,15 @@ class AwsBackend(Backend):
         output_path = description["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         uri = parse_s3_uri(f"{output_path}/{name}/output/output.tar.gz")
         return self._store_for(uri.bucket).extract(uri.key, dest)
+
+    # -- batch scoring -------------------------------------------------------------
+
+    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+        raise ConfigurationError(
+            "batch_transform is not available in aws mode yet: score in local mode "
+            "(DwcSagemaker(mode='local')) with a model trained there, or use the SageMaker "
+            "SDK's own Transformer for a Batch Transform job"
+        )
 
     # -- Kyma --------------------------------------------------------------------
 
@@ -440,9 +449,7 @@ class AwsBackend(Backend):
             # A built-in algorithm serves from its own image; XGBoost script mode from the
             # XGBoost image of the same version.
             model = self._model_on_image(description, role, model_name, hyperparameters)
-            return self._deploy_model(
-                model, job_name, name, initial_instance_count, instance_type
-            )
+            return self._deploy_model(model, job_name, name, initial_instance_count, instance_type)
         if framework_version is not None and "sagemaker-scikit-learn" not in image:
             # A script-mode model trained on another image (not by fedsage): serve it on
             # the scikit-learn image the caller names.

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .model_server import ModelClient
 
-__all__ = ["Plan", "ScoringSummary", "score"]
+__all__ = ["DEFAULT_BATCH_ROWS", "Plan", "ScoringRequest", "ScoringSummary", "score"]
 
 DEFAULT_BATCH_ROWS = 10_000
 MB = 1024 * 1024
@@ -45,6 +45,17 @@ class Plan:
     max_payload: int = 6 * MB
     prediction_column: str = "prediction"
     if_exists: str = "fail"
+
+
+@dataclass
+class ScoringRequest:
+    """Everything a backend needs to score, checked by the caller."""
+
+    source: Input
+    target: Target
+    plan: Plan
+    workers: int | None = None
+    progress: Callable[[int], None] | None = None
 
 
 @dataclass

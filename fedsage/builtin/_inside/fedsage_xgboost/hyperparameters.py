@@ -169,9 +169,7 @@ def _eval_metric_in_range(metric):
         try:
             float(threshold)
         except ValueError as exc:
-            raise UserError(
-                f"Threshold value 't' in '{name}@t' expects float input."
-            ) from exc
+            raise UserError(f"Threshold value 't' in '{name}@t' expects float input.") from exc
         return True
     return metric in XGB_MAXIMIZE_METRICS + XGB_MINIMIZE_METRICS
 
@@ -193,9 +191,7 @@ class Hyperparameter:
 
     def validate_range(self, value):
         if self.range is not None and value not in self.range:
-            raise UserError(
-                f"Hyperparameter {self.name}: {value} is not in {self.range}"
-            )
+            raise UserError(f"Hyperparameter {self.name}: {value} is not in {self.range}")
 
 
 class Integer(Hyperparameter):
@@ -218,9 +214,7 @@ class CommaList(Hyperparameter):
 
     def validate_range(self, value):
         if any(item not in self.range for item in value):
-            raise UserError(
-                f"Hyperparameter {self.name}: value {value} not in range {self.range}"
-            )
+            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {self.range}")
 
 
 class NestedList(Hyperparameter):
@@ -231,9 +225,7 @@ class NestedList(Hyperparameter):
 
     def validate_range(self, value):
         if any(item not in self.range for outer in value for item in outer):
-            raise UserError(
-                f"Hyperparameter {self.name}: value {value} not in range {self.range}"
-            )
+            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {self.range}")
 
 
 class Tuple(Hyperparameter):
@@ -244,9 +236,7 @@ class Tuple(Hyperparameter):
 
     def validate_range(self, value):
         if any(item not in self.range for item in value):
-            raise UserError(
-                f"Hyperparameter {self.name}: value {value} not in range {self.range}"
-            )
+            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {self.range}")
 
 
 # ----------------------------------------------------------------- dependency checks
@@ -463,9 +453,7 @@ def validate(user_hyperparameters):
         try:
             parsed[name] = hp.parse(value)
         except (ValueError, SyntaxError, TypeError, AttributeError) as exc:
-            raise UserError(
-                f"Hyperparameter {name}: could not parse value", caused_by=exc
-            ) from exc
+            raise UserError(f"Hyperparameter {name}: could not parse value", caused_by=exc) from exc
 
     for name, value in parsed.items():
         try:
