@@ -36,10 +36,7 @@ def check_mode(mode: str | None, caller: str) -> str:
     """Return ``local`` or ``aws``."""
     if mode not in MODES:
         raise _fail(
-            "mode",
-            caller,
-            "'local' or 'aws' (or set FEDSAGE_MODE)",
-            mode,
+            "mode", caller, "'local' or 'aws' (or set FEDSAGE_MODE)", mode,
         )
     return mode
 
@@ -81,29 +78,23 @@ def check_instance_type(
     if value is None:
         if default is None:
             raise _fail(
-                "instance_type",
-                caller,
-                "an ml.* instance type in aws mode",
-                value,
+                "instance_type", caller, "an ml.* instance type in aws mode", value,
                 "for example instance_type='ml.m5.large'",
             )
         return default
     if value in ("local", "local_gpu") and not local_allowed:
         raise _fail(
-            "instance_type",
-            caller,
-            "an ml.* instance type in aws mode",
-            value,
-            f"instance_type={value!r} needs local mode; pass an ml.* type such as 'ml.m5.large'",
+            "instance_type", caller, "an ml.* instance type in aws mode", value,
+            f"instance_type={value!r} needs local mode; pass an ml.* type such as "
+            "'ml.m5.large'",
         )
     if not isinstance(value, str) or not (value == "local" or _ML_INSTANCE.match(value)):
-        raise _fail("instance_type", caller, "'local' or an ml.* name such as 'ml.m5.large'", value)
+        raise _fail(
+            "instance_type", caller, "'local' or an ml.* name such as 'ml.m5.large'", value
+        )
     if value.startswith(_GPU_FAMILIES):
         raise _fail(
-            "instance_type",
-            caller,
-            "a CPU instance type",
-            value,
+            "instance_type", caller, "a CPU instance type", value,
             "scikit-learn images are CPU-only; use e.g. 'ml.m5.large' or 'ml.c5.xlarge'",
         )
     return value

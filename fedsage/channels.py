@@ -218,7 +218,9 @@ def plan_channel(
             if not any(p.is_file() for p in path.rglob("*")):
                 raise ConfigurationError(f"the {param} parameter {data!r} is an empty folder")
             return ChannelPlan(name, "folder", path, content_type)
-        raise ConfigurationError(f"the {param} parameter {data!r}: no such file or folder ({path})")
+        raise ConfigurationError(
+            f"the {param} parameter {data!r}: no such file or folder ({path})"
+        )
     raise ConfigurationError(
         f"the {param} parameter must be a pandas DataFrame, a table or query from a "
         "DbConnection, a path to a file or folder (plain or file://), an s3:// URI or an "

@@ -798,6 +798,7 @@ enable_network_isolation, volume_size : optional
         check_job_name(endpoint_name, "endpoint_name")
         self._backend.delete_endpoint(endpoint_name)
 
+
     # -- Kyma ----------------------------------------------------------------------
 
     def deploy_to_kyma(
@@ -1023,8 +1024,7 @@ def _payload_bytes(body: Any, caller: str) -> bytes:
 
 def _is_textual(content_type: str) -> bool:
     base = content_type.split(";", 1)[0].strip().lower()
-    return (
-        base.startswith("text/")
-        or base.endswith(("json", "xml", "jsonlines"))
-        or ("charset=" in content_type.lower())
+    return base.startswith("text/") or base.endswith(("json", "xml", "jsonlines")) or (
+        "charset=" in content_type.lower()
     )
+

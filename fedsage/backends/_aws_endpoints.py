@@ -52,7 +52,9 @@ def _call(client: Any, method: str, name: str, **kwargs: Any) -> Any:
 
 def endpoint_exists(client: Any, name: str) -> bool:
     """Whether an endpoint ``name`` exists (in any status)."""
-    with sagemaker_errors("describe endpoint", kind="endpoint", name=name, missing_ok=True) as call:
+    with sagemaker_errors(
+        "describe endpoint", kind="endpoint", name=name, missing_ok=True
+    ) as call:
         client.describe_endpoint(EndpointName=name)
     return not call.missing
 

@@ -50,6 +50,7 @@ __all__ = ["ROLE_ENV", "AwsBackend"]
 logger = logging.getLogger(__name__)
 
 
+
 def _strip(response: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in response.items() if k != "ResponseMetadata"}
 
@@ -263,7 +264,9 @@ class AwsBackend(Backend):
         """The SDK's generic ``Estimator`` on the built-in algorithm's image."""
         image_uris = import_aws("sagemaker.image_uris")
         try:
-            image = image_uris.retrieve(request.algorithm, self.region, request.framework_version)
+            image = image_uris.retrieve(
+                request.algorithm, self.region, request.framework_version
+            )
         except ValueError as exc:
             raise ConfigurationError(
                 f"the SageMaker SDK has no {request.algorithm!r} image for framework_version="
@@ -449,7 +452,9 @@ class AwsBackend(Backend):
             # A built-in algorithm serves from its own image; XGBoost script mode from the
             # XGBoost image of the same version.
             model = self._model_on_image(description, role, model_name, hyperparameters)
-            return self._deploy_model(model, job_name, name, initial_instance_count, instance_type)
+            return self._deploy_model(
+                model, job_name, name, initial_instance_count, instance_type
+            )
         if framework_version is not None and "sagemaker-scikit-learn" not in image:
             # A script-mode model trained on another image (not by fedsage): serve it on
             # the scikit-learn image the caller names.

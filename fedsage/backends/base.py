@@ -298,3 +298,4 @@ class Backend(ABC):
         progress: Any,
     ) -> str:
         """Hand ``inputs`` to this mode's Kyma target; return the model's URL."""
+

@@ -311,10 +311,7 @@ class LocalBackend(Backend):
         def stopped(current: records.JobRecord) -> None:
             if not current.ended:
                 current.finish(
-                    "Stopped",
-                    "Stopped",
-                    "The job was stopped",
-                    time.time(),
+                    "Stopped", "Stopped", "The job was stopped", time.time(),
                     reason="Stopped on request",
                 )
 

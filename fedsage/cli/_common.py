@@ -26,9 +26,8 @@ def fail(message: object) -> typer.Exit:
     The message is printed as it is, never read as markup: names and values in it
     (``list[str]``, ``[/]``) are shown, not swallowed or turned into a crash.
     """
-    err_console.print(
-        Text.assemble(("error:", "bold red"), " ", str(message)), highlight=False, soft_wrap=True
-    )
+    err_console.print(Text.assemble(("error:", "bold red"), " ", str(message)),
+                      highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -81,7 +80,8 @@ def print_records(headers: list[str], rows: list[list[str]], keep: tuple[int, ..
     kept values on lines of their own, the other fields after them.
     """
     widths = {
-        k: max([len(Text.from_markup(r[k]).plain) for r in rows] + [len(headers[k])]) for k in keep
+        k: max([len(Text.from_markup(r[k]).plain) for r in rows] + [len(headers[k])])
+        for k in keep
     }
     others = len(headers) - len(keep)
     needed = sum(widths.values()) + 3 * len(headers) + 1 + 6 * others

@@ -21,9 +21,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-_CONFIG = typer.Option(
-    None, "--config", "-c", help="config.json path or a SQLAlchemy URL (default ./config.json)."
-)
+_CONFIG = typer.Option(None, "--config", "-c",
+                       help="config.json path or a SQLAlchemy URL (default ./config.json).")
 
 
 @contextmanager
@@ -87,9 +86,8 @@ def raise_missing(name: str) -> None:
 
 
 @app.command()
-def head(
-    name: str, rows: int = typer.Option(10, "--rows", "-n", min=1), config: str | None = _CONFIG
-) -> None:
+def head(name: str, rows: int = typer.Option(10, "--rows", "-n", min=1),
+         config: str | None = _CONFIG) -> None:
     """Show the first rows of a view or table NAME."""
     with _connection(config) as db:
         frame = next(iter(db.table(name).iter_batches(batch_rows=rows)))
@@ -97,27 +95,17 @@ def head(
 
 
 @app.command()
-def export(
-    query: str,
-    to: Path = typer.Option(..., "--to", help="The file to write."),
-    file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
-    config: str | None = _CONFIG,
-) -> None:
+def export(query: str, to: Path = typer.Option(..., "--to", help="The file to write."),
+           file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
+           config: str | None = _CONFIG) -> None:
     """Export QUERY (a SELECT or a table name) to a file, streaming, with progress."""
-    with (
-        _connection(config) as db,
-        Progress(
-            TextColumn("[bold]export"),
-            BarColumn(),
-            TextColumn("{task.completed:,} rows"),
-            TimeElapsedColumn(),
-            console=err_console,
-        ) as progress,
-    ):
+    with _connection(config) as db, Progress(
+        TextColumn("[bold]export"), BarColumn(), TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(), console=err_console,
+    ) as progress:
         task = progress.add_task("export", total=None)
-        count = db.export(
-            query, to, file_format, progress=lambda done: progress.update(task, completed=done)
-        )
+        count = db.export(query, to, file_format,
+                          progress=lambda done: progress.update(task, completed=done))
         progress.update(task, completed=count)
     console.print(f"wrote {count:,} rows to {to}")
 

@@ -9,4 +9,5 @@ from .config import EmbeddedWarehouseWarning, UnknownConfigKeyWarning
 from .connection import DbConnection
 from .sources import Query, Table
 
-__all__ = ["DbConnection", "EmbeddedWarehouseWarning", "Query", "Table", "UnknownConfigKeyWarning"]
+__all__ = ["DbConnection", "EmbeddedWarehouseWarning", "Query", "Table",
+           "UnknownConfigKeyWarning"]

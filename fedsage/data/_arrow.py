@@ -40,9 +40,8 @@ def _infer(values: Sequence[Any]) -> pa.Array:
     return pa.array(values)
 
 
-def rows_to_batch(
-    rows: Sequence[Any], names: Sequence[str], schema: pa.Schema | None
-) -> pa.RecordBatch:
+def rows_to_batch(rows: Sequence[Any], names: Sequence[str],
+                  schema: pa.Schema | None) -> pa.RecordBatch:
     """Convert DB-API rows to a record batch.
 
     Parameters

@@ -26,24 +26,9 @@ _SCHEME = re.compile(r"^[\w+]+$")
 MASK = "***"
 # Query keys whose values are secrets: any key containing one of these (case and "-"
 # ignored), e.g. password, sslpassword, PWD, token, access_token, client_secret, api_key.
-_SECRET_PARTS = (
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "token",
-    "credential",
-    "apikey",
-    "api_key",
-    "accesskey",
-    "access_key",
-    "privatekey",
-    "private_key",
-    "accountkey",
-    "account_key",
-    "userkey",
-    "passphrase",
-)
+_SECRET_PARTS = ("password", "passwd", "pwd", "secret", "token", "credential", "apikey",
+                 "api_key", "accesskey", "access_key", "privatekey", "private_key",
+                 "accountkey", "account_key", "userkey", "passphrase")
 _SECRET_KEYS = frozenset({"sig", "key", "pass", "pw"})
 
 

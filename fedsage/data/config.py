@@ -33,14 +33,8 @@ from .._home import fedsage_home
 from ..errors import ConfigurationError
 from ._url import masked_url
 
-__all__ = [
-    "ConnectionConfig",
-    "EmbeddedWarehouseWarning",
-    "UnknownConfigKeyWarning",
-    "hdbcli_kwargs",
-    "load_config",
-    "masked_url",
-]
+__all__ = ["ConnectionConfig", "EmbeddedWarehouseWarning", "UnknownConfigKeyWarning",
+           "hdbcli_kwargs", "load_config", "masked_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,56 +51,22 @@ HANA_FLAG_DEFAULTS: dict[str, bool | int] = {
     "sslUseDefaultTrustStore": True,
 }
 _BOOL_FLAGS = frozenset(
-    {
-        "encrypt",
-        "sslValidateCertificate",
-        "disableCloudRedirect",
-        "autocommit",
-        "sslUseDefaultTrustStore",
-        "reconnect",
-        "compress",
-    }
+    {"encrypt", "sslValidateCertificate", "disableCloudRedirect", "autocommit",
+     "sslUseDefaultTrustStore", "reconnect", "compress"}
 )
 _INT_FLAGS = frozenset(
-    {
-        "communicationTimeout",
-        "connectTimeout",
-        "nodeConnectTimeout",
-        "packetSize",
-        "fetchSize",
-        "proxyPort",
-        "port",
-    }
+    {"communicationTimeout", "connectTimeout", "nodeConnectTimeout", "packetSize", "fetchSize",
+     "proxyPort", "port"}
 )
 # Connection properties hdbcli knows (datasphere.md §2); anything else is not passed to
 # hdbcli (fedml-aws passed only its own keys) and is warned about: it may be a typo.
 _KNOWN_HANA_KEYS = frozenset(
-    set(REQUIRED_HANA_KEYS)
-    | set(HANA_FLAG_DEFAULTS)
-    | _BOOL_FLAGS
-    | _INT_FLAGS
-    | {
-        "userkey",
-        "sslTrustStore",
-        "sslHostNameInCertificate",
-        "sslCryptoProvider",
-        "sslKeyStore",
-        "sslSNIHostname",
-        "sslMinProtocolVersion",
-        "sslMaxProtocolVersion",
-        "currentSchema",
-        "prefetch",
-        "isolationLevel",
-        "locale",
-        "proxyHostName",
-        "webSocketUrl",
-        "statementCacheSize",
-        "tcpKeepAliveIdle",
-        "tcpKeepAliveInterval",
-        "tcpKeepAliveCount",
-        "traceFile",
-        "databaseName",
-    }
+    set(REQUIRED_HANA_KEYS) | set(HANA_FLAG_DEFAULTS) | _BOOL_FLAGS | _INT_FLAGS
+    | {"userkey", "sslTrustStore", "sslHostNameInCertificate", "sslCryptoProvider",
+       "sslKeyStore", "sslSNIHostname", "sslMinProtocolVersion", "sslMaxProtocolVersion",
+       "currentSchema", "prefetch", "isolationLevel", "locale", "proxyHostName",
+       "webSocketUrl", "statementCacheSize", "tcpKeepAliveIdle", "tcpKeepAliveInterval",
+       "tcpKeepAliveCount", "traceFile", "databaseName"}
 )
 _SECRET_KEYS = frozenset({"password", "userkey"})
 _URL_KEYS = frozenset({"url", "schema"})
@@ -172,7 +132,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if text in _FALSE:
             return False
         raise ConfigurationError(
-            f'{key!r} in {source} must be true or false (or "true"/"false"/"1"/"0"); got {value!r}'
+            f"{key!r} in {source} must be true or false (or \"true\"/\"false\"/\"1\"/\"0\"); "
+            f"got {value!r}"
         )
     if key in _INT_FLAGS:
         if isinstance(value, bool):
@@ -215,26 +176,18 @@ def hdbcli_kwargs(raw: dict[str, Any], source: str) -> dict[str, Any]:
         For keys that are not hdbcli connection properties (they are ignored).
     """
     has_key = "userkey" in raw
-    missing = [
-        k
-        for k in REQUIRED_HANA_KEYS
-        if k not in raw and not (has_key and k in ("user", "password"))
-    ]
+    missing = [k for k in REQUIRED_HANA_KEYS if k not in raw and not (
+        has_key and k in ("user", "password"))]
     if missing:
         raise ConfigurationError(
             f"{source} lacks the key(s) {', '.join(missing)}; a Datasphere config needs "
             f"{', '.join(REQUIRED_HANA_KEYS)} (or a 'url' key with a SQLAlchemy URL)"
         )
-    unknown = sorted(
-        k for k in raw if k not in _KNOWN_HANA_KEYS and not k.startswith("sessionVariable:")
-    )
+    unknown = sorted(k for k in raw if k not in _KNOWN_HANA_KEYS
+                     and not k.startswith("sessionVariable:"))
     if unknown:
-        _warn_unknown(
-            source,
-            unknown,
-            "they are not hdbcli connection properties (check the "
-            "spelling: a typo such as 'sslValidateCertifcate' changes nothing)",
-        )
+        _warn_unknown(source, unknown, "they are not hdbcli connection properties (check the "
+                      "spelling: a typo such as 'sslValidateCertifcate' changes nothing)")
     kwargs: dict[str, Any] = dict(HANA_FLAG_DEFAULTS)
     for key, value in raw.items():
         if key == "schema" or key in unknown:
@@ -263,10 +216,8 @@ def _warn(message: str, category: type[Warning]) -> None:
 
 def _warn_unknown(source: str, keys: list[str], why: str) -> None:
     # Only the names: an unknown key may hold a secret.
-    _warn(
-        f"{source}: ignoring the key(s) {', '.join(map(repr, keys))}; {why}",
-        UnknownConfigKeyWarning,
-    )
+    _warn(f"{source}: ignoring the key(s) {', '.join(map(repr, keys))}; {why}",
+          UnknownConfigKeyWarning)
 
 
 def _read_json(path: Path | Any, source: str) -> dict[str, Any]:
@@ -298,7 +249,8 @@ def embedded_config(path: Path | None = None) -> ConnectionConfig:
     ConnectionConfig
     """
     target = path if path is not None else fedsage_home() / "warehouse.duckdb"
-    return ConnectionConfig(kind="embedded", source="<embedded default>", url=f"duckdb:///{target}")
+    return ConnectionConfig(kind="embedded", source="<embedded default>",
+                            url=f"duckdb:///{target}")
 
 
 def from_mapping(data: dict[str, Any], source: str) -> ConnectionConfig:
@@ -328,11 +280,8 @@ def from_mapping(data: dict[str, Any], source: str) -> ConnectionConfig:
     if "url" in data:
         extra = sorted(set(data) - _URL_KEYS)
         if extra:
-            _warn_unknown(
-                source,
-                extra,
-                "with a 'url' only 'schema' is used (put driver options in the URL's query)",
-            )
+            _warn_unknown(source, extra, "with a 'url' only 'schema' is used (put driver "
+                          "options in the URL's query)")
         url, schema = data["url"], data.get("schema")
         if not isinstance(url, str) or "://" not in url:
             raise ConfigurationError(

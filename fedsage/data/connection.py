@@ -40,24 +40,8 @@ logger = logging.getLogger(__name__)
 
 _READ_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "(", "TABLE"})
 # Strings starting with these are statements (refused as queries), never table names.
-_WRITE_KEYWORDS = frozenset(
-    {
-        "INSERT",
-        "UPDATE",
-        "DELETE",
-        "MERGE",
-        "UPSERT",
-        "DROP",
-        "CREATE",
-        "ALTER",
-        "TRUNCATE",
-        "GRANT",
-        "REVOKE",
-        "CALL",
-        "COPY",
-        "SET",
-    }
-)
+_WRITE_KEYWORDS = frozenset({"INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "DROP", "CREATE",
+                             "ALTER", "TRUNCATE", "GRANT", "REVOKE", "CALL", "COPY", "SET"})
 # Checked query texts kept per connection (a notebook reuses a handful).
 _CHECKED_CACHE = 256
 
@@ -196,9 +180,8 @@ class DbConnection(FedmlMethods):
     def _end(self, ok: bool) -> None:
         self.dialect.end(self._conn, ok)
 
-    def _run(
-        self, stmt: Any, action: str, *, fetch: bool = True
-    ) -> tuple[list[Any], list[str]] | None:
+    def _run(self, stmt: Any, action: str, *,
+             fetch: bool = True) -> tuple[list[Any], list[str]] | None:
         """Run one statement fedsage built (Core), or caller SQL that writes (text).
 
         With ``fetch=False`` the statement goes through the dialect's
@@ -302,9 +285,8 @@ class DbConnection(FedmlMethods):
                 f"got {type(query_or_table).__name__}"
             )
         text = query_or_table.strip()
-        if len(text.split()) > 1 and (
-            first_keyword(text) in _READ_KEYWORDS or first_keyword(text) in _WRITE_KEYWORDS
-        ):
+        if len(text.split()) > 1 and (first_keyword(text) in _READ_KEYWORDS
+                                      or first_keyword(text) in _WRITE_KEYWORDS):
             return self.query(text)
         return self.table(query_or_table)
 
@@ -313,16 +295,11 @@ class DbConnection(FedmlMethods):
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
             raise DataError(f"batch_rows must be a positive integer; got {batch_rows!r}")
         if isinstance(source, Table):
-            return self._stream(
-                source.sql,
-                lambda: self.dialect.iter_table_arrow(
-                    self._conn, source.name, source.schema, batch_rows
-                ),
-            )
+            return self._stream(source.sql, lambda: self.dialect.iter_table_arrow(
+                self._conn, source.name, source.schema, batch_rows))
         sql, params = self._check_query(source.sql), source.params
-        return self._stream(
-            sql, lambda: self.dialect.iter_arrow(self._conn, sql, params, batch_rows)
-        )
+        return self._stream(sql, lambda: self.dialect.iter_arrow(self._conn, sql, params,
+                                                                 batch_rows))
 
     def _stream(self, sql: str, read: Any) -> Iterator[pa.RecordBatch]:
         if self.closed:
@@ -341,13 +318,11 @@ class DbConnection(FedmlMethods):
         ok = False
         try:
             if isinstance(source, Table):
-                rows = self.dialect.copy_table_csv(
-                    self._conn, source.name, source.schema, handle, progress
-                )
+                rows = self.dialect.copy_table_csv(self._conn, source.name, source.schema,
+                                                   handle, progress)
             else:
-                rows = self.dialect.copy_csv(
-                    self._conn, self._check_query(source.sql), source.params, handle, progress
-                )
+                rows = self.dialect.copy_csv(self._conn, self._check_query(source.sql),
+                                             source.params, handle, progress)
             ok = True
             return rows
         finally:
@@ -355,9 +330,8 @@ class DbConnection(FedmlMethods):
 
     # -- reading ------------------------------------------------------------------------
 
-    def iter_batches(
-        self, query_or_table: str | Query, batch_rows: int = DEFAULT_BATCH_ROWS
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_batches(self, query_or_table: str | Query,
+                     batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream a table, view or query as Arrow record batches.
 
         Parameters
@@ -413,13 +387,8 @@ class DbConnection(FedmlMethods):
         """
         return self.to_arrow(query_or_table).to_pandas()
 
-    def export(
-        self,
-        query_or_table: str | Query,
-        path: str | Path,
-        file_format: str = "csv",
-        progress: Progress | None = None,
-    ) -> int:
+    def export(self, query_or_table: str | Query, path: str | Path, file_format: str = "csv",
+               progress: Progress | None = None) -> int:
         """Write a table, view or query to a channel file without holding it in memory.
 
         The engine's own CSV export is used where there is one (PostgreSQL ``COPY``),
@@ -457,4 +426,5 @@ class DbConnection(FedmlMethods):
                 self._check_query(source.sql)  # before the file is opened
             with atomic_write(Path(path)) as handle:
                 return self._copy_csv(source, handle, progress)
-        return write_batches(self._batches(source, DEFAULT_BATCH_ROWS), Path(path), fmt, progress)
+        return write_batches(self._batches(source, DEFAULT_BATCH_ROWS), Path(path), fmt,
+                             progress)

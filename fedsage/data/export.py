@@ -64,14 +64,9 @@ def _dictionary_columns(schema: pa.Schema) -> list[str] | bool:
     # files larger (docs/data.md).
     import pyarrow as pa
 
-    names = [
-        f.name
-        for f in schema
-        if pa.types.is_string(f.type)
-        or pa.types.is_large_string(f.type)
-        or pa.types.is_binary(f.type)
-        or pa.types.is_large_binary(f.type)
-    ]
+    names = [f.name for f in schema
+             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+             or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
     return names or False
 
 
@@ -122,24 +117,20 @@ class _Pipeline:
             raise self._error
 
 
-def _open_writer(handle: Any, schema: pa.Schema, fmt: str) -> pacsv.CSVWriter | pq.ParquetWriter:
+def _open_writer(handle: Any, schema: pa.Schema,
+                 fmt: str) -> pacsv.CSVWriter | pq.ParquetWriter:
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
-        return pacsv.CSVWriter(
-            handle, schema, write_options=pacsv.WriteOptions(include_header=False)
-        )
+        return pacsv.CSVWriter(handle, schema,
+                               write_options=pacsv.WriteOptions(include_header=False))
     import pyarrow.parquet as pq
 
     return pq.ParquetWriter(handle, schema, use_dictionary=_dictionary_columns(schema))
 
 
-def write_batches(
-    batches: Iterable[pa.RecordBatch],
-    path: Path,
-    file_format: str = "csv",
-    progress: Progress | None = None,
-) -> int:
+def write_batches(batches: Iterable[pa.RecordBatch], path: Path, file_format: str = "csv",
+                  progress: Progress | None = None) -> int:
     """Write ``batches`` to ``path`` atomically; return the number of rows.
 
     Parameters
@@ -177,7 +168,8 @@ def write_batches(
                 pipeline.writer = _open_writer(handle, batch.schema, fmt)
             elif not batch.schema.equals(schema):
                 # Arrow's CSV writer crashes the process on a mismatched batch.
-                raise DataError(f"the result changed schema mid-stream: {schema} -> {batch.schema}")
+                raise DataError(f"the result changed schema mid-stream: {schema} -> "
+                                f"{batch.schema}")
             schema = batch.schema
             if batch.num_rows:
                 pipeline.put(batch)

@@ -56,10 +56,8 @@ class FedmlMethods:
     _conn: Any
 
     if TYPE_CHECKING:
-
-        def _run(
-            self, stmt: Any, action: str, *, fetch: bool = True
-        ) -> tuple[list[Any], list[str]] | None: ...
+        def _run(self, stmt: Any, action: str, *,
+                 fetch: bool = True) -> tuple[list[Any], list[str]] | None: ...
         def _read(self, sql: str, params: Any) -> tuple[list[Any], list[str]]: ...
         def _end(self, ok: bool) -> None: ...
 
@@ -189,9 +187,8 @@ class FedmlMethods:
             If it does not exist or cannot be dropped.
         """
         name = _check_name(table_name, "table_name")
-        self._run(
-            self.dialect.drop_table(name, self.write_schema), f"dropping {name!r}", fetch=False
-        )
+        self._run(self.dialect.drop_table(name, self.write_schema), f"dropping {name!r}",
+                  fetch=False)
 
     def insert_into_table(self, table_name: str, table_values: Any) -> None:
         """Insert a DataFrame's rows in bulk, with ``INSERTED_AT`` set to now (local time).
@@ -214,10 +211,8 @@ class FedmlMethods:
 
         name = _check_name(table_name, "table_name")
         if not isinstance(table_values, pd.DataFrame):
-            raise DataError(
-                "the table_values parameter must be a pandas DataFrame; got "
-                f"{type(table_values).__name__}"
-            )
+            raise DataError("the table_values parameter must be a pandas DataFrame; got "
+                            f"{type(table_values).__name__}")
         frame = table_values.rename(columns=str)
         if any(c.upper() == INSERTED_AT for c in frame.columns):
             raise DataError("table_values must not have an INSERTED_AT column; it is set for you")
@@ -226,9 +221,8 @@ class FedmlMethods:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise DataError(f"cannot convert table_values for {name!r}: {exc}") from exc
         now = datetime.datetime.now().replace(microsecond=0)
-        data = data.append_column(
-            INSERTED_AT, pa.array([now] * data.num_rows, type=pa.timestamp("us"))
-        )
+        data = data.append_column(INSERTED_AT, pa.array([now] * data.num_rows,
+                                                        type=pa.timestamp("us")))
         ok = False
         try:
             self.dialect.insert_arrow(self._conn, name, self.write_schema, data)
@@ -253,13 +247,11 @@ class FedmlMethods:
         """
         name = _check_name(table_name, "table_name")
         where = _check_clause(where_clause, "where_clause")
-        self._run_caller_sql(
-            self.dialect.delete_rows(name, self.write_schema, where), f"deleting from {name!r}"
-        )
+        self._run_caller_sql(self.dialect.delete_rows(name, self.write_schema, where),
+                             f"deleting from {name!r}")
 
-    def update_table(
-        self, table_name: str, set_clause: str, where_clause: str | None = None
-    ) -> None:
+    def update_table(self, table_name: str, set_clause: str,
+                     where_clause: str | None = None) -> None:
         """``UPDATE "table" SET <set_clause> [WHERE <where_clause>]`` (clauses are caller SQL).
 
         Parameters
@@ -279,9 +271,8 @@ class FedmlMethods:
         name = _check_name(table_name, "table_name")
         sets = _check_name(set_clause, "set_clause")
         where = _check_clause(where_clause, "where_clause")
-        self._run_caller_sql(
-            self.dialect.update_rows(name, self.write_schema, sets, where), f"updating {name!r}"
-        )
+        self._run_caller_sql(self.dialect.update_rows(name, self.write_schema, sets, where),
+                             f"updating {name!r}")
 
     def alter_table(self, table_name: str, clause: str) -> None:
         """``ALTER TABLE "table" <clause>`` (the clause is caller SQL).
@@ -300,9 +291,8 @@ class FedmlMethods:
         """
         name = _check_name(table_name, "table_name")
         text = _check_name(clause, "clause")
-        self._run_caller_sql(
-            self.dialect.alter_table(name, self.write_schema, text), f"altering {name!r}"
-        )
+        self._run_caller_sql(self.dialect.alter_table(name, self.write_schema, text),
+                             f"altering {name!r}")
 
     def get_view_metadata(self, view_name: str) -> Rows:
         """Describe the columns of a view in the configured schema.
@@ -322,9 +312,8 @@ class FedmlMethods:
             ``'FALSE'``; NULL where the engine has no such information).
         """
         name = _check_name(view_name, "view_name")
-        return _tuples(
-            self._run(self.dialect.columns(name, self.schema, "view"), f"describing view {name!r}")
-        )
+        return _tuples(self._run(self.dialect.columns(name, self.schema, "view"),
+                                 f"describing view {name!r}"))
 
     def get_view_by_name(self, view_name: str) -> Rows:
         """Find views whose name contains ``view_name`` (case-insensitive, literal match).
@@ -358,11 +347,8 @@ class FedmlMethods:
             As :meth:`get_view_metadata`.
         """
         name = _check_name(table_name, "table_name")
-        return _tuples(
-            self._run(
-                self.dialect.columns(name, self.write_schema, "table"), f"describing table {name!r}"
-            )
-        )
+        return _tuples(self._run(self.dialect.columns(name, self.write_schema, "table"),
+                                 f"describing table {name!r}"))
 
     def get_user_tables(self) -> Rows:
         """List the tables of the write schema (HANA: the user's own Open SQL schema).

@@ -28,9 +28,8 @@ def _iris() -> pd.DataFrame:
     from sklearn.datasets import load_iris
 
     data = load_iris()
-    frame = pd.DataFrame(
-        data.data, columns=["SEPAL_LENGTH", "SEPAL_WIDTH", "PETAL_LENGTH", "PETAL_WIDTH"]
-    )
+    frame = pd.DataFrame(data.data, columns=["SEPAL_LENGTH", "SEPAL_WIDTH", "PETAL_LENGTH",
+                                             "PETAL_WIDTH"])
     frame["SPECIES"] = [str(data.target_names[t]) for t in data.target]
     return frame
 
@@ -52,17 +51,13 @@ def _sales(rows: int = 5_000) -> pd.DataFrame:
     price = rng.uniform(5, 500, rows).round(2)
     quantity = rng.integers(1, 50, rows)
     day = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 730, rows), unit="D")
-    return pd.DataFrame(
-        {
-            "ORDER_ID": np.arange(1, rows + 1),
-            "ORDER_DATE": day,
-            "REGION": regions[rng.integers(0, len(regions), rows)],
-            "PRODUCT": products[rng.integers(0, len(products), rows)],
-            "QUANTITY": quantity,
-            "UNIT_PRICE": price,
-            "REVENUE": (price * quantity).round(2),
-        }
-    )
+    return pd.DataFrame({
+        "ORDER_ID": np.arange(1, rows + 1), "ORDER_DATE": day,
+        "REGION": regions[rng.integers(0, len(regions), rows)],
+        "PRODUCT": products[rng.integers(0, len(products), rows)],
+        "QUANTITY": quantity, "UNIT_PRICE": price,
+        "REVENUE": (price * quantity).round(2),
+    })
 
 
 def sample_frames() -> dict[str, pd.DataFrame]:
@@ -103,19 +98,12 @@ def load_samples(conn: DbConnection | None = None) -> list[str]:
         for name, frame in sample_frames().items():
             if name in existing:
                 target.drop_table(name)
-            target._run(
-                target.dialect.create_table(name, target.write_schema, _columns(frame)),
-                f"creating sample {name}",
-                fetch=False,
-            )
+            target._run(target.dialect.create_table(name, target.write_schema, _columns(frame)),
+                        f"creating sample {name}", fetch=False)
             ok = False
             try:
-                target.dialect.insert_arrow(
-                    target._conn,
-                    name,
-                    target.write_schema,
-                    pa.Table.from_pandas(frame, preserve_index=False),
-                )
+                target.dialect.insert_arrow(target._conn, name, target.write_schema,
+                                            pa.Table.from_pandas(frame, preserve_index=False))
                 ok = True
             finally:
                 target._end(ok)

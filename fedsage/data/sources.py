@@ -30,9 +30,8 @@ class Reader(Protocol):
 
     dialect: Dialect
 
-    def iter_batches(
-        self, query_or_table: Any, batch_rows: int = DEFAULT_BATCH_ROWS
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_batches(self, query_or_table: Any,
+                     batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream the rows of a source as Arrow record batches."""
         ...
 
@@ -44,13 +43,8 @@ class Reader(Protocol):
         """Return the rows of a source as a pandas DataFrame."""
         ...
 
-    def export(
-        self,
-        query_or_table: Any,
-        path: str | pathlib.Path,
-        file_format: str = "csv",
-        progress: Progress | None = None,
-    ) -> int:
+    def export(self, query_or_table: Any, path: str | pathlib.Path, file_format: str = "csv",
+               progress: Progress | None = None) -> int:
         """Write the rows of a source to a channel file; return how many."""
         ...
 
@@ -105,9 +99,8 @@ class Query:
         """Return all rows as a pandas DataFrame."""
         return self.connection.to_pandas(self)
 
-    def export_channel(
-        self, path: pathlib.Path, file_format: str = "csv", progress: Progress | None = None
-    ) -> int:
+    def export_channel(self, path: pathlib.Path, file_format: str = "csv",
+                       progress: Progress | None = None) -> int:
         """Write the rows to ``path`` (CSV without header/index, or ``'parquet'``).
 
         Parameters

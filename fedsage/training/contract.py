@@ -322,19 +322,9 @@ def write_config_files(
 # FEDSAGE_*) stays out, so a script that works here does not lean on the notebook.
 _PASSED_THROUGH = frozenset(
     {
-        "LANG",
-        "LANGUAGE",
-        "TZ",
-        "HOME",
-        "TMPDIR",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-        "all_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "ALL_PROXY",
+        "LANG", "LANGUAGE", "TZ", "HOME", "TMPDIR",
+        "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
     }
 )
 _SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")

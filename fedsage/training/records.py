@@ -130,7 +130,9 @@ class JobRecord:
             algorithm=spec.algorithm,
             creation_time=now,
             last_modified_time=now,
-            transitions=[StatusTransition("Starting", now, "Preparing the instances for training")],
+            transitions=[
+                StatusTransition("Starting", now, "Preparing the instances for training")
+            ],
         )
 
     # -- changes ---------------------------------------------------------------

@@ -385,11 +385,8 @@ class JobRunner:
                 # SageMaker keeps what the script saved before it was stopped.
                 uploaded = self.upload()
                 self._finish(
-                    "Stopped",
-                    "MaxRuntimeExceeded",
-                    "Job exceeded the maximum allowed runtime",
-                    _MAX_RUNTIME_REASON,
-                    uploaded=uploaded,
+                    "Stopped", "MaxRuntimeExceeded", "Job exceeded the maximum allowed runtime",
+                    _MAX_RUNTIME_REASON, uploaded=uploaded,
                 )
                 return 1
             except _Stopped:

@@ -127,10 +127,7 @@ def _environment(value: Any, caller: str) -> dict[str, str]:
         for k, v in value.items()
     ):
         raise _fail(
-            "environment",
-            caller,
-            "a dict of variable names to str values",
-            value,
+            "environment", caller, "a dict of variable names to str values", value,
             "names are letters, digits and '_', not starting with a digit",
         )
     return dict(value)
@@ -158,11 +155,8 @@ def _metric_definitions(value: Any, caller: str) -> list[dict[str, str]]:
             ) from None
         if compiled.groups < 1:
             raise _fail(
-                "metric_definitions",
-                caller,
-                "regexes with a group that captures the value",
-                item["Regex"],
-                "for example 'accuracy=([0-9.]+)'",
+                "metric_definitions", caller, "regexes with a group that captures the value",
+                item["Regex"], "for example 'accuracy=([0-9.]+)'",
             )
         out.append({"Name": item["Name"], "Regex": item["Regex"]})
     return out
@@ -193,10 +187,7 @@ def _dependencies(value: Any, caller: str) -> list[str]:
         path = Path(str(item)).expanduser()
         if not isinstance(item, (str, Path)) or not path.exists():
             raise _fail(
-                "dependencies",
-                caller,
-                "a list of existing files or folders",
-                item,
+                "dependencies", caller, "a list of existing files or folders", item,
                 f"relative paths start at {str(Path.cwd())!r}",
             )
         out.append(str(path.resolve()))
@@ -233,10 +224,7 @@ def check_settings(caller: str, **values: Any) -> EstimatorSettings:
         max_wait = _positive_int(max_wait, "max_wait", caller)
     if spot and max_wait is None:
         raise _fail(
-            "max_wait",
-            caller,
-            "set when use_spot_instances=True",
-            None,
+            "max_wait", caller, "set when use_spot_instances=True", None,
             "give the seconds to wait for spot capacity plus training, at least max_run",
         )
     if max_wait is not None and max_wait < max_run:
@@ -245,10 +233,8 @@ def check_settings(caller: str, **values: Any) -> EstimatorSettings:
     groups = _ids(values.get("security_group_ids"), "security_group_ids", caller, _SECURITY_GROUP)
     if (subnets is None) != (groups is None):
         raise _fail(
-            "subnets" if subnets is None else "security_group_ids",
-            caller,
-            "given together with the other (a VPC needs both)",
-            None,
+            "subnets" if subnets is None else "security_group_ids", caller,
+            "given together with the other (a VPC needs both)", None,
         )
     checkpoint_local = _optional_str(
         values.get("checkpoint_local_path"), "checkpoint_local_path", caller

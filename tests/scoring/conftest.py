@@ -16,10 +16,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
 
-from _pgserver import PostgresServer, postgres_server  # noqa: E402
+from _pgserver import PostgresServer, postgres_server
 
-from fedsage import DwcSagemaker  # noqa: E402
-from fedsage.data import DbConnection  # noqa: E402
+from fedsage import DwcSagemaker
+from fedsage.data import DbConnection
 
 _counter = itertools.count()
 

@@ -56,10 +56,8 @@ def _duckdb_target(url: str) -> tuple[str, dict[str, Any]]:
     path, _sep, query = rest.partition("?")
     path = path[1:] if path.startswith("/") else path
     parsed = parse_url(url)
-    settings: dict[str, Any] = {
-        k: v if isinstance(v, str) else v[-1]
-        for k, v in (parsed.query.items() if parsed is not None and query else ())
-    }
+    settings: dict[str, Any] = {k: v if isinstance(v, str) else v[-1]
+                for k, v in (parsed.query.items() if parsed is not None and query else ())}
     return path or ":memory:", settings
 
 
@@ -72,9 +70,8 @@ def _open_duckdb(config: ConnectionConfig) -> OpenConnection:
     try:
         conn = connect_duckdb(path, settings)
     except duckdb.Error as exc:
-        raise DataError(
-            f"cannot open the DuckDB file {config.describe()}: {_detail(exc, config)}"
-        ) from None
+        raise DataError(f"cannot open the DuckDB file {config.describe()}: "
+                        f"{_detail(exc, config)}") from None
     _private_if_in_home(path)
     return OpenConnection(DuckDBDialect(), conn, conn.close)
 
@@ -95,8 +92,7 @@ def _private_if_in_home(path: str) -> None:
 def _log_notice(diagnostic: Any) -> None:
     # What SQLAlchemy's psycopg dialect does with server notices.
     logging.getLogger("sqlalchemy.dialects.postgresql").info(
-        "%s: %s", diagnostic.severity, diagnostic.message_primary
-    )
+        "%s: %s", diagnostic.severity, diagnostic.message_primary)
 
 
 def _psycopg_kwargs(url: str) -> dict[str, Any] | None:
@@ -111,16 +107,9 @@ def _psycopg_kwargs(url: str) -> dict[str, Any] | None:
     if "host" in parsed.query or any(not isinstance(v, str) for v in parsed.query.values()):
         return None
     kwargs: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("host", parsed.host),
-            ("dbname", parsed.database),
-            ("user", parsed.username),
-            ("password", parsed.password),
-            ("port", parsed.port),
-        )
-        if value
-    }
+        key: value for key, value in (
+            ("host", parsed.host), ("dbname", parsed.database), ("user", parsed.username),
+            ("password", parsed.password), ("port", parsed.port)) if value}
     kwargs.update(parsed.query)
     return kwargs
 
@@ -132,8 +121,7 @@ def _open_psycopg(config: ConnectionConfig, kwargs: dict[str, Any]) -> OpenConne
         raise ConfigurationError(
             f"cannot use the URL {masked_url(config.url or '')} from {config.source}: "
             f"{_detail(exc, config)}; check the scheme and install its driver (e.g. psycopg "
-            "for postgresql+psycopg://)"
-        ) from None
+            "for postgresql+psycopg://)") from None
     from .postgresql import PostgreSQLDialect
 
     try:

@@ -49,7 +49,8 @@ def conninfo(conn: Any) -> str:
     """A libpq connection string for a second session with ``conn``'s credentials."""
     from psycopg.conninfo import make_conninfo
 
-    options = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info if o.val is not None}
+    options = {o.keyword.decode(): o.val.decode() for o in conn.pgconn.info
+               if o.val is not None}
     return make_conninfo("", **options)
 
 
@@ -153,9 +154,8 @@ class AdbcSession:
         self._database.close()
 
 
-def iter_adbc(
-    conn: Any, sql: str, schema: pa.Schema, oids: Sequence[int], batch_rows: int
-) -> Iterator[pa.RecordBatch]:
+def iter_adbc(conn: Any, sql: str, schema: pa.Schema, oids: Sequence[int],
+              batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Yield the rows of ``sql`` as batches of ``schema``, read through ADBC.
 
     Parameters

@@ -72,9 +72,8 @@ def worker_count() -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise DataError(
-            f"{WORKERS_ENV} must be a positive integer (1 reads one stream); got {text!r}"
-        )
+        raise DataError(f"{WORKERS_ENV} must be a positive integer (1 reads one stream); "
+                        f"got {text!r}")
     return value
 
 
@@ -111,9 +110,8 @@ class ScanPlan:
 
 
 @contextlib.contextmanager
-def scan_plan(
-    conn: Any, conninfo: str, relation: str, workers: int, chunk_pages: int | None = None
-) -> Iterator[ScanPlan | None]:
+def scan_plan(conn: Any, conninfo: str, relation: str, workers: int,
+              chunk_pages: int | None = None) -> Iterator[ScanPlan | None]:
     """Plan a parallel read of ``relation``; yield ``None`` when one stream should read it.
 
     Parameters
@@ -162,19 +160,13 @@ def scan_plan(
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()
             row = None
-        if (
-            row is not None
-            and row[0] in _TABLE_KINDS
-            and row[2] >= _MIN_SERVER
-            and row[1] >= 2 * chunk_pages
-        ):
+        if row is not None and row[0] in _TABLE_KINDS and row[2] >= _MIN_SERVER \
+                and row[1] >= 2 * chunk_pages:
             pages = int(row[1])
             # Pages appended after sizing hold no row of this snapshot; the last range is
             # open-ended all the same.
-            ranges = tuple(
-                (s, s + chunk_pages if s + chunk_pages < pages else None)
-                for s in range(0, pages, chunk_pages)
-            )
+            ranges = tuple((s, s + chunk_pages if s + chunk_pages < pages else None)
+                           for s in range(0, pages, chunk_pages))
             plan = ScanPlan(relation, row[3], search_path, ranges, min(workers, len(ranges)))
         if plan is not None:
             yield plan  # the coordinator holds the snapshot until the read ends
@@ -208,9 +200,8 @@ class _Pool(Generic[SessionT]):
             self._free.put(session)
 
 
-def ordered_map(
-    func: Callable[[SessionT, T], R], items: Iterable[T], sessions: Sequence[SessionT]
-) -> Iterator[R]:
+def ordered_map(func: Callable[[SessionT, T], R], items: Iterable[T],
+                sessions: Sequence[SessionT]) -> Iterator[R]:
     """Yield ``func(session, item)`` for each item, in item order.
 
     Each call gets a session of its own, one thread per session; at most
@@ -225,9 +216,8 @@ def ordered_map(
             return func(session, item)
 
     pending: list[Future[R]] = []
-    with ThreadPoolExecutor(
-        max_workers=len(sessions), thread_name_prefix="fedsage-pg-read"
-    ) as executor:
+    with ThreadPoolExecutor(max_workers=len(sessions),
+                            thread_name_prefix="fedsage-pg-read") as executor:
         try:
             for item in items:
                 pending.append(executor.submit(run, item))
@@ -288,13 +278,11 @@ class CopySession:
         self._pg = pq.PGconn.connect(conninfo.encode())
         try:
             if self._pg.status != pq.ConnStatus.OK:
-                raise DataError(f"postgresql: opening a read session failed: {self._error()}")
+                raise DataError(f"postgresql: opening a read session failed: "
+                                f"{self._error()}")
             for statement in setup:
-                self._expect(
-                    self._pg.exec_(statement.encode()),
-                    (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK),
-                    statement,
-                )
+                self._expect(self._pg.exec_(statement.encode()),
+                             (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK), statement)
         except BaseException:
             self._pg.finish()
             raise
@@ -305,10 +293,8 @@ class CopySession:
 
     def _expect(self, result: Any, statuses: tuple[Any, ...], statement: str) -> Any:
         if result is None or result.status not in statuses:
-            raise DataError(
-                f"postgresql: reading the table failed: {self._error(result)}\n"
-                f"  statement: {statement}"
-            )
+            raise DataError(f"postgresql: reading the table failed: {self._error(result)}\n"
+                            f"  statement: {statement}")
         return result
 
     def copy_out(self, query: str, options: str = "FORMAT csv") -> tuple[bytearray, int]:

@@ -42,18 +42,8 @@ Progress = Callable[[int], None]
 
 #: Headers of ``get_view_metadata`` / ``get_table_metadata`` on every engine: fedml-aws's
 #: columns of HANA's ``VIEW_COLUMNS`` / ``TABLE_COLUMNS``, in fedml-aws's order.
-COLUMN_HEADERS = (
-    "POSITION",
-    "COLUMN_NAME",
-    "DATA_TYPE_NAME",
-    "LENGTH",
-    "IS_NULLABLE",
-    "SCALE",
-    "DEFAULT_VALUE",
-    "INDEX_TYPE",
-    "GENERATION_TYPE",
-    "COMMENTS",
-)
+COLUMN_HEADERS = ("POSITION", "COLUMN_NAME", "DATA_TYPE_NAME", "LENGTH", "IS_NULLABLE",
+                  "SCALE", "DEFAULT_VALUE", "INDEX_TYPE", "GENERATION_TYPE", "COMMENTS")
 #: Headers of ``get_user_tables`` on every engine: fedml-aws's columns of HANA's ``TABLES``.
 TABLE_HEADERS = ("TABLE_NAME", "SCHEMA_NAME", "TABLE_TYPE", "COMMENTS", "CREATE_TIME")
 #: The column fedml-aws's ``create_table`` adds to every table.
@@ -137,11 +127,8 @@ class Dialect:
             q = self.quote_char
             return q + name.replace(q, q + q) + q
         prep = self.sa_dialect.identifier_preparer
-        return (
-            prep.initial_quote
-            + name.replace(prep.final_quote, prep.escape_to_quote)
-            + (prep.final_quote)
-        )
+        return prep.initial_quote + name.replace(prep.final_quote, prep.escape_to_quote) + (
+            prep.final_quote)
 
     def relation(self, name: str, schema: str | None, *columns: str) -> TableClause:
         """Return a table clause whose name (and schema) are quoted verbatim."""
@@ -202,30 +189,21 @@ class Dialect:
         from sqlalchemy.sql import quoted_name
         from sqlalchemy.types import NullType
 
-        target = Table(
-            quoted_name(name, quote=True),
-            MetaData(),
-            *[Column(self.column_name(c), NullType()) for c in columns],
-            schema=quoted_name(schema, quote=True) if schema else None,
-        )
+        target = Table(quoted_name(name, quote=True), MetaData(),
+                       *[Column(self.column_name(c), NullType()) for c in columns],
+                       schema=quoted_name(schema, quote=True) if schema else None)
         return insert(target)
 
-    def create_table(
-        self, name: str, schema: str | None, columns: Sequence[tuple[str, Any]]
-    ) -> ClauseElement:
+    def create_table(self, name: str, schema: str | None,
+                     columns: Sequence[tuple[str, Any]]) -> ClauseElement:
         """``CREATE TABLE "schema"."name" ("col" type, …)``; types are SQLAlchemy types."""
         from sqlalchemy import Column, MetaData, Table
         from sqlalchemy.schema import CreateTable
         from sqlalchemy.sql import quoted_name
 
-        return CreateTable(
-            Table(
-                quoted_name(name, quote=True),
-                MetaData(),
-                *[Column(quoted_name(c, quote=True), t) for c, t in columns],
-                schema=quoted_name(schema, quote=True) if schema else None,
-            )
-        )
+        return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
+                                 *[Column(quoted_name(c, quote=True), t) for c, t in columns],
+                                 schema=quoted_name(schema, quote=True) if schema else None))
 
     def drop_table(self, name: str, schema: str | None) -> ClauseElement:
         """``DROP TABLE "schema"."name"``."""
@@ -233,13 +211,8 @@ class Dialect:
         from sqlalchemy.schema import DropTable
         from sqlalchemy.sql import quoted_name
 
-        return DropTable(
-            Table(
-                quoted_name(name, quote=True),
-                MetaData(),
-                schema=quoted_name(schema, quote=True) if schema else None,
-            )
-        )
+        return DropTable(Table(quoted_name(name, quote=True), MetaData(),
+                               schema=quoted_name(schema, quote=True) if schema else None))
 
     # -- statements around caller SQL (fedml-aws's clause arguments) --------------
     #
@@ -258,9 +231,8 @@ class Dialect:
         where = "" if where_clause is None else f" WHERE {where_clause}"
         return f"DELETE FROM {self.qualified(name, schema)}{where}"
 
-    def update_rows(
-        self, name: str, schema: str | None, set_clause: str, where_clause: str | None
-    ) -> str:
+    def update_rows(self, name: str, schema: str | None, set_clause: str,
+                    where_clause: str | None) -> str:
         """``UPDATE "schema"."name" SET <set_clause> [WHERE <where_clause>]``."""
         where = "" if where_clause is None else f" WHERE {where_clause}"
         return f"UPDATE {self.qualified(name, schema)} SET {set_clause}{where}"
@@ -287,15 +259,14 @@ class Dialect:
         from sqlalchemy import func, literal, select
         from sqlalchemy.sql.expression import column, table
 
-        v = table(
-            "views", column("table_schema"), column("table_name"), schema="information_schema"
-        )
-        stmt: Any = select(v.c.table_name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE"))
+        v = table("views", column("table_schema"), column("table_name"),
+                  schema="information_schema")
+        stmt: Any = select(v.c.table_name.label("VIEW_NAME"),
+                           literal("VIEW").label("VIEW_TYPE"))
         stmt = stmt.where(v.c.table_schema == self._schema_filter(schema))
         if name_contains is not None:
             stmt = stmt.where(
-                func.lower(v.c.table_name).contains(name_contains.lower(), autoescape=True)
-            )
+                func.lower(v.c.table_name).contains(name_contains.lower(), autoescape=True))
         return stmt.order_by(v.c.table_name)
 
     def tables(self, schema: str | None) -> ClauseElement:
@@ -303,24 +274,14 @@ class Dialect:
         from sqlalchemy import null, select
         from sqlalchemy.sql.expression import column, table
 
-        t = table(
-            "tables",
-            column("table_schema"),
-            column("table_name"),
-            column("table_type"),
-            schema="information_schema",
-        )
-        return (
-            select(
-                t.c.table_name.label("TABLE_NAME"),
-                t.c.table_schema.label("SCHEMA_NAME"),
-                t.c.table_type.label("TABLE_TYPE"),
-                self._table_comment(t).label("COMMENTS"),
-                null().label("CREATE_TIME"),
-            )
-            .where(t.c.table_schema == self._schema_filter(schema), t.c.table_type == "BASE TABLE")
-            .order_by(t.c.table_name)
-        )
+        t = table("tables", column("table_schema"), column("table_name"), column("table_type"),
+                  schema="information_schema")
+        return select(
+            t.c.table_name.label("TABLE_NAME"), t.c.table_schema.label("SCHEMA_NAME"),
+            t.c.table_type.label("TABLE_TYPE"), self._table_comment(t).label("COMMENTS"),
+            null().label("CREATE_TIME"),
+        ).where(t.c.table_schema == self._schema_filter(schema),
+                t.c.table_type == "BASE TABLE").order_by(t.c.table_name)
 
     def _table_comment(self, t: TableClause) -> Any:
         """The comment of an ``information_schema.tables`` row; NULL unless overridden."""
@@ -345,56 +306,27 @@ class Dialect:
         from sqlalchemy import case, func, literal, null, select
         from sqlalchemy.sql.expression import column, table
 
-        c = table(
-            "columns",
-            *[
-                column(n)
-                for n in (
-                    "table_schema",
-                    "table_name",
-                    "ordinal_position",
-                    "column_name",
-                    "data_type",
-                    "character_maximum_length",
-                    "numeric_precision",
-                    "numeric_scale",
-                    "is_nullable",
-                    "column_default",
-                    "is_identity",
-                    "identity_generation",
-                    "is_generated",
-                    "generation_expression",
-                )
-            ],
-            schema="information_schema",
-        )
+        c = table("columns", *[column(n) for n in (
+            "table_schema", "table_name", "ordinal_position", "column_name", "data_type",
+            "character_maximum_length", "numeric_precision", "numeric_scale", "is_nullable",
+            "column_default", "is_identity", "identity_generation", "is_generated",
+            "generation_expression")], schema="information_schema")
         generation = case(
-            (
-                c.c.is_identity == "YES",
-                func.concat(func.upper(c.c.identity_generation), literal(" AS IDENTITY")),
-            ),
-            (
-                c.c.is_generated == "ALWAYS",
-                func.concat(literal("ALWAYS AS "), c.c.generation_expression),
-            ),
-            else_=null(),
-        )
-        return (
-            select(
-                c.c.ordinal_position.label("POSITION"),
-                c.c.column_name.label("COLUMN_NAME"),
-                func.upper(c.c.data_type).label("DATA_TYPE_NAME"),
-                func.coalesce(c.c.character_maximum_length, c.c.numeric_precision).label("LENGTH"),
-                case((c.c.is_nullable == "YES", "TRUE"), else_="FALSE").label("IS_NULLABLE"),
-                c.c.numeric_scale.label("SCALE"),
-                c.c.column_default.label("DEFAULT_VALUE"),
-                null().label("INDEX_TYPE"),
-                generation.label("GENERATION_TYPE"),
-                self._column_comment(c).label("COMMENTS"),
-            )
-            .where(c.c.table_schema == self._schema_filter(schema), c.c.table_name == name)
-            .order_by(c.c.ordinal_position)
-        )
+            (c.c.is_identity == "YES",
+             func.concat(func.upper(c.c.identity_generation), literal(" AS IDENTITY"))),
+            (c.c.is_generated == "ALWAYS",
+             func.concat(literal("ALWAYS AS "), c.c.generation_expression)),
+            else_=null())
+        return select(
+            c.c.ordinal_position.label("POSITION"), c.c.column_name.label("COLUMN_NAME"),
+            func.upper(c.c.data_type).label("DATA_TYPE_NAME"),
+            func.coalesce(c.c.character_maximum_length, c.c.numeric_precision).label("LENGTH"),
+            case((c.c.is_nullable == "YES", "TRUE"), else_="FALSE").label("IS_NULLABLE"),
+            c.c.numeric_scale.label("SCALE"),
+            c.c.column_default.label("DEFAULT_VALUE"), null().label("INDEX_TYPE"),
+            generation.label("GENERATION_TYPE"), self._column_comment(c).label("COMMENTS"),
+        ).where(c.c.table_schema == self._schema_filter(schema),
+                c.c.table_name == name).order_by(c.c.ordinal_position)
 
     # -- executing -----------------------------------------------------------------
 
@@ -462,9 +394,8 @@ class Dialect:
         finally:
             cursor.close()
 
-    def iter_arrow(
-        self, conn: Any, sql: str, params: Any, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_arrow(self, conn: Any, sql: str, params: Any,
+                   batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Yield the result of ``sql`` as record batches of at most ``batch_rows`` rows.
 
         The generic path: a read-only DB-API cursor and ``fetchmany``; engines with a
@@ -498,23 +429,20 @@ class Dialect:
             finally:
                 cursor.close()
 
-    def iter_table_arrow(
-        self, conn: Any, name: str, schema: str | None, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_table_arrow(self, conn: Any, name: str, schema: str | None,
+                         batch_rows: int) -> Iterator[pa.RecordBatch]:
         """All rows of a table as record batches; engines with a faster way override it."""
         sql, params = self.select_all(name, schema)
         return self.iter_arrow(conn, sql, params, batch_rows)
 
-    def copy_table_csv(
-        self, conn: Any, name: str, schema: str | None, handle: IO[bytes], progress: Progress | None
-    ) -> int:
+    def copy_table_csv(self, conn: Any, name: str, schema: str | None, handle: IO[bytes],
+                       progress: Progress | None) -> int:
         """All rows of a table as header-less CSV from the server (``has_copy_csv``)."""
         sql, params = self.select_all(name, schema)
         return self.copy_csv(conn, sql, params, handle, progress)
 
-    def copy_csv(
-        self, conn: Any, sql: str, params: Any, handle: IO[bytes], progress: Progress | None
-    ) -> int:
+    def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
+                 progress: Progress | None) -> int:
         """Write the result as header-less CSV straight from the server (``has_copy_csv``)."""
         raise NotImplementedError(f"{self.name} has no server-side CSV export")
 
@@ -533,18 +461,15 @@ class Dialect:
             with self.translate_errors(sql, f"inserting into {name!r}"):
                 for batch in data.to_batches(max_chunksize=10_000):
                     columns = [col.to_pylist() for col in batch.columns]
-                    params = [
-                        self._bind(compiled, dict(zip(names, row, strict=True)))
-                        for row in zip(*columns, strict=True)
-                    ]
+                    params = [self._bind(compiled, dict(zip(names, row, strict=True)))
+                              for row in zip(*columns, strict=True)]
                     cursor.executemany(sql, params)
         finally:
             cursor.close()
 
 
-def rebatch(
-    batches: Iterable[pa.RecordBatch], batch_rows: int, schema: pa.Schema
-) -> Iterator[pa.RecordBatch]:
+def rebatch(batches: Iterable[pa.RecordBatch], batch_rows: int,
+            schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Yield ``batches`` cut to at most ``batch_rows`` rows; at least one batch of ``schema``.
 
     A result without rows still gives one empty batch, so callers keep the schema.

@@ -72,9 +72,8 @@ def _kinds(statements: Any) -> set[str]:
     return {str(s.type).rsplit(".", 1)[-1] for s in statements}
 
 
-def _arrow_reader(
-    cursor: Any, statement: Any, params: Any, batch_rows: int
-) -> pa.RecordBatchReader:
+def _arrow_reader(cursor: Any, statement: Any, params: Any,
+                  batch_rows: int) -> pa.RecordBatchReader:
     relation = cursor.sql(statement, params=params)
     # DuckDB 1.x calls it fetch_record_batch; 2.x added to_arrow_reader.
     method = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
@@ -103,12 +102,10 @@ class DuckDBDialect(Dialect):
 
         v = func.duckdb_views().table_valued("schema_name", "view_name", "internal")
         stmt = select(v.c.view_name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE")).where(
-            v.c.schema_name == self._schema_filter(schema), v.c.internal.is_(False)
-        )
+            v.c.schema_name == self._schema_filter(schema), v.c.internal.is_(False))
         if name_contains is not None:
-            stmt = stmt.where(
-                func.lower(v.c.view_name).contains(name_contains.lower(), autoescape=True)
-            )
+            stmt = stmt.where(func.lower(v.c.view_name).contains(name_contains.lower(),
+                                                                 autoescape=True))
         return stmt.order_by(v.c.view_name)
 
     def use_schema(self, conn: Any, schema: str) -> None:
@@ -144,10 +141,8 @@ class DuckDBDialect(Dialect):
         """Run the one statement DuckDB parses from ``sql`` (a second one is refused)."""
         statements = cursor.extract_statements(sql)
         if len(statements) != 1:
-            raise DataError(
-                f"one statement can run here; DuckDB parsed {len(statements)} "
-                f"({', '.join(sorted(_kinds(statements)))})"
-            )
+            raise DataError(f"one statement can run here; DuckDB parsed {len(statements)} "
+                            f"({', '.join(sorted(_kinds(statements)))})")
         cursor.execute(statements[0], params)
 
     def fetch_query(self, conn: Any, sql: str, params: Any) -> tuple[list[Any], list[str]]:
@@ -162,9 +157,8 @@ class DuckDBDialect(Dialect):
         finally:
             cursor.close()
 
-    def iter_arrow(
-        self, conn: Any, sql: str, params: Any, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_arrow(self, conn: Any, sql: str, params: Any,
+                   batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream the one SELECT parsed from ``sql`` through DuckDB's own Arrow export."""
         import pyarrow as pa
 

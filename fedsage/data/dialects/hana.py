@@ -53,50 +53,27 @@ class HanaDialect(Dialect):
         """``SYS.VIEWS`` of ``schema`` (names bound, LIKE pattern escaped)."""
         v = _sys("VIEWS", "SCHEMA_NAME", "VIEW_NAME", "VIEW_TYPE")
         stmt = select(v.c.VIEW_NAME, v.c.VIEW_TYPE).where(
-            self._schema_filter(schema) == v.c.SCHEMA_NAME
-        )
+            self._schema_filter(schema) == v.c.SCHEMA_NAME)
         if name_contains is not None:
-            stmt = stmt.where(
-                func.lower(v.c.VIEW_NAME).contains(name_contains.lower(), autoescape=True)
-            )
+            stmt = stmt.where(func.lower(v.c.VIEW_NAME).contains(name_contains.lower(),
+                                                                 autoescape=True))
         return stmt.order_by(v.c.VIEW_NAME)
 
     def tables(self, schema: str | None) -> ClauseElement:
         """User tables of ``schema`` from ``SYS.TABLES`` (no temporary or type tables)."""
-        t = _sys(
-            "TABLES",
-            "SCHEMA_NAME",
-            "TABLE_NAME",
-            "TABLE_TYPE",
-            "COMMENTS",
-            "CREATE_TIME",
-            "IS_USER_DEFINED_TYPE",
-            "IS_TEMPORARY",
-        )
-        return (
-            select(t.c.TABLE_NAME, t.c.SCHEMA_NAME, t.c.TABLE_TYPE, t.c.COMMENTS, t.c.CREATE_TIME)
-            .where(
-                self._schema_filter(schema) == t.c.SCHEMA_NAME,
-                t.c.IS_USER_DEFINED_TYPE == "FALSE",
-                t.c.IS_TEMPORARY == "FALSE",
-            )
-            .order_by(t.c.TABLE_NAME)
-        )
+        t = _sys("TABLES", "SCHEMA_NAME", "TABLE_NAME", "TABLE_TYPE", "COMMENTS", "CREATE_TIME",
+                 "IS_USER_DEFINED_TYPE", "IS_TEMPORARY")
+        return select(t.c.TABLE_NAME, t.c.SCHEMA_NAME, t.c.TABLE_TYPE, t.c.COMMENTS,
+                      t.c.CREATE_TIME).where(
+            self._schema_filter(schema) == t.c.SCHEMA_NAME,
+            t.c.IS_USER_DEFINED_TYPE == "FALSE", t.c.IS_TEMPORARY == "FALSE",
+        ).order_by(t.c.TABLE_NAME)
 
     def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
         """``SYS.VIEW_COLUMNS`` or ``SYS.TABLE_COLUMNS`` of one object, by position."""
         owner = "VIEW_NAME" if kind == "view" else "TABLE_NAME"
-        c = _sys(
-            "VIEW_COLUMNS" if kind == "view" else "TABLE_COLUMNS",
-            "SCHEMA_NAME",
-            owner,
-            *COLUMN_HEADERS,
-        )
-        return (
-            select(*[c.c[name] for name in COLUMN_HEADERS])
-            .where(
-                self._schema_filter(schema) == c.c.SCHEMA_NAME,
-                c.c[owner] == name,
-            )
-            .order_by(c.c.POSITION)
-        )
+        c = _sys("VIEW_COLUMNS" if kind == "view" else "TABLE_COLUMNS", "SCHEMA_NAME", owner,
+                 *COLUMN_HEADERS)
+        return select(*[c.c[name] for name in COLUMN_HEADERS]).where(
+            self._schema_filter(schema) == c.c.SCHEMA_NAME, c.c[owner] == name,
+        ).order_by(c.c.POSITION)

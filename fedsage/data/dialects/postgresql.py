@@ -75,7 +75,7 @@ class _CopyStream(io.RawIOBase):
                     break
                 self._pending = memoryview(chunk).cast("B")
             size = min(len(view) - filled, len(self._pending))
-            view[filled : filled + size] = self._pending[:size]
+            view[filled:filled + size] = self._pending[:size]
             self._pending = self._pending[size:]
             filled += size
         return filled
@@ -87,19 +87,9 @@ def _oid_types() -> dict[int, pa.DataType]:
     import pyarrow as pa
 
     return {
-        16: pa.bool_(),
-        20: pa.int64(),
-        21: pa.int16(),
-        23: pa.int32(),
-        26: pa.int64(),
-        700: pa.float32(),
-        701: pa.float64(),
-        25: pa.string(),
-        1043: pa.string(),
-        1042: pa.string(),
-        19: pa.string(),
-        1082: pa.date32(),
-        1114: pa.timestamp("us"),
+        16: pa.bool_(), 20: pa.int64(), 21: pa.int16(), 23: pa.int32(), 26: pa.int64(),
+        700: pa.float32(), 701: pa.float64(), 25: pa.string(), 1043: pa.string(),
+        1042: pa.string(), 19: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
         1184: pa.timestamp("us", tz="UTC"),
     }
 
@@ -183,11 +173,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
     def _regclass(t: Any) -> Any:
         from sqlalchemy import func, literal
 
-        return func.to_regclass(
-            func.concat(
-                func.quote_ident(t.c.table_schema), literal("."), func.quote_ident(t.c.table_name)
-            )
-        )
+        return func.to_regclass(func.concat(func.quote_ident(t.c.table_schema), literal("."),
+                                            func.quote_ident(t.c.table_name)))
 
     @staticmethod
     def _driver(conn: Any) -> Any:
@@ -237,9 +224,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         schema = pa.schema(list(zip(names, [_arrow_type(c) for c in description], strict=True)))
         return text, schema, [c.type_code for c in description]
 
-    def iter_arrow(
-        self, conn: Any, sql: str, params: Any, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_arrow(self, conn: Any, sql: str, params: Any,
+                   batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Yield typed Arrow batches: through ADBC when installed, else a CSV ``COPY``."""
         conn = self._driver(conn)
         cursor = conn.cursor()
@@ -252,9 +238,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         finally:
             cursor.close()
 
-    def iter_table_arrow(
-        self, conn: Any, name: str, schema: str | None, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def iter_table_arrow(self, conn: Any, name: str, schema: str | None,
+                         batch_rows: int) -> Iterator[pa.RecordBatch]:
         """All rows of a table: page ranges read in parallel (see :mod:`._pg_parallel`)."""
         sql, params = self.select_all(name, schema)
         if not (self.use_adbc and adbc_available()):
@@ -262,9 +247,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             return
         conn = self._driver(conn)
         info = conninfo(conn)
-        with _pg_parallel.scan_plan(
-            conn, info, self.qualified(name, schema), _pg_parallel.worker_count()
-        ) as plan:
+        with _pg_parallel.scan_plan(conn, info, self.qualified(name, schema),
+                                    _pg_parallel.worker_count()) as plan:
             if plan is None:
                 yield from self.iter_arrow(conn, sql, params, batch_rows)
                 return
@@ -279,15 +263,13 @@ class PostgreSQLDialect(SQLAlchemyDialect):
                 return session.read(adbc_query(plan.range_query(*pages), oids), arrow_schema)
 
             with self._adbc_errors(sql, "reading the table"):
-                sessions = _pg_parallel.open_sessions(
-                    lambda: AdbcSession(info, setup), plan.workers
-                )
+                sessions = _pg_parallel.open_sessions(lambda: AdbcSession(info, setup),
+                                                      plan.workers)
             try:
                 with self._adbc_errors(sql, "reading the table"):
                     ranges = _pg_parallel.ordered_map(read, plan.ranges, sessions)
-                    yield from rebatch(
-                        (b for batches in ranges for b in batches), batch_rows, arrow_schema
-                    )
+                    yield from rebatch((b for batches in ranges for b in batches), batch_rows,
+                                       arrow_schema)
             finally:
                 for session in sessions:
                     session.close()
@@ -304,19 +286,16 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             # The reader raises server errors met mid-stream as OSError.  Only the first
             # line: the rest repeats the query, with its values bound on the client.
             detail = " ".join(str(exc).split("\n", 1)[0].split())
-            raise DataError(
-                f"{self.name}: {action} failed: {detail}\n  statement: {_shorten(sql)}"
-            ) from exc
+            raise DataError(f"{self.name}: {action} failed: {detail}\n"
+                            f"  statement: {_shorten(sql)}") from exc
 
-    def _iter_adbc(
-        self, conn: Any, sql: str, text: str, schema: pa.Schema, oids: list[int], batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def _iter_adbc(self, conn: Any, sql: str, text: str, schema: pa.Schema,
+                   oids: list[int], batch_rows: int) -> Iterator[pa.RecordBatch]:
         with self._adbc_errors(sql, "streaming the result"):
             yield from iter_adbc(conn, text, schema, oids, batch_rows)
 
-    def _iter_copy_csv(
-        self, cursor: Any, sql: str, text: str, schema: pa.Schema, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
+    def _iter_copy_csv(self, cursor: Any, sql: str, text: str, schema: pa.Schema,
+                       batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Parse a ``COPY (FORMAT csv, FORCE_QUOTE *)`` stream with ``pyarrow.csv``.
 
         ``text`` is the query as :meth:`_checked` returned it (parameters bound).
@@ -332,18 +311,14 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             try:
                 reader = pacsv.open_csv(
                     _CopyStream(iter(copy)),
-                    read_options=pacsv.ReadOptions(column_names=keys, block_size=_BLOCK_BYTES),
-                    parse_options=pacsv.ParseOptions(
-                        newlines_in_values=True, ignore_empty_lines=False
-                    ),
+                    read_options=pacsv.ReadOptions(column_names=keys,
+                                                   block_size=_BLOCK_BYTES),
+                    parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                                     ignore_empty_lines=False),
                     convert_options=pacsv.ConvertOptions(
                         column_types=dict(zip(keys, types, strict=True)),
-                        strings_can_be_null=True,
-                        quoted_strings_can_be_null=False,
-                        null_values=[""],
-                        true_values=["t"],
-                        false_values=["f"],
-                    ),
+                        strings_can_be_null=True, quoted_strings_can_be_null=False,
+                        null_values=[""], true_values=["t"], false_values=["f"]),
                 )
             except pa.ArrowInvalid as exc:
                 if "Empty CSV" not in str(exc):
@@ -351,13 +326,10 @@ class PostgreSQLDialect(SQLAlchemyDialect):
                 reader = iter(())  # no rows at all
             yield from rebatch(
                 (pa.RecordBatch.from_arrays(block.columns, schema=schema) for block in reader),
-                batch_rows,
-                schema,
-            )
+                batch_rows, schema)
 
-    def copy_csv(
-        self, conn: Any, sql: str, params: Any, handle: IO[bytes], progress: Progress | None
-    ) -> int:
+    def copy_csv(self, conn: Any, sql: str, params: Any, handle: IO[bytes],
+                 progress: Progress | None) -> int:
         """``COPY (query) TO STDOUT (FORMAT csv)`` written chunk by chunk to ``handle``.
 
         The query is checked by the server first (:meth:`_checked`).
@@ -370,10 +342,8 @@ class PostgreSQLDialect(SQLAlchemyDialect):
                 cursor.execute("SET TRANSACTION READ ONLY")
                 cursor.execute("SET LOCAL TimeZone = 'UTC'")
             text, _description = self._checked(driver, sql, params)
-            with (
-                self.translate_errors(sql, "exporting the result"),
-                cursor.copy(f"COPY (\n{text}\n) TO STDOUT (FORMAT csv)") as copy,
-            ):
+            with self.translate_errors(sql, "exporting the result"), \
+                    cursor.copy(f"COPY (\n{text}\n) TO STDOUT (FORMAT csv)") as copy:
                 for chunk in copy:
                     handle.write(chunk)
                     if progress is not None:
@@ -383,32 +353,25 @@ class PostgreSQLDialect(SQLAlchemyDialect):
         finally:
             cursor.close()
 
-    def copy_table_csv(
-        self, conn: Any, name: str, schema: str | None, handle: IO[bytes], progress: Progress | None
-    ) -> int:
+    def copy_table_csv(self, conn: Any, name: str, schema: str | None, handle: IO[bytes],
+                       progress: Progress | None) -> int:
         """All rows of a table as CSV: page ranges copied in parallel, written in order."""
         sql, params = self.select_all(name, schema)
         driver = self._driver(conn)
         info = conninfo(driver)
-        with _pg_parallel.scan_plan(
-            driver,
-            info,
-            self.qualified(name, schema),
-            _pg_parallel.worker_count(),
-            _pg_parallel.CSV_CHUNK_PAGES,
-        ) as plan:
+        with _pg_parallel.scan_plan(driver, info, self.qualified(name, schema),
+                                    _pg_parallel.worker_count(),
+                                    _pg_parallel.CSV_CHUNK_PAGES) as plan:
             if plan is None:
                 return self.copy_csv(conn, sql, params, handle, progress)
             setup = plan.setup_statements()
 
-            def copy(
-                session: _pg_parallel.CopySession, pages: tuple[int, int | None]
-            ) -> tuple[bytearray, int]:
+            def copy(session: _pg_parallel.CopySession,
+                     pages: tuple[int, int | None]) -> tuple[bytearray, int]:
                 return session.copy_out(plan.range_query(*pages))
 
             sessions = _pg_parallel.open_sessions(
-                lambda: _pg_parallel.CopySession(info, setup), plan.workers
-            )
+                lambda: _pg_parallel.CopySession(info, setup), plan.workers)
             try:
                 rows = 0
                 for data, count in _pg_parallel.ordered_map(copy, plan.ranges, sessions):

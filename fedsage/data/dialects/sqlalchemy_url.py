@@ -33,12 +33,8 @@ class SQLAlchemyDialect(Dialect):
         The engine name in messages; default the SQLAlchemy dialect's name.
     """
 
-    def __init__(
-        self,
-        sa_dialect: SADialect | None,
-        driver_errors: tuple[type[BaseException], ...],
-        name: str | None = None,
-    ) -> None:
+    def __init__(self, sa_dialect: SADialect | None,
+                 driver_errors: tuple[type[BaseException], ...], name: str | None = None) -> None:
         super().__init__(sa_dialect)
         if name is not None or sa_dialect is not None:
             self.name = name if name is not None else sa_dialect.name  # type: ignore[union-attr]
@@ -74,10 +70,10 @@ class SQLiteDialect(SQLAlchemyDialect):
 
         m = table("sqlite_master", column("type"), column("name"))
         stmt = select(m.c.name.label("VIEW_NAME"), literal("VIEW").label("VIEW_TYPE")).where(
-            m.c.type == "view"
-        )
+            m.c.type == "view")
         if name_contains is not None:
-            stmt = stmt.where(func.lower(m.c.name).contains(name_contains.lower(), autoescape=True))
+            stmt = stmt.where(func.lower(m.c.name).contains(name_contains.lower(),
+                                                            autoescape=True))
         return stmt.order_by(m.c.name)
 
     def tables(self, schema: str | None) -> ClauseElement:
@@ -89,17 +85,10 @@ class SQLiteDialect(SQLAlchemyDialect):
         from sqlalchemy.sql.expression import column, table
 
         m = table("sqlite_master", column("type"), column("name"))
-        return (
-            select(
-                m.c.name.label("TABLE_NAME"),
-                literal("main").label("SCHEMA_NAME"),
-                literal("BASE TABLE").label("TABLE_TYPE"),
-                null().label("COMMENTS"),
-                null().label("CREATE_TIME"),
-            )
-            .where(m.c.type == "table", ~m.c.name.startswith("sqlite_"))
-            .order_by(m.c.name)
-        )
+        return select(m.c.name.label("TABLE_NAME"), literal("main").label("SCHEMA_NAME"),
+                      literal("BASE TABLE").label("TABLE_TYPE"), null().label("COMMENTS"),
+                      null().label("CREATE_TIME")).where(
+            m.c.type == "table", ~m.c.name.startswith("sqlite_")).order_by(m.c.name)
 
     def columns(self, name: str, schema: str | None, kind: str) -> ClauseElement:
         """Columns from ``pragma_table_info(name)`` (a bound parameter).
@@ -109,18 +98,13 @@ class SQLiteDialect(SQLAlchemyDialect):
         from sqlalchemy import case, func, null, select
 
         info = func.pragma_table_info(name).table_valued(
-            "cid", "name", "type", "notnull", "dflt_value", "pk"
-        )
+            "cid", "name", "type", "notnull", "dflt_value", "pk")
         return select(
-            (info.c.cid + 1).label("POSITION"),
-            info.c.name.label("COLUMN_NAME"),
-            func.upper(info.c.type).label("DATA_TYPE_NAME"),
-            null().label("LENGTH"),
+            (info.c.cid + 1).label("POSITION"), info.c.name.label("COLUMN_NAME"),
+            func.upper(info.c.type).label("DATA_TYPE_NAME"), null().label("LENGTH"),
             case((info.c.notnull == 0, "TRUE"), else_="FALSE").label("IS_NULLABLE"),
-            null().label("SCALE"),
-            info.c.dflt_value.label("DEFAULT_VALUE"),
-            null().label("INDEX_TYPE"),
-            null().label("GENERATION_TYPE"),
+            null().label("SCALE"), info.c.dflt_value.label("DEFAULT_VALUE"),
+            null().label("INDEX_TYPE"), null().label("GENERATION_TYPE"),
             null().label("COMMENTS"),
         ).order_by(info.c.cid)
 

@@ -45,8 +45,6 @@ DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "500m", "memory": "1Gi"},
     "limits": {"memory": "2Gi"},
 }
-
-
 def cluster_domain(kubeconfig: Mapping[str, Any], context: str | None = None) -> str | None:
     """Return the cluster's public domain from a kubeconfig, or ``None``.
 

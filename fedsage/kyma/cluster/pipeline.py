@@ -39,7 +39,9 @@ Progress = Callable[[str, dict[str, Any]], None]
 PULL_SECRET = "fedsage-ecr"  # noqa: S105 - a Secret object name
 
 
-def _base_image(login: EcrLogin, region: str, framework: str, framework_version: str) -> BaseImage:
+def _base_image(
+    login: EcrLogin, region: str, framework: str, framework_version: str
+) -> BaseImage:
     configured = os.environ.get(BASE_IMAGE_ENV)
     if configured:
         host, repository, reference = split_reference(configured)

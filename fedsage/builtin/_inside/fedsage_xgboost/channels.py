@@ -100,7 +100,9 @@ def validate(data_config):
             )
         triple = tuple(value[key] for key in _KEYS)
         if triple not in _supported(name):
-            raise UserError(f"Channel configuration for '{name}' channel is not supported: {value}")
+            raise UserError(
+                f"Channel configuration for '{name}' channel is not supported: {value}"
+            )
         if value["TrainingInputMode"] == PIPE_MODE:
             raise UserError(
                 f"Channel '{name}' asks for Pipe mode; fedsage delivers every channel as files, so "

@@ -63,7 +63,9 @@ def sniff_delimiter(line):
     try:
         delimiter = csv.Sniffer().sniff(line).delimiter
     except Exception as exc:
-        raise UserError(f"Could not determine delimiter on line {line[:50]}:\n{exc}") from exc
+        raise UserError(
+            f"Could not determine delimiter on line {line[:50]}:\n{exc}"
+        ) from exc
     log.info("Determined delimiter of CSV input is '%s'", delimiter)
     return delimiter
 
@@ -191,7 +193,9 @@ def _linked_folder(paths):
     for path in paths:
         if not os.path.exists(path):
             shutil.rmtree(folder, ignore_errors=True)
-            raise AlgorithmError(f"Unable to create symlinks as {path} or {folder} doesn't exist ")
+            raise AlgorithmError(
+                f"Unable to create symlinks as {path} or {folder} doesn't exist "
+            )
         _link_tree(path, folder, 1, counter)
     return folder
 
@@ -243,7 +247,9 @@ def _recordio_dmatrix(folder):
         features, labels = matrix
         return xgb.DMatrix(features, label=labels)
     except Exception as exc:
-        raise UserError(f"Failed to load recordio-protobuf data with exception:\n{exc}") from exc
+        raise UserError(
+            f"Failed to load recordio-protobuf data with exception:\n{exc}"
+        ) from exc
 
 
 def get_dmatrix(data_path, content_type, csv_weights=0):

@@ -169,7 +169,9 @@ def _eval_metric_in_range(metric):
         try:
             float(threshold)
         except ValueError as exc:
-            raise UserError(f"Threshold value 't' in '{name}@t' expects float input.") from exc
+            raise UserError(
+                f"Threshold value 't' in '{name}@t' expects float input."
+            ) from exc
         return True
     return metric in XGB_MAXIMIZE_METRICS + XGB_MINIMIZE_METRICS
 
@@ -191,7 +193,9 @@ class Hyperparameter:
 
     def validate_range(self, value):
         if self.range is not None and value not in self.range:
-            raise UserError(f"Hyperparameter {self.name}: {value} is not in {self.range}")
+            raise UserError(
+                f"Hyperparameter {self.name}: {value} is not in {self.range}"
+            )
 
 
 class Integer(Hyperparameter):
@@ -214,7 +218,9 @@ class CommaList(Hyperparameter):
 
     def validate_range(self, value):
         if any(item not in self.range for item in value):
-            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {self.range}")
+            raise UserError(
+                f"Hyperparameter {self.name}: value {value} not in range {self.range}"
+            )
 
 
 class NestedList(Hyperparameter):
@@ -225,7 +231,9 @@ class NestedList(Hyperparameter):
 
     def validate_range(self, value):
         if any(item not in self.range for outer in value for item in outer):
-            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {self.range}")
+            raise UserError(
+                f"Hyperparameter {self.name}: value {value} not in range {self.range}"
+            )
 
 
 class Tuple(Hyperparameter):
@@ -236,7 +244,9 @@ class Tuple(Hyperparameter):
 
     def validate_range(self, value):
         if any(item not in self.range for item in value):
-            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {self.range}")
+            raise UserError(
+                f"Hyperparameter {self.name}: value {value} not in range {self.range}"
+            )
 
 
 # ----------------------------------------------------------------- dependency checks
@@ -453,7 +463,9 @@ def validate(user_hyperparameters):
         try:
             parsed[name] = hp.parse(value)
         except (ValueError, SyntaxError, TypeError, AttributeError) as exc:
-            raise UserError(f"Hyperparameter {name}: could not parse value", caused_by=exc) from exc
+            raise UserError(
+                f"Hyperparameter {name}: could not parse value", caused_by=exc
+            ) from exc
 
     for name, value in parsed.items():
         try:

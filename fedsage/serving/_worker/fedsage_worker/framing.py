@@ -105,7 +105,9 @@ def send_json(control: socket.socket, value: Any, fds: Sequence[int] = ()) -> No
     """
     data = json.dumps(value).encode("utf-8")
     if len(data) > MAX_JSON or len(fds) > MAX_FDS:
-        raise ValueError(f"a JSON message holds at most {MAX_JSON} bytes and {MAX_FDS} descriptors")
+        raise ValueError(
+            f"a JSON message holds at most {MAX_JSON} bytes and {MAX_FDS} descriptors"
+        )
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())]
     control.sendmsg([data], ancillary if fds else [])
 
