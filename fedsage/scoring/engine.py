@@ -295,6 +295,7 @@ def _open_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any:
         return FileWriter(
             target.path, arrow_schema=schema, if_exists=if_exists, file_format=target.file_format
         )
+    assert target.connection is not None and target.table is not None
     return TableWriter(
         target.connection, target.table, target.schema, arrow_schema=schema, if_exists=if_exists
     )

@@ -9,7 +9,6 @@ or a ``.csv`` / ``.parquet`` path.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,17 @@ if TYPE_CHECKING:
 
     from ..data import DbConnection
 
-__all__ = ["FILE_SUFFIXES", "Input", "Target", "open_input", "resolve_target"]
+__all__ = [
+    "FILE_SUFFIXES",
+    "Input",
+    "Target",
+    "check_target_free",
+    "open_input",
+    "resolve_target",
+]
 
 FILE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 READ_ROWS = 65536  # rows per batch read from a database or a Parquet file
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -198,21 +203,31 @@ class Target:
         return f"{self.schema}.{self.table}" if self.schema else str(self.table)
 
 
-def check_table_name(name: Any, param: str, dialect: str | None) -> str:
-    """A table name fedsage can quote on every engine (SAP HANA: 127, PostgreSQL: 63 bytes)."""
-    limit = 63 if dialect == "postgresql" else 127
-    if (
-        not isinstance(name, str)
-        or not name
-        or name != name.strip()
-        or _CONTROL.search(name)
-        or len(name.encode("utf-8")) > limit
-    ):
-        raise ConfigurationError(
-            f"the {param} parameter must be a table name of 1 to {limit} bytes without control "
-            f"characters or surrounding spaces; got {name!r} instead"
+def check_target_free(target: Target, if_exists: str) -> None:
+    """With ``if_exists='fail'``, refuse a target that exists (before any model starts).
+
+    Raises
+    ------
+    DataError
+        If the table or file exists; the message gives the two other choices.
+    """
+    if if_exists != "fail":
+        return
+    if target.path is not None:
+        exists = target.path.exists()
+    else:
+        assert target.connection is not None and target.table is not None
+        conn = target.connection
+        found = conn._run(
+            conn.dialect.target_columns(target.table, target.schema),
+            f"looking up {target}",
         )
-    return name
+        exists = bool(found and found[0])
+    if exists:
+        raise DataError(
+            f"the target {target} exists; pass if_exists='replace' to replace it or "
+            "if_exists='append' to add the rows to it (or choose another target)"
+        )
 
 
 def resolve_target(target: Any, connection: DbConnection | None, param: str = "target") -> Target:
@@ -230,7 +245,7 @@ def resolve_target(target: Any, connection: DbConnection | None, param: str = "t
         if not _is_connection(target.connection):
             raise ConfigurationError(f"the {param} parameter's table has no DbConnection")
         conn: DbConnection = target.connection  # type: ignore[assignment]
-        check_table_name(target.name, param, conn.dialect.name)
+        conn.dialect.check_identifier(target.name, param)
         return Target(connection=conn, table=target.name, schema=target.schema)
     fmt = _file_format(target)
     if fmt is not None:
@@ -246,7 +261,7 @@ def resolve_target(target: Any, connection: DbConnection | None, param: str = "t
                 f"the {param} parameter {target!r} is a table name, so a connection is needed: "
                 "pass connection=DbConnection(...) or db.table(name), or a .csv/.parquet path"
             )
-        check_table_name(target, param, connection.dialect.name)
+        connection.dialect.check_identifier(target, param)
         return Target(connection=connection, table=target, schema=connection.write_schema)
     raise ConfigurationError(
         f"the {param} parameter must be a table name, db.table(name) or a .csv/.parquet path; "

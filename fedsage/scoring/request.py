@@ -10,7 +10,7 @@ from .. import _validation as check
 from ..errors import ConfigurationError
 from . import codec
 from .engine import DEFAULT_BATCH_ROWS, MB, Plan, ScoringRequest, select_columns
-from .inputs import open_input, resolve_target
+from .inputs import check_target_free, open_input, resolve_target
 from .progress import RowsProgress
 
 if TYPE_CHECKING:
@@ -146,6 +146,7 @@ def opened_request(
 
         default = data.connection if isinstance(data.connection, DbConnection) else None
     where = resolve_target(target, default)
+    check_target_free(where, plan.if_exists)
     source = open_input(data, connection)
     display: RowsProgress | None = None
     ok = False

@@ -32,5 +32,8 @@ def read(db: DbConnection, name: str, order: str = "ID") -> pd.DataFrame:
 
 def scoring_endpoints() -> list[str]:
     """Temporary scoring endpoints still registered."""
-    return [e["EndpointName"] for e in endpoints.list_endpoints()
-            if e["EndpointName"].startswith("score-")]
+    return [
+        e["EndpointName"]
+        for e in endpoints.list_endpoints()
+        if e["EndpointName"].startswith("score-")
+    ]

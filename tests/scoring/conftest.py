@@ -112,8 +112,9 @@ def trained(scoring_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
 
 
 @pytest.fixture()
-def dwc(scoring_home: Path, trained: dict[str, str], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> DwcSagemaker:
+def dwc(
+    scoring_home: Path, trained: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> DwcSagemaker:
     monkeypatch.setenv("FEDSAGE_HOME", str(scoring_home))
     monkeypatch.chdir(tmp_path)
     return DwcSagemaker(prefix="scoring")
@@ -173,8 +174,9 @@ def endpoint_predictions(dwc: DwcSagemaker, job: str, data: pd.DataFrame) -> lis
 
 
 @pytest.fixture(scope="session")
-def reference(scoring_home: Path, trained: dict[str, str],
-              tmp_path_factory: pytest.TempPathFactory) -> list[int]:
+def reference(
+    scoring_home: Path, trained: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> list[int]:
     """The endpoint's predictions for ``frame(ROWS)``."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FEDSAGE_HOME", str(scoring_home))

@@ -15,8 +15,14 @@ def test_table_to_table_equals_the_endpoint(db, dwc, trained, reference):
     make_table(db, "CUSTOMERS", frame(ROWS))
     before = table_names(db)
     summary = dwc.batch_transform(
-        trained["good"], db.table("CUSTOMERS"), "SCORES",
-        keep_columns=["ID"], features=FEATURES, batch_rows=10, workers=2, connection=db,
+        trained["good"],
+        db.table("CUSTOMERS"),
+        "SCORES",
+        keep_columns=["ID"],
+        features=FEATURES,
+        batch_rows=10,
+        workers=2,
+        connection=db,
     )
     assert isinstance(summary, ScoringSummary)
     assert (summary.rows_in, summary.rows_written) == (ROWS, ROWS)
@@ -51,9 +57,17 @@ def test_query_input_and_if_exists(db, dwc, trained, reference):
 def test_other_content_types_and_small_payloads(duck, dwc, trained, reference, content_type):
     make_table(duck, "CUSTOMERS", frame(ROWS))
     summary = dwc.batch_transform(
-        trained["good"], "CUSTOMERS", duck.table("OUT"), keep_columns="ID", features=FEATURES,
-        content_type=content_type, batch_rows=20, max_payload=0.0003, connection=duck,
-        prediction_column="label", progress=False,
+        trained["good"],
+        "CUSTOMERS",
+        duck.table("OUT"),
+        keep_columns="ID",
+        features=FEATURES,
+        content_type=content_type,
+        batch_rows=20,
+        max_payload=0.0003,
+        connection=duck,
+        prediction_column="label",
+        progress=False,
     )
     assert summary.requests > 3  # ~300 bytes per request: every batch was split
     assert read(duck, "OUT")["label"].astype(int).tolist() == reference
@@ -62,14 +76,16 @@ def test_other_content_types_and_small_payloads(duck, dwc, trained, reference, c
 def test_dataframe_and_files(dwc, trained, reference, tmp_path):
     data = frame(ROWS)
     parquet = tmp_path / "scores.parquet"
-    dwc.batch_transform(trained["good"], data, parquet, keep_columns=["ID"], batch_rows=9,
-                        progress=False)
+    dwc.batch_transform(
+        trained["good"], data, parquet, keep_columns=["ID"], batch_rows=9, progress=False
+    )
     assert pd.read_parquet(parquet)["prediction"].astype(int).tolist() == reference
     source = tmp_path / "input.csv"
     data.to_csv(source, index=False)
     target = tmp_path / "scores.csv"
-    summary = dwc.batch_transform(trained["good"], str(source), str(target), keep_columns=["ID"],
-                                  batch_rows=9, progress=False)
+    summary = dwc.batch_transform(
+        trained["good"], str(source), str(target), keep_columns=["ID"], batch_rows=9, progress=False
+    )
     assert summary.rows_written == ROWS
     written = pd.read_csv(target)
     assert written["ID"].tolist() == data["ID"].tolist()
@@ -78,11 +94,17 @@ def test_dataframe_and_files(dwc, trained, reference, tmp_path):
 
 def test_existing_endpoint_scores_and_stays(duck, dwc, trained, reference):
     make_table(duck, "CUSTOMERS", frame(ROWS))
-    name = dwc.deploy(trained["good"], 1, "local", endpoint_name="scorer",
-                      cleanup_resources=False)
+    name = dwc.deploy(trained["good"], 1, "local", endpoint_name="scorer", cleanup_resources=False)
     try:
-        dwc.batch_transform(name, duck.table("CUSTOMERS"), "OUT", keep_columns=["ID"],
-                            features=FEATURES, batch_rows=10, progress=False)
+        dwc.batch_transform(
+            name,
+            duck.table("CUSTOMERS"),
+            "OUT",
+            keep_columns=["ID"],
+            features=FEATURES,
+            batch_rows=10,
+            progress=False,
+        )
         assert read(duck, "OUT")["prediction"].astype(int).tolist() == reference
         assert dwc._backend.describe_endpoint(name)["EndpointStatus"] == "InService"
     finally:
@@ -94,7 +116,8 @@ def test_handle_and_one_row_tail(duck, dwc, trained, reference):
     a 1-row request to one dimension); 21 rows with batch_rows=10 score as 10 + 11."""
     handle = dwc.attach(trained["good"])
     data = frame(ROWS).head(21)
-    summary = dwc.batch_transform(handle, data, duck.table("OUT"), keep_columns=["ID"],
-                                  batch_rows=10, progress=False)
+    summary = dwc.batch_transform(
+        handle, data, duck.table("OUT"), keep_columns=["ID"], batch_rows=10, progress=False
+    )
     assert summary.requests == 2
     assert read(duck, "OUT")["prediction"].astype(int).tolist() == reference[:21]
