@@ -9,13 +9,15 @@ from fedsage.serving import endpoints
 
 
 def make_table(db: DbConnection, name: str, data: pd.DataFrame) -> None:
-    """Create ``name`` with ``data``'s columns (fedml-aws adds INSERTED_AT) and fill it."""
-    columns = ", ".join(
-        f"{db.dialect.quote(c)} {'BIGINT' if data[c].dtype.kind in 'iu' else 'DOUBLE PRECISION'}"
-        for c in data.columns
-    )
-    db.create_table(f"CREATE TABLE {db.dialect.qualified(name, db.write_schema)} ({columns})")
-    db.insert_into_table(name, data)
+    """Create the table ``name`` holding ``data`` (through the data layer's writer)."""
+    import pyarrow as pa
+
+    from fedsage.data.writer import TableWriter
+
+    table = pa.Table.from_pandas(data, preserve_index=False)
+    with TableWriter(db, name, arrow_schema=table.schema) as writer:
+        writer.write(table)
+        writer.commit(expected_rows=len(data))
 
 
 def table_names(db: DbConnection) -> set[str]:
