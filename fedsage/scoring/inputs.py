@@ -120,7 +120,7 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         schema, stream = _with_first(batches)
         return Input(data, schema, None, _closing(stream, batches), connection)
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
-        table = pa.Table.from_pandas(data, preserve_index=False)
+        table = _from_pandas(data, param)
         return Input(
             f"DataFrame ({table.num_rows} rows)",
             table.schema,
@@ -132,6 +132,27 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         "with a connection, a pandas DataFrame, or a .csv/.parquet path; got "
         f"{type(data).__name__}"
     )
+
+
+def _from_pandas(data: Any, param: str) -> pa.Table:
+    """A DataFrame as Arrow; a column Arrow cannot type (numbers mixed with text) is named."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(data, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        for name in data.columns:
+            try:
+                pa.array(data[name], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raise ConfigurationError(
+                    f"column {str(name)!r} of the {param} parameter's DataFrame mixes values of "
+                    f"different types ({exc}); convert it first, e.g. "
+                    f"pd.to_numeric(df[{str(name)!r}], errors='coerce') and drop or fill the NaNs"
+                ) from exc
+        raise ConfigurationError(
+            f"the {param} parameter's DataFrame cannot be converted: {exc}"
+        ) from exc
 
 
 def _is_connection(reader: Any) -> bool:
