@@ -10,6 +10,7 @@ target as it was.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -381,40 +382,45 @@ def score(
         if progress is not None:
             progress(writer.rows_written)
 
+    ok = False
     try:
-        try:
-            for batch in _chunks(source.batches, plan.batch_rows):
-                _check_nulls(batch, features, rows_in)
-                kept = batch.select(keep)
-                pending.append(
-                    (rows_in, kept, pool.submit(scorer, rows_in, batch.select(features)))
-                )
-                rows_in += batch.num_rows
-                while len(pending) >= in_flight or (pending and pending[0][2].done()):
-                    write_one()
-            while pending:
+        for batch in _chunks(source.batches, plan.batch_rows):
+            _check_nulls(batch, features, rows_in)
+            kept = batch.select(keep)
+            pending.append((rows_in, kept, pool.submit(scorer, rows_in, batch.select(features))))
+            rows_in += batch.num_rows
+            while len(pending) >= in_flight or (pending and pending[0][2].done()):
                 write_one()
-            if writer is None:  # no rows at all: the model was never asked
-                schema = pa.schema(
-                    [source.schema.field(n) for n in keep]
-                    + [pa.field(plan.prediction_column, pa.float64())]
-                )
-                writer = open_writer(target, schema, plan.if_exists)
-            if writer.rows_written != rows_in:
-                raise ScoringError(
-                    f"read {rows_in:,} rows but wrote {writer.rows_written:,}; nothing was "
-                    "committed"
-                )
-            written = int(writer.commit(expected_rows=rows_in))
-        finally:
-            for _, _, future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        while pending:
+            write_one()
+        if writer is None:  # no rows at all: the model was never asked
+            schema = pa.schema(
+                [source.schema.field(n) for n in keep]
+                + [pa.field(plan.prediction_column, pa.float64())]
+            )
+            writer = open_writer(target, schema, plan.if_exists)
+        if writer.rows_written != rows_in:
+            raise ScoringError(
+                f"read {rows_in:,} rows but wrote {writer.rows_written:,}; nothing was committed"
+            )
+        written = int(writer.commit(expected_rows=rows_in))
+        ok = True
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+        # On failure (Ctrl-C included) requests still on the wire are not waited for:
+        # the caller stops the server, which ends them.
+        pool.shutdown(wait=ok, cancel_futures=True)
+        if ok:
             source.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+        else:
+            # The first error is the one to report; cleaning up after it (a dead
+            # connection, say) must not replace it.
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.abort()
+            with contextlib.suppress(Exception):
+                source.close()
     assert schema is not None
     return ScoringSummary(
         rows_in=rows_in,
