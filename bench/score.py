@@ -224,6 +224,7 @@ class TreeMemory(threading.Thread):
         self.pid = pid
         self.rss = 0.0
         self.pss = 0.0
+        self.by_process: dict[str, float] = {}
         self.done = threading.Event()
 
     def _roots(self) -> list[int]:
@@ -259,7 +260,10 @@ class TreeMemory(threading.Thread):
                 try:
                     rss += process.memory_info().rss
                     if tick % 5 == 0:
-                        pss += process.memory_full_info().pss
+                        one = process.memory_full_info().pss
+                        pss += one
+                        key = _role(process)
+                        self.by_process[key] = max(self.by_process.get(key, 0.0), one / 2**20)
                 except psutil.Error:
                     continue
             self.rss = max(self.rss, rss / 2**20)
@@ -267,6 +271,19 @@ class TreeMemory(threading.Thread):
                 self.pss = max(self.pss, pss / 2**20)
             tick += 1
             self.done.wait(0.1)
+
+
+def _role(process: Any) -> str:
+    line = " ".join(process.cmdline())
+    if "--child" in line:
+        return "caller"
+    if "--warm" in line:
+        return "warm parent"
+    if "serving.supervisor" in line:
+        return "supervisor"
+    if "_worker" in line:
+        return f"worker/zygote {process.pid}"
+    return process.name()
 
 
 def measure(method: str, url: str, raw: str, table: str, options: dict[str, Any],
@@ -284,6 +301,9 @@ def measure(method: str, url: str, raw: str, table: str, options: dict[str, Any]
         raise RuntimeError(f"{method} failed:\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result.update(rss=memory.rss, pss=memory.pss)
+    print(f"{method}: peak PSS by process (MB): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in sorted(memory.by_process.items())),
+          file=sys.stderr)
     return result
 
 
@@ -294,7 +314,7 @@ def main() -> None:
     parser.add_argument("--engines", default="duckdb,postgresql")
     parser.add_argument("--skip-loop", action="store_true", help="only fedsage and the floor")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--batch-rows", type=int, default=10_000)
+    parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
     if args.child:

@@ -949,7 +949,7 @@ enable_network_isolation, volume_size : optional
         workers : int, optional
             Model server workers, each keeping the model loaded; default one per core
             (ignored when ``model`` is an endpoint, which has its own).
-        batch_rows : int, default=10000
+        batch_rows : int, default=50000
             Rows per request (fewer when a request would exceed ``max_payload``).
         max_payload : float, default=6
             Largest request in MB (SageMaker's ``MaxPayloadInMB``).

@@ -64,7 +64,9 @@ def score(
     workers: int | None = typer.Option(
         None, "--workers", help="Model server workers (default: one per core)."
     ),
-    batch_rows: int = typer.Option(10_000, "--batch-rows", help="Rows per request."),
+    batch_rows: int = typer.Option(
+        50_000, "--batch-rows", help="Rows per request (fewer when over --max-payload)."
+    ),
     max_payload: float = typer.Option(6.0, "--max-payload", help="Largest request in MB."),
     prediction_column: str = typer.Option(
         "prediction", "--prediction-column", help="Name of the prediction column."

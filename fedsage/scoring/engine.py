@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_BATCH_ROWS", "Plan", "ScoringRequest", "ScoringSummary", "score"]
 
-DEFAULT_BATCH_ROWS = 10_000
+DEFAULT_BATCH_ROWS = 50_000
 MB = 1024 * 1024
 
 
