@@ -915,6 +915,8 @@ enable_network_isolation, volume_size : optional
         prediction_column: str = "prediction",
         connection: Any = None,
         progress: bool = True,
+        instance_count: int = 1,
+        instance_type: str | None = None,
     ) -> ScoringSummary:
         """Score a table, query, DataFrame or file and write the predictions to a table or file.
 
@@ -959,6 +961,11 @@ enable_network_isolation, volume_size : optional
             For ``data`` or ``target`` given as names.
         progress : bool, default=True
             Show rows scored and rows per second.
+        instance_count : int, default=1
+            aws mode: instances of the Batch Transform job (they share the input's parts).
+            Local mode scores on this machine with ``workers``.
+        instance_type : str, optional
+            aws mode: the ``ml.*`` type of the Batch Transform job (required there).
 
         Returns
         -------
@@ -1000,9 +1007,12 @@ enable_network_isolation, volume_size : optional
             connection=connection,
             progress=progress,
         )
+        check.check_positive_int(instance_count, "instance_count", caller)
+        instance = self._instance_type(instance_type, caller)
         with opened_request(
             data, target, plan, connection=connection, workers=workers, progress=progress
         ) as request:
+            request.instance_count, request.instance_type = instance_count, instance
             return self._backend.batch_transform(job_or_endpoint, request)
 
 

@@ -57,6 +57,8 @@ class ScoringRequest:
     plan: Plan
     workers: int | None = None
     progress: Callable[[int], None] | None = None
+    instance_count: int = 1
+    instance_type: str | None = None
 
 
 @dataclass
@@ -155,7 +157,7 @@ def select_columns(schema: pa.Schema, plan: Plan) -> tuple[list[str], list[str]]
     return keep, features
 
 
-def _chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+def chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
     """Re-cut a stream into batches of ``rows`` (never a 1-row tail after a full batch).
 
     SageMaker's CSV decoding squeezes a 1-row request to one dimension, which most
@@ -260,7 +262,7 @@ class _Scorer:
         return [pa.concat_arrays([p[i] for p in parts]) for i in range(widths.pop())]
 
 
-def _check_nulls(batch: pa.RecordBatch, features: list[str], start: int) -> None:
+def check_nulls(batch: pa.RecordBatch, features: list[str], start: int) -> None:
     import pyarrow.compute as pc
 
     for name in features:
@@ -289,7 +291,7 @@ def output_schema(
     return pa.schema(fields)
 
 
-def _open_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any:
+def open_target_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any:
     from ..data.writer import FileWriter, TableWriter
 
     if target.path is not None:
@@ -310,7 +312,7 @@ def score(
     *,
     progress: Callable[[int], None] | None = None,
     model: str = "",
-    open_writer: Callable[[Target, pa.Schema, str], Any] = _open_writer,
+    open_writer: Callable[[Target, pa.Schema, str], Any] = open_target_writer,
 ) -> ScoringSummary:
     """Score ``source`` with the model behind ``client`` and write ``target``.
 
@@ -384,8 +386,8 @@ def score(
 
     ok = False
     try:
-        for batch in _chunks(source.batches, plan.batch_rows):
-            _check_nulls(batch, features, rows_in)
+        for batch in chunks(source.batches, plan.batch_rows):
+            check_nulls(batch, features, rows_in)
             kept = batch.select(keep)
             pending.append((rows_in, kept, pool.submit(scorer, rows_in, batch.select(features))))
             rows_in += batch.num_rows
