@@ -945,7 +945,8 @@ enable_network_isolation, volume_size : optional
         content_type : {'text/csv', 'application/json', 'application/x-npy'}, default='text/csv'
             What the model's ``input_fn`` decodes (CSV without a header).
         accept : str, optional
-            What the model answers (the same three types); default ``content_type``.
+            What to ask the model to answer (the same three types); default none, so the
+            model answers in its default type (SageMaker's: JSON), as an endpoint does.
         if_exists : {'fail', 'replace', 'append'}, default='fail'
             What to do when the target exists.
         workers : int, optional

@@ -59,7 +59,7 @@ def score(
         "text/csv", "--content-type", help="text/csv, application/json or application/x-npy."
     ),
     accept: str | None = typer.Option(
-        None, "--accept", help="The model's answer type (default: --content-type)."
+        None, "--accept", help="The answer type to ask for (default: the model's default)."
     ),
     workers: int | None = typer.Option(
         None, "--workers", help="Model server workers (default: one per core)."

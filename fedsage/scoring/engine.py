@@ -196,7 +196,9 @@ class _Scorer:
     def __init__(self, client: ModelClient, plan: Plan) -> None:
         self.client = client
         self.plan = plan
-        self.accept = plan.accept or plan.content_type
+        # No Accept header unless asked: the model answers in its default type, as an
+        # endpoint does (SageMaker's default is JSON, the cheapest to encode and decode).
+        self.accept = plan.accept
         self.bytes_per_row: float | None = None
         self.requests = 0
 
@@ -239,7 +241,9 @@ class _Scorer:
             try:
                 answer, answer_type = self.client.invoke(body, self.plan.content_type, self.accept)
                 self.requests += 1
-                parts.append(codec.decode(answer, answer_type or self.accept, piece.num_rows))
+                parts.append(
+                    codec.decode(answer, answer_type or self.accept or codec.JSON, piece.num_rows)
+                )
             except InvocationError as exc:
                 raise ScoringError(
                     f"the model could not score input rows {first:,} to {last:,} "

@@ -70,7 +70,30 @@ def _with_first(batches: Iterator[pa.RecordBatch]) -> tuple[pa.Schema, Iterator[
     return first.schema, itertools.chain([first], batches)
 
 
-def open_input(data: Any, connection: DbConnection | None, param: str = "data") -> Input:
+def _projected(data: Any, columns: list[str] | None) -> Any:
+    """A whole table read as ``SELECT <columns>`` when only some of its columns are needed
+    (DuckDB and Parquet read only those; every engine sends less).  Unknown columns: the
+    table itself, so the column check names them."""
+    from ..data import DbConnection
+    from ..data.sources import Table
+
+    if not columns or not isinstance(data, Table) or not isinstance(data.connection, DbConnection):
+        return data
+    conn = data.connection
+    qualified = conn.dialect.qualified(data.name, data.schema)
+    probe = list(conn.iter_batches(conn.query(f"SELECT * FROM {qualified} WHERE 1 = 0")))
+    names = probe[0].schema.names
+    if len(columns) == len(names) or not set(columns) <= set(names):
+        return data
+    return conn.query(f"SELECT {', '.join(map(conn.dialect.quote, columns))} FROM {qualified}")
+
+
+def open_input(
+    data: Any,
+    connection: DbConnection | None,
+    param: str = "data",
+    columns: list[str] | None = None,
+) -> Input:
     """Open ``data`` for streaming.
 
     Parameters
@@ -82,6 +105,8 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         Needed when ``data`` is a table name or query text.
     param : str
         The parameter's name for messages.
+    columns : list of str, optional
+        The only columns needed (when known), so a table or Parquet file reads just those.
 
     Returns
     -------
@@ -98,6 +123,9 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
 
     from ..data.sources import Query
 
+    if isinstance(data, str) and connection is not None and _file_format(data) is None:
+        data = connection._source(data)  # a Table or a Query on the connection
+    data = _projected(data, columns)
     if isinstance(data, Query):
         reader = data.connection
         batches = reader.iter_batches(data, READ_ROWS)
@@ -108,7 +136,7 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         return Input(repr(data), schema, None, _closing(stream, batches), conn)
     fmt = _file_format(data)
     if fmt is not None:
-        return _open_file(Path(data), fmt)
+        return _open_file(Path(data), fmt, columns)
     if isinstance(data, str):
         if connection is None:
             raise ConfigurationError(
@@ -170,7 +198,7 @@ def _closing(stream: Iterator[pa.RecordBatch], source: Iterator[Any]) -> Iterato
             close()
 
 
-def _open_file(path: Path, fmt: str) -> Input:
+def _open_file(path: Path, fmt: str, columns: list[str] | None = None) -> Input:
     import pyarrow as pa
 
     if not path.is_file():
@@ -181,7 +209,13 @@ def _open_file(path: Path, fmt: str) -> Input:
 
             parquet = pq.ParquetFile(path)
             schema = parquet.schema_arrow
-            batches: Iterator[pa.RecordBatch] = parquet.iter_batches(batch_size=READ_ROWS)
+            if columns and set(columns) <= set(schema.names):
+                schema = pa.schema([schema.field(c) for c in columns])
+            else:
+                columns = None
+            batches: Iterator[pa.RecordBatch] = parquet.iter_batches(
+                batch_size=READ_ROWS, columns=columns
+            )
             first = list(itertools.islice(batches, 1)) or [pa.RecordBatch.from_pylist([], schema)]
             return Input(
                 str(path), schema, parquet.metadata.num_rows, itertools.chain(first, batches)

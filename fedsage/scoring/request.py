@@ -147,7 +147,8 @@ def opened_request(
         default = data.connection if isinstance(data.connection, DbConnection) else None
     where = resolve_target(target, default)
     check_target_free(where, plan.if_exists)
-    source = open_input(data, connection)
+    needed = None if plan.features is None else [*plan.keep_columns, *plan.features]
+    source = open_input(data, connection, columns=needed)
     display: RowsProgress | None = None
     ok = False
     try:
