@@ -73,7 +73,7 @@ def rows_to_batch(rows: Sequence[Any], names: Sequence[str],
     for col, field in zip(columns, schema, strict=True):
         values = list(col)
         if pa.types.is_string(field.type):
-            values = [None if v is None or isinstance(v, str) else str(v) for v in values]
+            values = [v if v is None or isinstance(v, str) else str(v) for v in values]
         try:
             arrays.append(pa.array(values, type=field.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:

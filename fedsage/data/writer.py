@@ -42,6 +42,9 @@ __all__ = ["IF_EXISTS", "FileWriter", "TableWriter", "open_writer"]
 logger = logging.getLogger(__name__)
 
 IF_EXISTS = ("fail", "replace", "append")
+#: Rows, and Arrow bytes, gathered before one bulk load into staging.
+DEFAULT_BUFFER_ROWS = 262_144
+DEFAULT_BUFFER_BYTES = 64 << 20
 _STAGE_MARK = "__fedsage_stage_"
 
 
@@ -51,6 +54,13 @@ def _check_if_exists(value: Any, caller: str) -> str:
             f"the if_exists parameter of {caller} must be one of "
             f"{', '.join(repr(v) for v in IF_EXISTS)}; got {value!r} instead")
     return str(value)
+
+
+def _check_size(value: Any, parameter: str, caller: str = "TableWriter") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"the {parameter} parameter of {caller} must be an int "
+                                 f">= 1; got {value!r} instead")
+    return value
 
 
 def _check_schema(arrow_schema: Any, caller: str) -> pa.Schema:
@@ -69,6 +79,8 @@ def _check_schema(arrow_schema: Any, caller: str) -> pa.Schema:
 
 def _as_batches(data: Any, schema: pa.Schema) -> list[pa.RecordBatch]:
     """``data`` (a batch or table with ``schema``'s column names) cast to ``schema``."""
+    if isinstance(data, pa.RecordBatch) and data.schema.equals(schema, check_metadata=False):
+        return [data] if data.num_rows else []  # the usual case, kept cheap
     if isinstance(data, pa.RecordBatch):
         table = pa.Table.from_batches([data])
     elif isinstance(data, pa.Table):
@@ -153,6 +165,11 @@ class TableWriter:
     if_exists : {'fail', 'replace', 'append'}, default='fail'
         What to do when the target exists: refuse (before anything is written),
         replace it, or add the rows to it (its columns must accept ``arrow_schema``'s).
+    buffer_rows : int, default=262144
+        Rows gathered before one bulk load into staging.
+    buffer_bytes : int, default=67108864
+        Or this many bytes of Arrow data (64 MiB), whichever comes first: memory
+        stays bounded whatever the row count.
 
     Raises
     ------
@@ -173,7 +190,9 @@ class TableWriter:
     """
 
     def __init__(self, connection: DbConnection, table: str, schema: str | None = None, *,
-                 arrow_schema: pa.Schema, if_exists: str = "fail") -> None:
+                 arrow_schema: pa.Schema, if_exists: str = "fail",
+                 buffer_rows: int = DEFAULT_BUFFER_ROWS,
+                 buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         from .connection import DbConnection
 
         caller = "TableWriter"
@@ -192,7 +211,13 @@ class TableWriter:
                          for f in self.arrow_schema]
         for name in self.arrow_schema.names:
             self.dialect.check_identifier(name, "column")
-        self._rows = 0
+        self.buffer_rows = _check_size(buffer_rows, "buffer_rows")
+        self.buffer_bytes = _check_size(buffer_bytes, "buffer_bytes")
+        self._rows = 0  # taken by write()
+        self._loaded = 0  # in staging
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
         self._state = "open"
         self.staging = self._staging_name()
         self._session: Any = None
@@ -212,8 +237,13 @@ class TableWriter:
 
         self._session, self._close_session = self.dialect.writer_session(connection._conn,
                                                                          reopen)
+        # In "transaction" staging, one transaction runs from here to commit/abort.
+        self._in_transaction = self.dialect.staging == "transaction"
         try:
             self._check_target()
+            if self._in_transaction:
+                with self.dialect.translate_errors("BEGIN", "starting the transaction"):
+                    self.dialect.begin_write(self._session)
             self._run(self.dialect.staging_table(self.staging, self.schema, self._columns),
                       "creating the staging table")
         except BaseException:
@@ -235,19 +265,26 @@ class TableWriter:
         prefix = self.table.encode("utf-8")[:room].decode("utf-8", "ignore")
         return prefix + token
 
-    def _run(self, stmt: Any, action: str, *, fetch: bool = False, commit: bool = True
+    def _run(self, stmt: Any, action: str, *, fetch: bool = False
              ) -> tuple[list[Any], list[str]]:
-        sql, params = self.dialect.compile(stmt)
+        """Run a statement on the writer's session; commit unless a transaction is open.
+
+        ``stmt``: a Core statement, or SQL text a dialect built (quoted identifiers).
+        """
+        sql, params = (stmt, None) if isinstance(stmt, str) else self.dialect.compile(stmt)
         cursor = self._session.cursor()
         try:
             with self.dialect.translate_errors(sql, action):
-                cursor.execute(sql, params)
+                if params is None:
+                    cursor.execute(sql)
+                else:
+                    cursor.execute(sql, params)
                 result: tuple[list[Any], list[str]] = ([], [])
                 if fetch:
                     result = (cursor.fetchall(), [d[0] for d in cursor.description or ()])
         finally:
             cursor.close()
-        if commit:
+        if not self._in_transaction:
             with self.dialect.translate_errors(sql, "ending the transaction"):
                 self.dialect.end_write(self._session, True)
         return result
@@ -294,12 +331,23 @@ class TableWriter:
 
     # -- writing ---------------------------------------------------------------------
 
+    def _lost(self) -> str:
+        lost = False
+        with contextlib.suppress(Exception):
+            lost = self._session is not None and self.dialect.connection_lost(self._session)
+        return ("the database connection was lost (staging died with it); run again once "
+                "the database is reachable; " if lost else "")
+
     def _check_open(self, action: str) -> None:
         if self._state != "open":
             raise DataError(f"cannot {action}: this writer is {self._state}")
 
     def write(self, batch: pa.RecordBatch | pa.Table) -> None:
-        """Load a batch (or table) of rows into the staging table, in bulk.
+        """Take a batch (or table) of rows; they are loaded into staging in bulk.
+
+        Batches are gathered until ``buffer_rows`` rows or ``buffer_bytes`` bytes, then
+        loaded in one bulk statement (a statement per small batch costs more than its
+        rows); :meth:`commit` loads the rest.
 
         Parameters
         ----------
@@ -310,29 +358,41 @@ class TableWriter:
         Raises
         ------
         DataError
-            If the columns do not match or the database refuses the rows (the message
-            names the row range; the target is untouched).
+            If the columns do not match, or the database refuses the rows: the message
+            names the row range, the writer is aborted and the target is untouched.
         """
         self._check_open("write")
-        batches = _as_batches(batch, self.arrow_schema)
-        if not batches:
+        for b in _as_batches(batch, self.arrow_schema):
+            self._pending.append(b)
+            self._pending_rows += b.num_rows
+            self._pending_bytes += b.nbytes
+            self._rows += b.num_rows
+        if self._pending_rows >= self.buffer_rows or self._pending_bytes >= self.buffer_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Load the gathered batches into staging (on failure: abort, then raise)."""
+        if not self._pending:
             return
-        rows = sum(b.num_rows for b in batches)
-        first, last = self._rows, self._rows + rows - 1
+        data = pa.Table.from_batches(self._pending)
+        first, last = self._loaded, self._loaded + data.num_rows - 1
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         try:
             self.dialect.load_arrow(self._session, self.staging,
-                                    self.dialect.staging_schema(self.schema),
-                                    pa.Table.from_batches(batches))
-            with self.dialect.translate_errors("COMMIT", "ending the transaction"):
-                self.dialect.end_write(self._session, True)
+                                    self.dialect.staging_schema(self.schema), data)
+            if not self._in_transaction:
+                with self.dialect.translate_errors("COMMIT", "ending the transaction"):
+                    self.dialect.end_write(self._session, True)
         except DataError as exc:
+            lost = self._lost()
+            self.abort()
             raise DataError(f"writing rows {first}-{last} to {self.target} failed: {exc}\n"
-                            f"  {self.target} is untouched") from exc
-        self._rows += rows
+                            f"  {lost}{self.target} is untouched") from exc
+        self._loaded += data.num_rows
 
     @property
     def rows_written(self) -> int:
-        """Rows loaded into the staging table so far."""
+        """Rows taken by :meth:`write` so far (loaded into staging in bulk)."""
         return self._rows
 
     def commit(self, expected_rows: int | None = None) -> int:
@@ -363,6 +423,7 @@ class TableWriter:
             raise ConfigurationError("the expected_rows parameter of commit must be an int "
                                      f"or None; got {expected_rows!r} instead")
         try:
+            self._flush()
             staged = self._count()
             if staged != self._rows or (expected_rows is not None and staged != expected_rows):
                 raise DataError(
@@ -387,32 +448,50 @@ class TableWriter:
         return int(rows[0][0])
 
     def _publish(self) -> None:
-        names = self.arrow_schema.names
-        statements: list[tuple[Any, str]] = []
-        if self.if_exists == "replace":
-            statements.append((self.dialect.drop_if_exists(self.table, self.schema),
-                               f"dropping {self.target}"))
-        statements += [
-            (self.dialect.create_target(self.table, self.schema, self._columns,
-                                        if_not_exists=self.if_exists == "append"),
-             f"creating {self.target}"),
-            (self.dialect.insert_select(self.table, self.schema, self.staging,
-                                        self.dialect.staging_schema(self.schema), names),
-             f"copying the staged rows into {self.target}"),
-            (self.dialect.drop_table(self.staging, self.dialect.staging_schema(self.schema)),
-             "dropping the staging table"),
-        ]
         ok = False
-        with self.dialect.translate_errors("BEGIN", "starting the transaction"):
-            self.dialect.begin_write(self._session)
+        if not self._in_transaction:
+            with self.dialect.translate_errors("BEGIN", "starting the transaction"):
+                self.dialect.begin_write(self._session)
+            self._in_transaction = True
         try:
-            for stmt, action in statements:
-                self._run(stmt, action, commit=False)
+            for stmt, action in self._publish_statements():
+                self._run(stmt, action)
             ok = True
         finally:
+            self._in_transaction = False
             with self.dialect.translate_errors("COMMIT" if ok else "ROLLBACK",
                                                "ending the transaction"):
                 self.dialect.end_write(self._session, ok)
+
+    def _publish_statements(self) -> list[tuple[Any, str]]:
+        """What the commit runs, decided inside its transaction (no ``IF [NOT] EXISTS``:
+        SAP HANA has neither)."""
+        names = self.arrow_schema.names
+        staging_schema = self.dialect.staging_schema(self.schema)
+        rows, _ = self._run(self.dialect.target_columns(self.table, self.schema),
+                            f"looking up {self.target}", fetch=True)
+        exists = bool(rows)
+        statements: list[tuple[Any, str]] = []
+        if exists and self.if_exists == "replace":
+            statements.append((self.dialect.drop_table(self.table, self.schema),
+                               f"dropping {self.target}"))
+        if self.dialect.staging == "transaction" and not (exists and self.if_exists == "append"):
+            # The staging table is the target's twin, beside it: rename, no copy.
+            statements.append((self.dialect.rename_table(self.staging, self.schema, self.table),
+                               f"renaming the staging table to {self.target}"))
+            return statements
+        if not (exists and self.if_exists == "append"):
+            statements.append((self.dialect.create_target(self.table, self.schema,
+                                                          self._columns),
+                               f"creating {self.target}"))
+        statements += [
+            (self.dialect.insert_select(self.table, self.schema, self.staging,
+                                        staging_schema, names),
+             f"copying the staged rows into {self.target}"),
+            (self.dialect.drop_table(self.staging, staging_schema),
+             "dropping the staging table"),
+        ]
+        return statements
 
     # -- aborting --------------------------------------------------------------------
 
@@ -425,13 +504,17 @@ class TableWriter:
         if self._state != "open":
             return
         self._state = "aborted"
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         if self._session is not None:
+            # A rollback removes a staging table created in the open transaction.
+            staged_in_transaction, self._in_transaction = self._in_transaction, False
             with contextlib.suppress(Exception):
                 self.dialect.end_write(self._session, False)
-            with contextlib.suppress(Exception):
-                self._run(self.dialect.drop_table(self.staging,
-                                                  self.dialect.staging_schema(self.schema)),
-                          "dropping the staging table")
+            if not staged_in_transaction and self.dialect.staging != "transaction":
+                with contextlib.suppress(Exception):
+                    self._run(self.dialect.drop_table(self.staging,
+                                                      self.dialect.staging_schema(self.schema)),
+                              "dropping the staging table")
         self._close()
         logger.info("aborted writing %s after %d rows", self.target, self._rows)
 
@@ -469,6 +552,9 @@ class FileWriter:
         Default: from the suffix (``.csv``, ``.parquet``/``.pq``).
     header : bool, default=True
         CSV only: write the column names as the first line.
+    buffer_rows : int, default=262144
+        Rows gathered before they are written (a Parquet row group per small batch
+        would make a slow file).
 
     Raises
     ------
@@ -480,7 +566,8 @@ class FileWriter:
     """
 
     def __init__(self, path: str | Path, *, arrow_schema: pa.Schema, if_exists: str = "fail",
-                 file_format: str | None = None, header: bool = True) -> None:
+                 file_format: str | None = None, header: bool = True,
+                 buffer_rows: int = DEFAULT_BUFFER_ROWS) -> None:
         caller = "FileWriter"
         self.if_exists = _check_if_exists(if_exists, caller)
         self.arrow_schema = _check_schema(arrow_schema, caller)
@@ -490,6 +577,9 @@ class FileWriter:
         self.path = Path(path).expanduser().absolute()
         self.file_format = self._format(file_format)
         self.header = header
+        self.buffer_rows = _check_size(buffer_rows, "buffer_rows", caller)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
         self._rows = 0
         self._state = "open"
         if self.path.is_dir():
@@ -605,8 +695,16 @@ class FileWriter:
         if self._state != "open":
             raise DataError(f"cannot write: this writer is {self._state}")
         for b in _as_batches(batch, self.arrow_schema):
-            self._writer.write_batch(b)
+            self._pending.append(b)
+            self._pending_rows += b.num_rows
             self._rows += b.num_rows
+        if self._pending_rows >= self.buffer_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._writer.write_table(pa.Table.from_batches(self._pending))
+            self._pending, self._pending_rows = [], 0
 
     def commit(self, expected_rows: int | None = None) -> int:
         """Check the row count, then move the file into place (atomic rename).
@@ -633,6 +731,7 @@ class FileWriter:
                 raise DataError(f"row count check failed for {str(self.path)!r}: "
                                 f"{expected_rows} rows expected, {self._rows} written; the "
                                 "file is untouched")
+            self._flush()
             self._writer.close()
             self._handle.flush()
             os.fsync(self._handle.fileno())
@@ -675,8 +774,8 @@ def open_writer(target: Table | Sequence[Any] | str | Path, *, arrow_schema: pa.
     Parameters
     ----------
     target : Table or (DbConnection, str) or str or pathlib.Path
-        ``db.table("NAME")`` (its schema is used), a ``(db, "NAME")`` pair (the
-        connection's write schema), or a file path.
+        ``db.table("NAME")`` or a ``(db, "NAME")`` pair (the connection's write
+        schema, unless ``db.table`` was given another schema), or a file path.
     arrow_schema : pyarrow.Schema
         The columns written.
     if_exists : {'fail', 'replace', 'append'}, default='fail'
@@ -698,7 +797,11 @@ def open_writer(target: Table | Sequence[Any] | str | Path, *, arrow_schema: pa.
     if isinstance(target, Table):
         if not isinstance(target.connection, DbConnection):
             raise ConfigurationError("the target Table must belong to a DbConnection")
-        return TableWriter(target.connection, target.name, target.schema,
+        # db.table(NAME) carries the read schema; tables are written to the write schema
+        # (they differ on SAP HANA, where the space schema is read-only).
+        connection = target.connection
+        schema = None if target.schema == connection.schema else target.schema
+        return TableWriter(connection, target.name, schema,
                            arrow_schema=arrow_schema, if_exists=if_exists)
     if (isinstance(target, tuple) and len(target) == 2
             and isinstance(target[0], DbConnection)):

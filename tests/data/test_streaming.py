@@ -37,6 +37,17 @@ def test_iter_batches_bounds_batch_size(loaded: DbConnection) -> None:
     assert len({b.schema for b in batches}) == 1
 
 
+def test_batches_after_the_first_keep_their_values(loaded: DbConnection) -> None:
+    # SQLite (rows converted by fedsage) once turned the strings of every batch after
+    # the first into NULLs.
+    batches = list(loaded.iter_batches(loaded.table("data set"), batch_rows=128))
+    table = pa.Table.from_batches(batches)
+    table = table.rename_columns([c.upper() for c in table.column_names]).sort_by("N")
+    assert table.column("S").to_pylist() == [
+        None if pd.isna(v) else v for v in FRAME["S"]]
+    assert table.column("X").to_pylist() == FRAME["X"].tolist()
+
+
 def test_to_arrow_and_pandas_round_trip(loaded: DbConnection) -> None:
     q = loaded.dialect.qualified("data set", loaded.schema)
     frame = loaded.to_pandas(f"SELECT N, X, S FROM {q} ORDER BY N")

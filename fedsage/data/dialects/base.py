@@ -475,9 +475,21 @@ class Dialect:
     # differs per engine is here: where staging lives, how a session and a
     # transaction are opened, and the bulk path.
 
-    #: Schema of session-private ``TEMPORARY`` tables, which die with the session (a
-    #: killed process or a lost connection leaves nothing); ``None``: the engine has
-    #: none, and staging is a named table beside the target, dropped on abort.
+    #: How the writer stages rows (each way leaves the target untouched until commit):
+    #:
+    #: ``"transaction"``
+    #:     a table beside the target, created inside the writer's one open transaction
+    #:     (transactional DDL): no other session sees it, and a rollback, a killed
+    #:     process or a lost connection removes it.  At commit it is renamed to the
+    #:     target (``fail``/``replace``: the rows are not copied again) or inserted from.
+    #: ``"temporary"``
+    #:     a ``TEMPORARY`` table in :attr:`temp_schema`, which dies with the session,
+    #:     loaded in short transactions; the target is created from it at commit.
+    #: ``"table"``
+    #:     a named table beside the target, committed as it is loaded, dropped on abort
+    #:     (a killed process leaves it behind).
+    staging = "table"
+    #: Schema of session-private ``TEMPORARY`` tables (``staging = "temporary"``).
     temp_schema: str | None = None
     #: Longest identifier (UTF-8 bytes) the engine keeps as given (PostgreSQL cuts
     #: longer ones silently, so the writer refuses them).
@@ -574,13 +586,14 @@ class Dialect:
 
     def staging_table(self, name: str, schema: str | None,
                       columns: Sequence[tuple[str, Any]]) -> ClauseElement:
-        """``CREATE [TEMPORARY] TABLE`` for staging (temporary in :attr:`temp_schema`)."""
+        """``CREATE [TEMPORARY] TABLE`` for staging (see :attr:`staging`)."""
         from sqlalchemy import Column, MetaData, Table
         from sqlalchemy.schema import CreateTable
         from sqlalchemy.sql import quoted_name
 
-        where = self.temp_schema if self.temp_schema is not None else schema
-        prefixes = ["TEMPORARY"] if self.temp_schema is not None else []
+        temporary = self.staging == "temporary"
+        where = self.temp_schema if temporary else schema
+        prefixes = ["TEMPORARY"] if temporary else []
         return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
                                  *[Column(quoted_name(c, quote=True), t) for c, t in columns],
                                  schema=quoted_name(where, quote=True) if where else None,
@@ -588,37 +601,40 @@ class Dialect:
 
     def staging_schema(self, schema: str | None) -> str | None:
         """The schema the staging table of a target in ``schema`` lives in."""
-        return self.temp_schema if self.temp_schema is not None else schema
+        return self.temp_schema if self.staging == "temporary" else schema
 
-    def create_target(self, name: str, schema: str | None, columns: Sequence[tuple[str, Any]],
-                      if_not_exists: bool = False) -> ClauseElement:
-        """``CREATE TABLE [IF NOT EXISTS] "schema"."name" ("col" type, …)``."""
+    def rename_table(self, name: str, schema: str | None, new_name: str) -> str:
+        """``ALTER TABLE "schema"."name" RENAME TO "new_name"`` (same schema)."""
+        return f"ALTER TABLE {self.qualified(name, schema)} RENAME TO {self.quote(new_name)}"
+
+    def create_target(self, name: str, schema: str | None,
+                      columns: Sequence[tuple[str, Any]]) -> ClauseElement:
+        """``CREATE TABLE "schema"."name" ("col" type, …)``, names exactly as given."""
         from sqlalchemy import Column, MetaData, Table
         from sqlalchemy.schema import CreateTable
         from sqlalchemy.sql import quoted_name
 
         return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
                                  *[Column(quoted_name(c, quote=True), t) for c, t in columns],
-                                 schema=quoted_name(schema, quote=True) if schema else None),
-                           if_not_exists=if_not_exists)
+                                 schema=quoted_name(schema, quote=True) if schema else None))
 
-    def drop_if_exists(self, name: str, schema: str | None) -> ClauseElement:
-        """``DROP TABLE IF EXISTS "schema"."name"``."""
-        from sqlalchemy import MetaData, Table
-        from sqlalchemy.schema import DropTable
+    def exact_relation(self, name: str, schema: str | None, *columns: str) -> TableClause:
+        """As :meth:`relation`, with every column name quoted verbatim too (never folded:
+        the writer creates and fills columns under their exact names)."""
         from sqlalchemy.sql import quoted_name
+        from sqlalchemy.sql.expression import column, table
 
-        return DropTable(Table(quoted_name(name, quote=True), MetaData(),
-                               schema=quoted_name(schema, quote=True) if schema else None),
-                         if_exists=True)
+        qschema = quoted_name(schema, quote=True) if schema is not None else None
+        return table(quoted_name(name, quote=True),
+                     *[column(quoted_name(c, quote=True)) for c in columns], schema=qschema)
 
     def insert_select(self, name: str, schema: str | None, source: str,
                       source_schema: str | None, columns: Sequence[str]) -> ClauseElement:
         """``INSERT INTO target (cols…) SELECT cols… FROM source``."""
         from sqlalchemy import insert, select
 
-        target = self.relation(name, schema, *columns)
-        src = self.relation(source, source_schema, *columns)
+        target = self.exact_relation(name, schema, *columns)
+        src = self.exact_relation(source, source_schema, *columns)
         return insert(target).from_select(list(target.c), select(*src.c))
 
     def target_columns(self, name: str, schema: str | None) -> ClauseElement:
@@ -630,21 +646,29 @@ class Dialect:
         """Bulk-load ``data`` into the staging table: ``executemany`` in chunks of rows.
 
         Positional drivers (``qmark``: SQLite, HANA) get plain tuples, without building
-        a parameter dictionary per row.
+        a parameter dictionary per row; others (``pyformat``) get one dictionary per row.
         """
-        if not self.sa_dialect.positional:
-            self.insert_arrow(conn, name, schema, data)
-            return
-        compiled = self.insert(name, schema, data.column_names).compile(dialect=self.sa_dialect)
-        sql = str(compiled)
+        from sqlalchemy import insert
+
+        stmt = insert(self.exact_relation(name, schema, *data.column_names))
+        sql = str(stmt.compile(dialect=self.sa_dialect))
         cursor = conn.cursor()
         try:
             with self.translate_errors(sql, f"loading rows into {name!r}"):
                 for batch in self.python_values(data).to_batches(max_chunksize=10_000):
                     columns = [col.to_pylist() for col in batch.columns]
-                    cursor.executemany(sql, list(zip(*columns, strict=True)))
+                    rows: list[Any] = list(zip(*columns, strict=True))
+                    if not self.sa_dialect.positional:
+                        keys = list(stmt.compile(dialect=self.sa_dialect).params)
+                        rows = [dict(zip(keys, row, strict=True)) for row in rows]
+                    cursor.executemany(sql, rows)
         finally:
             cursor.close()
+
+    def connection_lost(self, conn: Any) -> bool:
+        """Whether the driver knows the session is gone (the server ended it, the network
+        dropped); ``False`` when it cannot tell."""
+        return False
 
     def python_values(self, data: pa.Table) -> pa.Table:
         """``data`` with columns the driver cannot bind as Python values converted."""

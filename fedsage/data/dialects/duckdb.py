@@ -234,7 +234,7 @@ class DuckDBDialect(Dialect):
 
     # -- writing (fedsage.data.writer) --------------------------------------------
 
-    temp_schema = "temp"
+    staging = "transaction"
 
     def writer_session(self, conn: Any,
                        reopen: Callable[[], tuple[Any, Callable[[], None]]]
@@ -282,14 +282,9 @@ class DuckDBDialect(Dialect):
 
     def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """Insert by scanning the registered Arrow table: one statement per batch."""
-        from sqlalchemy import select
-        from sqlalchemy.sql.expression import column, table
-
         view = f"__fedsage_load_{uuid.uuid4().hex[:12]}"
-        names = data.column_names
-        source: Any = select(*[column(n) for n in names]).select_from(table(view))
-        stmt = self.insert(name, schema, names).from_select(names, source)  # type: ignore[attr-defined]
-        sql, params = self.compile(stmt)
+        sql, params = self.compile(self.insert_select(name, schema, view, None,
+                                                      data.column_names))
         conn.register(view, data)
         try:
             with self.translate_errors(sql, f"loading rows into {name!r}"):

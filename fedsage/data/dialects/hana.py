@@ -90,10 +90,17 @@ class HanaDialect(Dialect):
             cursor.close()
 
     def arrow_sql_type(self, dtype: Any, column: str) -> Any:
-        """As the base, but strings are ``NVARCHAR(5000)`` (``Text`` would be an NCLOB)."""
+        """As the base, but strings are ``NVARCHAR(5000)`` (``Text`` would be an NCLOB) and
+        timestamps ``TIMESTAMP``."""
         import pyarrow as pa
         import sqlalchemy as sa
 
         if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_null(dtype):
             return sa.Unicode(5000)
+        if pa.types.is_timestamp(dtype):
+            return sa.TIMESTAMP()
         return super().arrow_sql_type(dtype, column)
+
+    def rename_table(self, name: str, schema: str | None, new_name: str) -> str:
+        """``RENAME TABLE "schema"."name" TO "new_name"`` (HANA's syntax)."""
+        return f"RENAME TABLE {self.qualified(name, schema)} TO {self.quote(new_name)}"

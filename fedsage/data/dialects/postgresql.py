@@ -388,7 +388,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
     # -- writing (fedsage.data.writer) --------------------------------------------
 
-    temp_schema = "pg_temp"
+    staging = "transaction"
     max_identifier_bytes = 63  # NAMEDATALEN - 1; longer names are cut silently
 
     def writer_session(self, conn: Any,
@@ -407,6 +407,11 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             raise
         return session, close
 
+    def connection_lost(self, conn: Any) -> bool:
+        """psycopg marks a connection the server ended or the network lost as broken."""
+        driver = self._driver(conn)
+        return bool(driver.broken or driver.closed)
+
     def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """``COPY … FROM STDIN (FORMAT csv)`` fed by Arrow's CSV writer.
 
@@ -421,7 +426,7 @@ class PostgreSQLDialect(SQLAlchemyDialect):
 
         if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
                or pa.types.is_fixed_size_binary(f.type) for f in data.schema):
-            self.insert_arrow(conn, name, schema, data)
+            super().load_arrow(conn, name, schema, data)
             return
         columns = ", ".join(self.quote(c) for c in data.column_names)
         sql = f"COPY {self.qualified(name, schema)} ({columns}) FROM STDIN (FORMAT csv)"

@@ -120,6 +120,7 @@ class SQLiteDialect(SQLAlchemyDialect):
 
     # -- writing (fedsage.data.writer) --------------------------------------------
 
+    staging = "temporary"
     temp_schema = "temp"
 
     def begin_write(self, conn: Any) -> None:
