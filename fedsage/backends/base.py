@@ -12,13 +12,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..channels import ChannelPlan
 from ..errors import ConfigurationError
 from ..storage import ObjectStore
 from ..training.records import TERMINAL_STATUSES
 from ..training.settings import EstimatorSettings
+
+if TYPE_CHECKING:
+    from ..scoring.engine import ScoringRequest, ScoringSummary
 
 __all__ = ["Backend", "Capabilities", "KymaInputs", "StartedJob", "TrainingRequest"]
 
@@ -238,6 +241,13 @@ class Backend(ABC):
     @abstractmethod
     def delete_endpoint(self, endpoint_name: str) -> None:
         """Delete an endpoint (and, in aws mode, its config and model)."""
+
+    # -- batch scoring -----------------------------------------------------------
+
+    @abstractmethod
+    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+        """Score ``request.source`` with ``model`` (a training job or endpoint name) and
+        write ``request.target`` in one commit; see :mod:`fedsage.scoring`."""
 
     # -- Kyma ------------------------------------------------------------------
 
