@@ -1,0 +1,1 @@
+"""Scoring: models applied to many records (batch transform, warehouse scoring)."""
