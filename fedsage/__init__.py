@@ -18,6 +18,7 @@ from .errors import (
     InvocationError,
     MissingExtraError,
     RuntimeBuildError,
+    ScoringError,
     StorageError,
     TrainingError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "InvocationError",
     "MissingExtraError",
     "RuntimeBuildError",
+    "ScoringError",
     "StorageError",
     "TrainingError",
     "__version__",

@@ -11,6 +11,7 @@
     ├── RuntimeBuildError                   a framework runtime could not be built
     ├── EndpointError                       an endpoint could not be created, found or reached
     │   └── InvocationError                 the model answered with an error status (ModelError)
+    ├── ScoringError                        batch scoring failed (rows named; target untouched)
     └── DeploymentError                     building, pushing or applying a Kyma deployment
 
 Every message says what was wrong and what to do about it.  Errors that wrap a foreign
@@ -31,6 +32,7 @@ __all__ = [
     "InvocationError",
     "MissingExtraError",
     "RuntimeBuildError",
+    "ScoringError",
     "StorageError",
     "TrainingError",
 ]
@@ -110,7 +112,7 @@ class TrainingError(FedsageError, ValueError):
         FedsageError.__init__(
             self,
             f"Error for Training job {job_name}: {status}. Reason: {reason}. "
-            f"See the whole log with: fedsage jobs logs {job_name}"
+            f"See the whole log with: fedsage jobs logs {job_name}",
         )
 
 
@@ -137,8 +139,14 @@ class InvocationError(EndpointError):
         FedsageError.__init__(
             self,
             f"Received {kind} error ({status_code}) from model with message {body!r}. "
-            f"See the endpoint's log with: fedsage endpoints logs {endpoint_name}"
+            f"See the endpoint's log with: fedsage endpoints logs {endpoint_name}",
         )
+
+
+class ScoringError(FedsageError):
+    """Batch scoring failed: a batch the model could not score, a dead model server, or
+    row counts that differ.  The message names the input rows and the model's own
+    message; the target was left as it was."""
 
 
 class DeploymentError(FedsageError):

@@ -1,0 +1,415 @@
+"""The scoring loop: batches in, requests to the model's server, predictions out, in order.
+
+The calling thread reads the input and writes the output (database cursors stay in one
+thread); a pool of ``workers + 1`` threads encodes, sends and decodes, so every server
+worker has a request while the next one is on the wire.  At most ``workers + 1`` batches
+are in flight, which keeps memory flat in the row count.  Output goes through the data
+layer's writers, which stage the rows and commit them in one step, or abort and leave the
+target as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._html import summary_table
+from ..errors import ConfigurationError, EndpointError, InvocationError, ScoringError
+from . import codec
+from .inputs import Input, Target
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .model_server import ModelClient
+
+__all__ = ["Plan", "ScoringSummary", "score"]
+
+DEFAULT_BATCH_ROWS = 10_000
+MB = 1024 * 1024
+
+
+@dataclass
+class Plan:
+    """How to score: columns, encodings, sizes."""
+
+    keep_columns: list[str] = field(default_factory=list)
+    features: list[str] | None = None
+    content_type: str = codec.CSV
+    accept: str | None = None
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    max_payload: int = 6 * MB
+    prediction_column: str = "prediction"
+    if_exists: str = "fail"
+
+
+@dataclass
+class ScoringSummary:
+    """What a scoring run did.
+
+    Attributes
+    ----------
+    rows_in : int
+        Rows read from the input.
+    rows_written : int
+        Rows written to the target (equal to ``rows_in``: checked before the commit).
+    seconds : float
+        Wall time from the first read to the commit (the model server's start excluded).
+    target : str
+        The table or file written.
+    columns : list of str
+        The target's columns.
+    model : str
+        What scored (job or endpoint name).
+    requests : int
+        Requests sent to the model server.
+    """
+
+    rows_in: int
+    rows_written: int
+    seconds: float
+    target: str
+    columns: list[str]
+    model: str = ""
+    requests: int = 0
+    startup_seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        """Rows scored per second of :attr:`seconds`."""
+        return self.rows_in / self.seconds if self.seconds > 0 else 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"ScoringSummary(rows_in={self.rows_in}, rows_written={self.rows_written}, "
+            f"seconds={self.seconds:.2f}, target={self.target!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        return summary_table(
+            "Batch scoring",
+            [
+                ("Model", self.model),
+                ("Target", self.target),
+                ("Rows in", f"{self.rows_in:,}"),
+                ("Rows written", f"{self.rows_written:,}"),
+                ("Seconds", f"{self.seconds:.2f}"),
+                ("Rows per second", f"{self.rows_per_second:,.0f}"),
+                ("Requests", self.requests),
+                ("Columns", ", ".join(self.columns)),
+            ],
+        )
+
+
+def select_columns(schema: pa.Schema, plan: Plan) -> tuple[list[str], list[str]]:
+    """Check ``keep_columns`` and ``features`` against the input; return both lists.
+
+    Raises
+    ------
+    ConfigurationError
+        Naming unknown columns (and the input's columns), overlaps, or no features.
+    """
+    names = list(schema.names)
+    for param, wanted in (("keep_columns", plan.keep_columns), ("features", plan.features or [])):
+        unknown = [c for c in wanted if c not in names]
+        if unknown:
+            raise ConfigurationError(
+                f"the {param} parameter names columns the input does not have: "
+                f"{', '.join(map(repr, unknown))}; the input's columns are "
+                f"{', '.join(map(repr, names))} (names are case-sensitive)"
+            )
+    keep = list(plan.keep_columns)
+    features = (
+        list(plan.features) if plan.features is not None else [c for c in names if c not in keep]
+    )
+    if not features:
+        raise ConfigurationError(
+            "no feature columns are left for the model: every input column is in keep_columns; "
+            "name the model's columns with features=[...]"
+        )
+    clash = [
+        c for c in keep if c == plan.prediction_column or c.startswith(plan.prediction_column + "_")
+    ]
+    if clash:
+        raise ConfigurationError(
+            f"keep_columns {clash!r} would clash with the prediction column(s) named after "
+            f"prediction_column={plan.prediction_column!r}; pick another prediction_column"
+        )
+    codec.check_features(schema, features, plan.content_type)
+    return keep, features
+
+
+def _chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """Re-cut a stream into batches of ``rows`` (never a 1-row tail after a full batch).
+
+    SageMaker's CSV decoding squeezes a 1-row request to one dimension, which most
+    models refuse, so a 1-row remainder rides with the batch before it.
+    """
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    held: pa.RecordBatch | None = None
+    for batch in batches:
+        offset = 0
+        while offset < batch.num_rows:
+            take = min(rows - count, batch.num_rows - offset)
+            pending.append(batch.slice(offset, take))
+            count += take
+            offset += take
+            if count == rows:
+                if held is not None:
+                    yield held
+                held = pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
+                pending, count = [], 0
+    tail = pa.Table.from_batches(pending).combine_chunks().to_batches() if pending else []
+    if held is not None and tail and tail[0].num_rows == 1:
+        yield pa.Table.from_batches([held, tail[0]]).combine_chunks().to_batches()[0]
+        return
+    if held is not None:
+        yield held
+    if tail and tail[0].num_rows:
+        yield tail[0]
+
+
+class _Scorer:
+    """Sends one batch's features (split to fit ``max_payload``) and decodes the answers."""
+
+    def __init__(self, client: ModelClient, plan: Plan) -> None:
+        self.client = client
+        self.plan = plan
+        self.accept = plan.accept or plan.content_type
+        self.bytes_per_row: float | None = None
+        self.requests = 0
+
+    def _pieces(self, batch: pa.RecordBatch) -> Iterator[tuple[int, pa.RecordBatch, bytes]]:
+        limit = self.plan.max_payload
+        rows = batch.num_rows
+        per = max(2, int(limit * 0.9 / self.bytes_per_row)) if self.bytes_per_row else rows
+        offset = 0
+        while offset < rows:
+            take = min(per, rows - offset)
+            if 0 < rows - offset - take < 2:  # no 1-row request after a bigger one
+                take = rows - offset
+            yield from self._fit(offset, batch.slice(offset, take))
+            offset += take
+
+    def _fit(
+        self, offset: int, piece: pa.RecordBatch
+    ) -> Iterator[tuple[int, pa.RecordBatch, bytes]]:
+        body = codec.encode(piece, self.plan.content_type)
+        if piece.num_rows:
+            self.bytes_per_row = len(body) / piece.num_rows
+        if len(body) <= self.plan.max_payload:
+            yield offset, piece, body
+            return
+        if piece.num_rows <= 1:
+            raise ScoringError(
+                f"one row encodes to {len(body):,} bytes, more than max_payload "
+                f"({self.plan.max_payload / MB:g} MB); raise max_payload"
+            )
+        half = piece.num_rows // 2
+        yield from self._fit(offset, piece.slice(0, half))
+        yield from self._fit(offset + half, piece.slice(half))
+
+    def __call__(self, start: int, features: pa.RecordBatch) -> list[pa.Array]:
+        import pyarrow as pa
+
+        parts: list[list[pa.Array]] = []
+        for offset, piece, body in self._pieces(features):
+            first, last = start + offset + 1, start + offset + piece.num_rows
+            try:
+                answer, answer_type = self.client.invoke(body, self.plan.content_type, self.accept)
+                self.requests += 1
+                parts.append(codec.decode(answer, answer_type or self.accept, piece.num_rows))
+            except InvocationError as exc:
+                raise ScoringError(
+                    f"the model could not score input rows {first:,} to {last:,} "
+                    f"(status {exc.status_code}): {exc.body.strip()[:2000]}"
+                ) from exc
+            except EndpointError as exc:
+                raise ScoringError(
+                    f"the model server failed while scoring input rows {first:,} to {last:,}: {exc}"
+                ) from exc
+            except codec.DecodeError as exc:
+                raise ScoringError(f"input rows {first:,} to {last:,}: {exc}") from exc
+        if len(parts) == 1:
+            return parts[0]
+        widths = {len(p) for p in parts}
+        if len(widths) != 1:
+            raise ScoringError(
+                f"the model answered different numbers of columns within input rows "
+                f"{start + 1:,} to {start + features.num_rows:,}"
+            )
+        return [pa.concat_arrays([p[i] for p in parts]) for i in range(widths.pop())]
+
+
+def _check_nulls(batch: pa.RecordBatch, features: list[str], start: int) -> None:
+    import pyarrow.compute as pc
+
+    for name in features:
+        column = batch.column(name)
+        if column.null_count:
+            index = pc.index(pc.is_null(column), True).as_py()
+            raise ScoringError(
+                f"feature column {name!r} is NULL in input row {start + index + 1:,} (of rows "
+                f"{start + 1:,} to {start + batch.num_rows:,}); the model gets numbers: filter "
+                f"or fill the NULLs in the query (WHERE {name} IS NOT NULL, COALESCE(...))"
+            )
+
+
+def output_schema(
+    input_schema: pa.Schema, keep: list[str], columns: list[pa.Array], prediction_column: str
+) -> pa.Schema:
+    """Keep columns as in the input, then one or several prediction columns."""
+    import pyarrow as pa
+
+    fields = [input_schema.field(name) for name in keep]
+    if len(columns) == 1:
+        names = [prediction_column]
+    else:
+        names = [f"{prediction_column}_{i}" for i in range(len(columns))]
+    fields += [pa.field(name, column.type) for name, column in zip(names, columns, strict=True)]
+    return pa.schema(fields)
+
+
+def _open_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any:
+    from ..data.writer import FileWriter, TableWriter
+
+    if target.path is not None:
+        return FileWriter(
+            target.path, arrow_schema=schema, if_exists=if_exists, file_format=target.file_format
+        )
+    return TableWriter(
+        target.connection, target.table, target.schema, arrow_schema=schema, if_exists=if_exists
+    )
+
+
+def score(
+    client: ModelClient,
+    source: Input,
+    target: Target,
+    plan: Plan,
+    *,
+    progress: Callable[[int], None] | None = None,
+    model: str = "",
+    open_writer: Callable[[Target, pa.Schema, str], Any] = _open_writer,
+) -> ScoringSummary:
+    """Score ``source`` with the model behind ``client`` and write ``target``.
+
+    Parameters
+    ----------
+    client : ModelClient
+        The model's server.
+    source : Input
+        The opened input (read in this thread).
+    target : Target
+        Where the keep columns and predictions go.
+    plan : Plan
+        Columns, content types, batch and payload sizes, ``if_exists``.
+    progress : callable, optional
+        Called with the rows written so far after every batch.
+    model : str
+        The model's name for the summary.
+    open_writer : callable
+        Makes the writer for the target once the output schema is known.
+
+    Returns
+    -------
+    ScoringSummary
+
+    Raises
+    ------
+    ConfigurationError
+        For columns the input does not have or cannot encode.
+    ScoringError
+        If a batch cannot be scored (the message names the rows and the model's message),
+        the server fails, or the row counts differ.  The target is left as it was.
+    """
+    import pyarrow as pa
+
+    began = time.monotonic()
+    keep, features = select_columns(source.schema, plan)
+    scorer = _Scorer(client, plan)
+    pending: deque[tuple[int, pa.RecordBatch, Future[list[pa.Array]]]] = deque()
+    in_flight = client.workers + 1
+    writer: Any = None
+    rows_in = 0
+    schema: pa.Schema | None = None
+    pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="fedsage-score")
+
+    def write_one() -> None:
+        nonlocal writer, schema
+        start, kept, future = pending.popleft()
+        columns = future.result()
+        if schema is None:
+            schema = output_schema(source.schema, keep, columns, plan.prediction_column)
+            writer = open_writer(target, schema, plan.if_exists)
+        predictions = schema.names[len(keep) :]
+        if len(columns) != len(predictions):
+            raise ScoringError(
+                f"the model answered {len(columns)} columns for input rows {start + 1:,} to "
+                f"{start + kept.num_rows:,}, {len(predictions)} before"
+            )
+        arrays = list(kept.columns)
+        for column, name in zip(columns, predictions, strict=True):
+            try:
+                arrays.append(column.cast(schema.field(name).type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise ScoringError(
+                    f"the model's predictions for input rows {start + 1:,} to "
+                    f"{start + kept.num_rows:,} are {column.type}, earlier ones "
+                    f"{schema.field(name).type}: {exc}"
+                ) from exc
+        writer.write(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        if progress is not None:
+            progress(writer.rows_written)
+
+    try:
+        try:
+            for batch in _chunks(source.batches, plan.batch_rows):
+                _check_nulls(batch, features, rows_in)
+                kept = batch.select(keep)
+                pending.append(
+                    (rows_in, kept, pool.submit(scorer, rows_in, batch.select(features)))
+                )
+                rows_in += batch.num_rows
+                while len(pending) >= in_flight or (pending and pending[0][2].done()):
+                    write_one()
+            while pending:
+                write_one()
+            if writer is None:  # no rows at all: the model was never asked
+                schema = pa.schema(
+                    [source.schema.field(n) for n in keep]
+                    + [pa.field(plan.prediction_column, pa.float64())]
+                )
+                writer = open_writer(target, schema, plan.if_exists)
+            if writer.rows_written != rows_in:
+                raise ScoringError(
+                    f"read {rows_in:,} rows but wrote {writer.rows_written:,}; nothing was "
+                    "committed"
+                )
+            written = int(writer.commit(expected_rows=rows_in))
+        finally:
+            for _, _, future in pending:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            source.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    assert schema is not None
+    return ScoringSummary(
+        rows_in=rows_in,
+        rows_written=written,
+        seconds=time.monotonic() - began,
+        target=str(target),
+        columns=list(schema.names),
+        model=model,
+        requests=scorer.requests,
+    )
