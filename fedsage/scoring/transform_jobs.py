@@ -313,7 +313,7 @@ def describe(record: TransformJobRecord) -> dict[str, Any]:
         value = record.resolved.get(key, request.get(key))
         if value is not None:
             answer[key] = value
-    answer["Environment"] = dict(request.get("Environment") or {})
+    answer["Environment"] = dict(request.get("Environment") or {})  # the job's own env
     answer["TransformInput"] = request["TransformInput"]
     answer["TransformOutput"] = request["TransformOutput"]
     if request.get("DataCaptureConfig"):
@@ -327,5 +327,9 @@ def describe(record: TransformJobRecord) -> dict[str, Any]:
     for key in ("DataProcessing", "ExperimentConfig"):
         if request.get(key):
             answer[key] = request[key]
-    answer["Fedsage"] = {"Files": list(record.files), "Log": str(job_log(record.name))}
+    answer["Fedsage"] = {
+        "Files": list(record.files),
+        "Log": str(job_log(record.name)),
+        "ModelEnvironment": dict(request.get("ModelEnvironment") or {}),
+    }
     return answer

@@ -401,7 +401,7 @@ class Transformer:
             "TransformJobName": plan.name,
             "ModelName": self.model_name,
             "ModelClientConfig": client_config,
-            "Environment": {**self._source.model_env, **settings.env},
+            "Environment": dict(settings.env),
             "TransformInput": transform_input,
             "TransformOutput": output,
             "TransformResources": resources,
@@ -414,6 +414,9 @@ class Transformer:
             request["MaxPayloadInMB"] = settings.max_payload
         if settings.tags:
             request["Tags"] = list(settings.tags)
+        # Not a CreateTransformJob field: the model's variables, which the service keeps
+        # on the model (CreateModel) and Describe shows under Fedsage.ModelEnvironment.
+        request["ModelEnvironment"] = dict(self._source.model_env)
         return request
 
     def wait(self, logs: bool = True) -> dict[str, Any]:

@@ -185,10 +185,10 @@ def test_describe_has_the_service_shape(dwc, handle, tmp_path) -> None:
     assert described["ModelClientConfig"] == {
         "InvocationsTimeoutInSeconds": 600, "InvocationsMaxRetries": 3,
     }  # fmt: skip
-    env = described["Environment"]
-    assert env["EXTRA"] == "1"
-    assert env["SAGEMAKER_PROGRAM"] == "train.py"
-    assert env["SAGEMAKER_SUBMIT_DIRECTORY"].endswith("sourcedir.tar.gz")
+    assert described["Environment"] == {"EXTRA": "1"}  # the job's env, as the SDK sends it
+    model_env = described["Fedsage"]["ModelEnvironment"]  # the SDK's model carries these
+    assert model_env["SAGEMAKER_PROGRAM"] == "train.py"
+    assert model_env["SAGEMAKER_SUBMIT_DIRECTORY"].endswith("sourcedir.tar.gz")
     assert described["TransformInput"] == {
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": data}},
         "ContentType": "text/csv", "CompressionType": "None", "SplitType": "Line",
