@@ -7,9 +7,12 @@ the job, and runs it in a thread of this process: ``wait=True`` blocks until it 
 ``wait=False`` returns at once and :meth:`Transformer.wait` blocks later.
 
 A job runs in the process that started it.  When that process exits (the notebook
-kernel stops), its running jobs are stopped: files not finished get no ``.out`` and the
-job ends ``Stopped``; if the process is killed outright, the next Describe reports the
-job ``Failed`` (its process is gone).
+kernel stops), its running jobs are stopped first: no new request is sent, files not
+finished get no ``.out``, the model server is deleted and the job ends ``Stopped`` (the
+exit waits for that, at most for a server start or the requests in flight).  If the
+process is killed outright (SIGKILL), the next Describe reports the job ``Failed`` (its
+process is gone); its temporary model server, named ``score-<job>-...``, is then left
+for ``fedsage endpoints delete``.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ __all__ = ["ModelFiles", "ModelSource", "TransformJob", "Transformer"]
 logger = logging.getLogger(__name__)
 
 _POLL_SECONDS = 0.05
-_EXIT_GRACE = 10.0
+_EXIT_GRACE = 130.0  # a model server start (120 s at most) or an in-flight request
 
 # name -> (thread, stop event) of the jobs this process runs.
 _RUNNING: dict[str, tuple[threading.Thread, threading.Event]] = {}

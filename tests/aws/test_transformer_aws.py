@@ -98,6 +98,9 @@ def test_sdk_transformer_creates_the_transform_job(sm: Any, train_script: Path) 
     assert described["TransformJobName"] == name
     assert described["ModelName"] == model["ModelName"]
     assert f":{REGION}:" in described["TransformJobArn"]
+    # moto reports the job Completed at once, so the SDK's wait returns.
+    assert described["TransformJobStatus"] == "Completed"
+    transformer.wait(logs=False)
 
 
 def test_backend_transformer_is_the_sdk_one_from_the_job(train_script: Path) -> None:

@@ -467,3 +467,70 @@ def test_bad_input_is_refused_before_any_work(
 def test_transformer_needs_a_completed_job(dwc, trained, tmp_path) -> None:
     with pytest.raises(ConfigurationError, match="needs a transform job"):
         _handle(dwc, trained[2]).transformer(1, "local").wait()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from fedsage import DwcSagemaker
+    from fedsage.estimator import TrainingJobHandle
+
+    dwc = DwcSagemaker(prefix="bt")
+    description = dwc._backend.describe_training_job(sys.argv[1])
+    handle = TrainingJobHandle.from_description(dwc._backend, description)
+    transformer = handle.transformer(1, "local", strategy="SingleRecord", accept="text/csv")
+    transformer.transform(sys.argv[2], content_type="text/csv", split_type="Line",
+                          job_name=sys.argv[3], wait=False)
+    print("started", flush=True)
+    if sys.argv[4] == "hang":
+        time.sleep(600)
+    """
+)
+
+
+def _child(trained, data: str, name: str, how: str):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, trained[2], data, name, how],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_job_is_stopped_when_its_process_exits(dwc, handle, trained, tmp_path) -> None:
+    data = _put(dwc, "bt/exit/a.csv", _csv(ROWS * 20_000), tmp_path)
+    child = _child(trained, data, "exit-job-1", "exit")
+    assert child.wait(timeout=300) == 0
+    described = transform_jobs.get("exit-job-1")
+    assert described.status == "Stopped"
+    assert not _exists(f"s3://{BUCKET}/bt/exit-job-1/a.csv.out")
+    servers = [e for e in dwc._backend.list_endpoints() if "exit-job-1" in e["EndpointName"]]
+    assert servers == []  # the temporary model server was deleted too
+
+
+def test_a_killed_process_leaves_its_job_failed_not_in_progress(dwc, trained, tmp_path) -> None:
+    import signal
+
+    data = _put(dwc, "bt/kill/a.csv", _csv(ROWS * 20_000), tmp_path)
+    child = _child(trained, data, "kill-job-1", "hang")
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        assert transform_jobs.get("kill-job-1").status == "InProgress"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    described = _handle_job("kill-job-1").describe()
+    assert described["TransformJobStatus"] == "Failed"
+    assert f"(pid {child.pid}) exited before the job ended" in described["FailureReason"]
+    for endpoint in dwc._backend.list_endpoints():  # the server a SIGKILL leaves behind
+        if "kill-job-1" in endpoint["EndpointName"]:
+            dwc._backend.delete_endpoint(endpoint["EndpointName"])
+
+
+def _handle_job(name: str):  # type: ignore[no-untyped-def]
+    from fedsage.scoring.transformer import TransformJob
+
+    return TransformJob(name)
