@@ -96,7 +96,9 @@ def split_records(stream: BinaryIO, split_type: str) -> Iterator[Record]:
     """
     try:
         if split_type == "None":
-            yield Record(stream.read(), 0)
+            data = stream.read()
+            if data:  # an empty file sends nothing (and gets an empty .out)
+                yield Record(data, 0)
             return
         for number, line in enumerate(stream, start=1):
             if not line.strip():

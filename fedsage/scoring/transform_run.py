@@ -270,12 +270,14 @@ def _run_files(
     stop: threading.Event,
 ) -> list[str]:
     in_flight = plan.instance_count * int(resolved["MaxConcurrentTransforms"])
+    parallel_files = min(in_flight, len(plan.files))
+    # Each file keeps its share of the requests queued, so bodies held in memory stay
+    # about in_flight, however many files run side by side.
+    window = max(1, -(-in_flight // parallel_files))
     failures: dict[int, str] = {}
     with ThreadPoolExecutor(in_flight, thread_name_prefix="fedsage-invoke") as invoker:
-        worker = _FileWorker(plan, client, resolved, invoker, in_flight, stop)
-        with ThreadPoolExecutor(
-            min(in_flight, len(plan.files)), thread_name_prefix="fedsage-file"
-        ) as file_pool:
+        worker = _FileWorker(plan, client, resolved, invoker, window, stop)
+        with ThreadPoolExecutor(parallel_files, thread_name_prefix="fedsage-file") as file_pool:
             futures = {
                 index: file_pool.submit(worker.run, index, file, scratch / f"{index}.out")
                 for index, file in enumerate(plan.files)
@@ -288,7 +290,7 @@ def _run_files(
 
 
 class _FileWorker:
-    """Sends one file's mini-batches, keeping ``in_flight`` of them in flight, in order."""
+    """Sends one file's mini-batches, keeping up to ``in_flight`` of them queued, in order."""
 
     def __init__(
         self,

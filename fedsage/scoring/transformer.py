@@ -337,14 +337,17 @@ class Transformer:
             name = name_from_base(base or self.model_name)
         else:
             name = check_name(job_name, "job_name")
-        if self.output_path is None or self._reset_output_path:
-            self.output_path = f"{self._source.default_output.rstrip('/')}/{name}"
-            self._reset_output_path = True
+        # As the SDK: a default output path is worked out again for every job.
+        reset = self.output_path is None or self._reset_output_path
+        output_path = (
+            f"{self._source.default_output.rstrip('/')}/{name}" if reset else self.output_path
+        )
+        assert output_path is not None
         files = list_inputs(data, data_type)  # refuses empty input before any work
         plan = JobPlan(
             name=name,
             files=files,
-            output_path=self.output_path,
+            output_path=output_path,
             content_type=content_type,
             compression=compression,
             split_type=split,
@@ -367,6 +370,7 @@ class Transformer:
                 "OutputFilter": output_filter or "$",
                 "JoinSource": join_source or "None",
             }
+        self.output_path, self._reset_output_path = output_path, reset
         return plan, request
 
     def _request(

@@ -71,3 +71,8 @@ def test_gzip_input_is_decompressed_and_a_corrupt_one_fails() -> None:
     broken = open_input(io.BytesIO(packed[:-6] + b"garbage"), "Gzip")
     with pytest.raises(RecordError, match="cannot read the file"):
         list(split_records(broken, "Line"))
+
+
+def test_an_empty_file_has_no_records() -> None:
+    assert _records(b"", "None") == []
+    assert _records(b"\n\n", "Line") == []
