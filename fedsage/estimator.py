@@ -309,7 +309,9 @@ class TrainingJobHandle:
         max_payload: int | None = None,
         tags: list[dict[str, str]] | None = None,
         role: str | None = None,
+        model_server_workers: int | None = None,
         volume_kms_key: str | None = None,
+        entry_point: str | None = None,
         vpc_config_override: Any = _VPC_CONFIG_DEFAULT,
         enable_network_isolation: bool | None = None,
         model_name: str | None = None,
@@ -341,6 +343,12 @@ class TrainingJobHandle:
             Requests in flight per instance, and the request body limit in MB (0-100).
         tags : list of dict, optional
             ``[{"Key": ..., "Value": ...}]``, at most 50.
+        model_server_workers : int, optional
+            The model server's worker processes (``SAGEMAKER_MODEL_SERVER_WORKERS``);
+            default ``instance_count x max_concurrent_transforms``, at most one per core.
+        entry_point : None
+            A different serving script is not supported in local mode: the model is
+            served by the script that trained it (its ``model_fn`` and handlers).
         role, vpc_config_override, enable_network_isolation
             Accepted for the SDK's signature; they mean nothing on this machine.
         model_name : str, optional
@@ -359,6 +367,14 @@ class TrainingJobHandle:
         """
         caller = "transformer"
         check.check_positive_int(instance_count, "instance_count", caller)
+        if model_server_workers is not None:
+            check.check_positive_int(model_server_workers, "model_server_workers", caller)
+        if entry_point is not None:
+            raise ConfigurationError(
+                f"the entry_point parameter of {caller} must be None in local mode; got "
+                f"{entry_point!r} instead (the model is served by the script that trained it: "
+                "put its model_fn and handlers there)"
+            )
         instance = check.check_instance_type(
             instance_type,
             caller,
@@ -378,6 +394,7 @@ class TrainingJobHandle:
             "max_payload": max_payload,
             "tags": tags,
             "role": role,
+            "model_server_workers": model_server_workers,
             "volume_kms_key": volume_kms_key,
             "enable_network_isolation": enable_network_isolation,
             "model_name": model_name,

@@ -85,6 +85,7 @@ class JobSettings:
     tags: list[dict[str, str]] = field(default_factory=list)
     volume_kms_key: str | None = None
     base_transform_job_name: str | None = None
+    model_server_workers: int | None = None
 
 
 def check_job_settings(caller: str = "transformer", **given: Any) -> JobSettings:
@@ -119,6 +120,7 @@ def check_job_settings(caller: str = "transformer", **given: Any) -> JobSettings
         given.get("max_concurrent_transforms"), "max_concurrent_transforms", 0, 1000, caller
     )
     payload = _int_between(given.get("max_payload"), "max_payload", 0, 100, caller)
+    _int_between(given.get("model_server_workers"), "model_server_workers", 1, 1024, caller)
     if concurrent and payload and concurrent * payload > 100:
         raise ConfigurationError(
             f"max_concurrent_transforms x max_payload must be at most 100 (MB); got "

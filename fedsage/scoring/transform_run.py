@@ -120,6 +120,7 @@ class JobPlan:
     max_concurrent: int | None
     env: dict[str, str]
     retries: int
+    workers: int | None = None
 
 
 class _Stopped(Exception):
@@ -237,7 +238,7 @@ def _run(plan: JobPlan, source: ModelSource, stop: threading.Event) -> None:
                 program=files.program,
                 runtime=source.runtime,
                 env=server_env(plan, files, source.region),
-                workers=max(1, min(cores, wanted)),
+                workers=plan.workers or max(1, min(cores, wanted)),
                 max_body=max_body,
                 name_hint=plan.name,
             )

@@ -360,6 +360,7 @@ class Transformer:
             max_concurrent=settings.max_concurrent_transforms,
             env=dict(settings.env),
             retries=client_config["InvocationsMaxRetries"],
+            workers=settings.model_server_workers,
         )
         request = self._request(plan, data, data_type, split, compression, client_config)
         if experiment_config:
@@ -424,6 +425,10 @@ class Transformer:
         # Not a CreateTransformJob field: the model's variables, which the service keeps
         # on the model (CreateModel) and Describe shows under Fedsage.ModelEnvironment.
         request["ModelEnvironment"] = dict(self._source.model_env)
+        if settings.model_server_workers is not None:  # the SDK puts it in the model's env
+            request["ModelEnvironment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(
+                settings.model_server_workers
+            )
         return request
 
     def wait(self, logs: bool = True) -> dict[str, Any]:
@@ -437,6 +442,9 @@ class Transformer:
     def describe(self) -> dict[str, Any]:
         """The DescribeTransformJob response of the latest job."""
         return self._latest("describe").describe()
+
+    def delete_model(self) -> None:
+        """The SDK deletes the SageMaker model; local mode creates none, so nothing happens."""
 
     def _latest(self, caller: str) -> TransformJob:
         if self.latest_transform_job is None:

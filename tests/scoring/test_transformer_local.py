@@ -166,7 +166,7 @@ def test_describe_has_the_service_shape(dwc, handle, tmp_path) -> None:
     data = _put(dwc, "bt/shape/a.csv", _csv(ROWS), tmp_path)
     transformer = handle.transformer(
         2, "ml.m5.large", strategy="MultiRecord", assemble_with="Line", accept="text/csv",
-        max_concurrent_transforms=2, max_payload=3, env={"EXTRA": "1"},
+        max_concurrent_transforms=2, max_payload=3, env={"EXTRA": "1"}, model_server_workers=1,
         tags=[{"Key": "team", "Value": "ds"}],
     )  # fmt: skip
     transformer.transform(data, content_type="text/csv", split_type="Line",
@@ -188,6 +188,7 @@ def test_describe_has_the_service_shape(dwc, handle, tmp_path) -> None:
     assert described["Environment"] == {"EXTRA": "1"}  # the job's env, as the SDK sends it
     model_env = described["Fedsage"]["ModelEnvironment"]  # the SDK's model carries these
     assert model_env["SAGEMAKER_PROGRAM"] == "train.py"
+    assert model_env["SAGEMAKER_MODEL_SERVER_WORKERS"] == "1"
     assert model_env["SAGEMAKER_SUBMIT_DIRECTORY"].endswith("sourcedir.tar.gz")
     assert described["TransformInput"] == {
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": data}},
@@ -432,6 +433,8 @@ def test_execution_parameters_and_batch_variables(dwc, handle, tmp_path) -> None
         ({"env": {f"K{i}": "v" for i in range(17)}}, {}, "has 17 entries"),
         ({"instance_count": 0}, {}, "instance_count"),
         ({"output_path": "/tmp/x"}, {}, "output_path parameter of transformer must be an s3://"),
+        ({"entry_point": "serve.py"}, {}, "entry_point parameter of transformer must be None"),
+        ({"model_server_workers": 0}, {}, "model_server_workers"),
         ({}, {"split_type": "RecordIO"}, "not supported in local mode"),
         ({}, {"split_type": "Lines"}, "split_type parameter of transform must be"),
         ({}, {"compression_type": "Zip"}, "compression_type"),
