@@ -56,6 +56,7 @@ _DEFAULT_PAYLOAD_MB = 6
 _DEFAULT_STRATEGY = "MultiRecord"
 _STRATEGIES = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
 _UNLIMITED_BODY = 1 << 31
+_RETRY_PAUSE = 0.5
 
 
 @dataclass(frozen=True)
@@ -407,8 +408,9 @@ class _FileWorker:
             except InvocationError:
                 raise
             except EndpointError:
-                if attempt + 1 == attempts:
+                if attempt + 1 == attempts or self.stop.is_set():
                     raise
+                time.sleep(_RETRY_PAUSE * (attempt + 1))  # the server restarts the worker
         raise AssertionError("unreachable")
 
     def _write(

@@ -53,6 +53,15 @@ SCRIPT = textwrap.dedent(
                                    mimetype="application/json")
 
 
+    if os.environ.get("TEST_DIE_ONCE"):
+        def predict_fn(data, model):
+            marker = os.environ["TEST_DIE_ONCE"]
+            if not os.path.exists(marker):  # the first request kills its worker
+                open(marker, "w").close()
+                os._exit(1)
+            return model.predict(data)
+
+
     if __name__ == "__main__":
         df = pd.read_csv(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "train.csv"), header=None)
         model = LinearRegression().fit(df.iloc[:, 1:], df.iloc[:, 0])
@@ -537,3 +546,23 @@ def _handle_job(name: str):  # type: ignore[no-untyped-def]
     from fedsage.scoring.transformer import TransformJob
 
     return TransformJob(name)
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_dropped_request_is_retried(dwc, handle, tmp_path, retries) -> None:
+    data = _put(dwc, f"bt/retry{retries}/a.csv", _csv(ROWS), tmp_path)
+    marker = tmp_path / "died"
+    transformer = handle.transformer(1, "local", assemble_with="Line", accept="text/csv",
+                                     env={"TEST_DIE_ONCE": str(marker)})  # fmt: skip
+    config = {"InvocationsMaxRetries": retries}
+    if retries == 0:
+        with pytest.raises(TransformJobError, match="Unable to get response from algorithm"):
+            transformer.transform(data, content_type="text/csv", split_type="Line",
+                                  model_client_config=config, logs=False)  # fmt: skip
+        assert not _exists(f"{transformer.output_path}/a.csv.out")
+    else:
+        transformer.transform(data, content_type="text/csv", split_type="Line",
+                              model_client_config=config, logs=False)  # fmt: skip
+        out = _predictions(_read(f"{transformer.output_path}/a.csv.out"))
+        assert out == pytest.approx([_expected(a, b) for a, b in ROWS], rel=1e-5)
+    assert marker.exists()  # the worker did die once
