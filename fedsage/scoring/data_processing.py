@@ -17,6 +17,7 @@ whole answer when N is 1; any other count fails the file, naming the records.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class ProcessingError(Exception):
     """A record or an answer does not fit the filters or the join."""
 
 
+@functools.lru_cache(maxsize=64)
 def family(content_type: str | None) -> str | None:
     """``csv``, ``json`` or ``None`` for a content type (parameters ignored)."""
     if content_type is None:
@@ -227,10 +229,13 @@ class DataProcessing:
 
 
 def _decode(data: bytes, kind: str | None) -> Any:
-    text = data.decode("utf-8").rstrip("\r\n")
     if kind == CSV:
-        rows = list(csv.reader([text]))
+        line = data.rstrip(b"\r\n")
+        if b'"' not in line:  # no quoting: the fields are the bytes between commas
+            return line.split(b",")
+        rows = list(csv.reader([line.decode("utf-8")]))
         return rows[0] if rows else []
+    text = data.decode("utf-8").rstrip("\r\n")
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -239,8 +244,13 @@ def _decode(data: bytes, kind: str | None) -> Any:
 
 def _encode(value: Any, kind: str | None) -> bytes:
     if kind == CSV:
+        fields = value if isinstance(value, list) else [value]
+        if all(isinstance(field, bytes) for field in fields):  # unquoted fields, as read
+            return b",".join(fields)
         out = io.StringIO()
-        csv.writer(out, lineterminator="").writerow(value if isinstance(value, list) else [value])
+        csv.writer(out, lineterminator="").writerow(
+            field.decode("utf-8") if isinstance(field, bytes) else field for field in fields
+        )
         return out.getvalue().encode("utf-8")
     return _dumps(value)
 

@@ -107,3 +107,12 @@ def test_answers_are_paired_with_their_records() -> None:
 def test_bad_combinations_are_refused_up_front(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         _dp(**settings)
+
+
+def test_quoted_and_plain_csv_rows_give_the_same_fields() -> None:
+    dp = _dp(input_filter="$[1:]", join_source="Input", output_filter="$[0,2,-1]")
+    assert dp.filter_input(b"a,b,c\n") == b"b,c\n"
+    assert dp.filter_input(b'a,"b,1",c\n') == b'"b,1",c\n'  # quoting kept where needed
+    assert dp.filter_input(b'"a",b,c\n') == b"b,c\n"  # and dropped where not
+    assert dp.finish(b"a,b,c\n", b"9", "text/csv") == b"a,c,9"
+    assert dp.finish(b'a,b,"c ""x"""\n', b"9", "text/csv") == b'a,"c ""x""",9'
