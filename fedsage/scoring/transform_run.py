@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,7 @@ _DEFAULT_STRATEGY = "MultiRecord"
 _STRATEGIES = {"MULTI_RECORD": "MultiRecord", "SINGLE_RECORD": "SingleRecord"}
 _UNLIMITED_BODY = 1 << 31
 _RETRY_PAUSE = 0.5
+_WATCH_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,12 @@ def run_job(plan: JobPlan, source: ModelSource, stop: threading.Event) -> None:
         Set to stop the job (``StopTransformJob``): no new request is sent, files not
         finished get no ``.out``, and the job ends ``Stopped``.
     """
+    done = threading.Event()
+    watcher = threading.Thread(
+        target=_watch_for_stop, args=(plan.name, stop, done), name="fedsage-transform-watch",
+        daemon=True,
+    )  # fmt: skip
+    watcher.start()
     try:
         _run(plan, source, stop)
     except BaseException as exc:  # the job must end in the record, whatever happened
@@ -209,6 +217,19 @@ def run_job(plan: JobPlan, source: ModelSource, stop: threading.Event) -> None:
         _finish(plan.name, "Stopped" if stop.is_set() else "Failed", reason)
         if not isinstance(exc, Exception):
             raise
+    finally:
+        done.set()
+
+
+def _watch_for_stop(name: str, stop: threading.Event, done: threading.Event) -> None:
+    """Set ``stop`` when another process asks the job to stop (status ``Stopping``)."""
+    while not done.wait(_WATCH_SECONDS):
+        try:
+            if transform_jobs.get(name).status == "Stopping":
+                stop.set()
+                return
+        except Exception:  # the registry is busy or gone: look again later
+            logger.debug("cannot read transform job %s", name, exc_info=True)
 
 
 def _finish(name: str, status: str, reason: str | None) -> None:
@@ -276,18 +297,34 @@ def _run_files(
     # Each file keeps its share of the requests queued, so bodies held in memory stay
     # about in_flight, however many files run side by side.
     window = max(1, -(-in_flight // parallel_files))
+    invoker = _Invoker(in_flight)
+    worker = _FileWorker(plan, client, resolved, invoker, window, stop)
+    pending = queue.SimpleQueue[tuple[int, InputFile]]()
+    for item in enumerate(plan.files):
+        pending.put(item)
     failures: dict[int, str] = {}
-    with ThreadPoolExecutor(in_flight, thread_name_prefix="fedsage-invoke") as invoker:
-        worker = _FileWorker(plan, client, resolved, invoker, window, stop)
-        with ThreadPoolExecutor(parallel_files, thread_name_prefix="fedsage-file") as file_pool:
-            futures = {
-                index: file_pool.submit(worker.run, index, file, scratch / f"{index}.out")
-                for index, file in enumerate(plan.files)
-            }
-            for index, future in futures.items():
-                problem = future.result()
-                if problem is not None:
-                    failures[index] = problem
+
+    def run_files() -> None:
+        while True:
+            try:
+                index, file = pending.get_nowait()
+            except queue.Empty:
+                return
+            problem = worker.run(index, file, scratch / f"{index}.out")
+            if problem is not None:
+                failures[index] = problem
+
+    threads = [
+        threading.Thread(target=run_files, name="fedsage-transform-file", daemon=True)
+        for _ in range(parallel_files)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        invoker.close()
     return [failures[index] for index in sorted(failures)]
 
 
@@ -299,7 +336,7 @@ class _FileWorker:
         plan: JobPlan,
         client: ModelClient,
         resolved: dict[str, Any],
-        invoker: ThreadPoolExecutor,
+        invoker: _Invoker,
         in_flight: int,
         stop: threading.Event,
     ) -> None:
@@ -452,3 +489,49 @@ class _FileWorker:
 
 class _FileFailure(Exception):
     """One file failed (the text names the records)."""
+
+
+class _Invoker:
+    """``size`` daemon threads that run submitted calls, like a thread pool.
+
+    Not ``concurrent.futures.ThreadPoolExecutor``: at interpreter exit that pool refuses
+    new work and joins its threads before ``atexit`` handlers run, so a job could not be
+    stopped cleanly when its process exits.  These threads are daemons, and the exit
+    handler stops the job before anything else.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[[Any], Any], Any] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads = [
+            threading.Thread(target=self._loop, name="fedsage-transform-invoke", daemon=True)
+            for _ in range(size)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, call: Callable[[Any], Any], argument: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._queue.put((future, call, argument))
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            future, call, argument = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call(argument))
+            except BaseException as exc:  # handed to whoever waits for the result
+                future.set_exception(exc)
+
+    def close(self) -> None:
+        """Let the queued calls finish (or be cancelled), then end the threads."""
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()

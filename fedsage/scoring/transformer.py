@@ -110,25 +110,31 @@ class TransformJob:
         return describe(record)
 
     def stop(self, wait: bool = True) -> None:
-        """StopTransformJob: no new request is sent; files not finished get no ``.out``."""
+        """StopTransformJob: no new request is sent; files not finished get no ``.out``.
+
+        Works from any process: the job's status becomes ``Stopping`` in the registry,
+        which the process running the job watches.
+        """
+        _check_bool(wait, "wait", "stop")
         record = refresh(transform_jobs.get(self.name))
         if record.has_ended:
             return
-        running = _RUNNING.get(self.name)
-        if running is None:  # another process runs it; it cannot be reached from here
-            raise ConfigurationError(
-                f"transform job {self.name} runs in another Python process "
-                f"(pid {(record.owner or {}).get('pid')}); stop it there"
-            )
 
         def stopping(current: TransformJobRecord) -> None:
             if not current.has_ended:
                 current.status = "Stopping"
 
         transform_jobs.modify(self.name, stopping)
-        running[1].set()
-        if wait:
+        running = _RUNNING.get(self.name)
+        if running is not None:
+            running[1].set()
+        if not wait:
+            return
+        if running is not None:
             running[0].join()
+            return
+        while not refresh(transform_jobs.get(self.name)).has_ended:
+            time.sleep(_POLL_SECONDS)
 
 
 def _print_new(path: Any, offset: int) -> int:

@@ -496,6 +496,12 @@ CHILD = textwrap.dedent(
     print("started", flush=True)
     if sys.argv[4] == "hang":
         time.sleep(600)
+    if sys.argv[4] == "exit-running":  # exit while requests are flowing
+        from fedsage.scoring.transform_jobs import transform_jobs
+
+        while not transform_jobs.get(sys.argv[3]).resolved:
+            time.sleep(0.05)
+        time.sleep(0.5)
     """
 )
 
@@ -511,14 +517,20 @@ def _child(trained, data: str, name: str, how: str):  # type: ignore[no-untyped-
     )
 
 
-def test_a_job_is_stopped_when_its_process_exits(dwc, handle, trained, tmp_path) -> None:
-    data = _put(dwc, "bt/exit/a.csv", _csv(ROWS * 20_000), tmp_path)
-    child = _child(trained, data, "exit-job-1", "exit")
+@pytest.mark.parametrize("when", ["exit", "exit-running"])
+def test_a_job_is_stopped_when_its_process_exits(dwc, handle, trained, tmp_path, when) -> None:
+    data = _put(dwc, f"bt/{when}/a.csv", _csv(ROWS * 20_000), tmp_path)
+    name = f"{when}-job-1"
+    child = _child(trained, data, name, when)
     assert child.wait(timeout=300) == 0
-    described = transform_jobs.get("exit-job-1")
+    described = transform_jobs.get(name)
     assert described.status == "Stopped"
-    assert not _exists(f"s3://{BUCKET}/bt/exit-job-1/a.csv.out")
-    servers = [e for e in dwc._backend.list_endpoints() if "exit-job-1" in e["EndpointName"]]
+    assert described.failure_reason is None  # stopped cleanly, not by an error
+    assert not _exists(f"s3://{BUCKET}/bt/{name}/a.csv.out")
+    if when == "exit-running":
+        (entry,) = described.files
+        assert entry["Status"] == "Stopped" and entry["Requests"] > 0
+    servers = [e for e in dwc._backend.list_endpoints() if name in e["EndpointName"]]
     assert servers == []  # the temporary model server was deleted too
 
 
@@ -566,3 +578,27 @@ def test_a_dropped_request_is_retried(dwc, handle, tmp_path, retries) -> None:
         out = _predictions(_read(f"{transformer.output_path}/a.csv.out"))
         assert out == pytest.approx([_expected(a, b) for a, b in ROWS], rel=1e-5)
     assert marker.exists()  # the worker did die once
+
+
+def test_stop_from_another_process(dwc, trained, tmp_path) -> None:
+    import signal
+    import time
+
+    data = _put(dwc, "bt/remote/a.csv", _csv(ROWS * 20_000), tmp_path)
+    child = _child(trained, data, "remote-job-1", "hang")
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "started"
+        while not transform_jobs.get("remote-job-1").resolved:  # its server answers
+            assert child.poll() is None
+            time.sleep(0.05)
+        _handle_job("remote-job-1").stop()  # waits until the other process has stopped it
+        record = transform_jobs.get("remote-job-1")
+        assert record.status == "Stopped" and record.failure_reason is None
+        assert child.poll() is None  # the process lives on; only its job stopped
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=60)
+    assert _handle_job("remote-job-1").describe()["TransformJobStatus"] == "Stopped"
+    assert not _exists(f"s3://{BUCKET}/bt/remote-job-1/a.csv.out")
+    assert [e for e in dwc._backend.list_endpoints() if "remote-job-1" in e["EndpointName"]] == []
