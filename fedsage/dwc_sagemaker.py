@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _validation as check
 from . import backends
@@ -21,10 +21,14 @@ from .backends.base import StartedJob
 from .channels import ChannelPlan, check_content_type, plan_channel
 from .errors import ConfigurationError
 from .estimator import TrainingJobHandle, check_deploy
+from .scoring.engine import DEFAULT_BATCH_ROWS
 from .storage import check_bucket_name, check_prefix, parse_s3_uri
 from .training.contract import encode_hyperparameters
 from .training.settings import EstimatorSettings, check_settings
 from .training.spec import check_base_job_name, check_job_name
+
+if TYPE_CHECKING:
+    from .scoring.engine import ScoringSummary
 
 __all__ = ["MODE_ENV", "DwcSagemaker"]
 
@@ -893,6 +897,125 @@ enable_network_isolation, volume_size : optional
         return invoke_kyma_endpoint(
             api, content_type, payload_path=payload_path, payload=payload, accept=accept
         )
+
+    def batch_transform(
+        self,
+        model: Any,
+        data: Any,
+        target: Any,
+        *,
+        keep_columns: str | Sequence[str] | None = None,
+        features: Sequence[str] | None = None,
+        content_type: str = "text/csv",
+        accept: str | None = None,
+        if_exists: str = "fail",
+        workers: int | None = None,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        max_payload: float = 6,
+        prediction_column: str = "prediction",
+        connection: Any = None,
+        progress: bool = True,
+        instance_count: int = 1,
+        instance_type: str | None = None,
+    ) -> ScoringSummary:
+        """Score a table, query, DataFrame or file and write the predictions to a table or file.
+
+        The local counterpart of SageMaker Batch Transform, from the warehouse to the
+        warehouse: the input is streamed in Arrow batches, scored by the model's own
+        ``model_fn``/``input_fn``/``predict_fn``/``output_fn`` in the runtime that trained
+        it (the same server an endpoint runs, started for this call and deleted after it),
+        and the keep columns plus predictions are written in one commit at the end.  A
+        failure leaves the target as it was.
+
+        Parameters
+        ----------
+        model : TrainingJobHandle, str or SageMaker estimator
+            What :meth:`train_sklearn_model` returned, a training job's name, or the name
+            of a running endpoint (which then does the scoring).
+        data : Table, Query, str, pathlib.Path or pandas.DataFrame
+            ``db.table(name)``, ``db.query(sql)``, a table/view name or SELECT with
+            ``connection``, a DataFrame, or a ``.csv`` (with a header row) / ``.parquet`` file.
+        target : str, Table or pathlib.Path
+            A table name (on ``connection``, or on the input's connection), ``db.table(name)``,
+            or a ``.csv`` / ``.parquet`` path.
+        keep_columns : list of str, optional
+            Input columns written beside the predictions (ids, keys); never sent to the model.
+        features : list of str, optional
+            The columns sent to the model, in its order; default every column not kept.
+        content_type : {'text/csv', 'application/json', 'application/x-npy'}, default='text/csv'
+            What the model's ``input_fn`` decodes (CSV without a header).
+        accept : str, optional
+            What to ask the model to answer (the same three types); default none, so the
+            model answers in its default type (SageMaker's: JSON), as an endpoint does.
+        if_exists : {'fail', 'replace', 'append'}, default='fail'
+            What to do when the target exists.
+        workers : int, optional
+            Model server workers, each keeping the model loaded; default one per core
+            (ignored when ``model`` is an endpoint, which has its own).
+        batch_rows : int, default=50000
+            Rows per request (fewer when a request would exceed ``max_payload``).
+        max_payload : float, default=6
+            Largest request in MB (SageMaker's ``MaxPayloadInMB``).
+        prediction_column : str, default='prediction'
+            Name of the prediction column; several outputs become ``<name>_0``, ``<name>_1``...
+        connection : DbConnection, optional
+            For ``data`` or ``target`` given as names.
+        progress : bool, default=True
+            Show rows scored and rows per second.
+        instance_count : int, default=1
+            aws mode: instances of the Batch Transform job (they share the input's parts).
+            Local mode scores on this machine with ``workers``.
+        instance_type : str, optional
+            aws mode: the ``ml.*`` type of the Batch Transform job (required there).
+
+        Returns
+        -------
+        ScoringSummary
+            ``rows_in``, ``rows_written``, ``seconds``, ``target``, ``columns``.
+
+        Raises
+        ------
+        ConfigurationError
+            For an invalid argument, an unknown model, columns the input does not have, or a
+            target that exists with ``if_exists='fail'`` (before anything is written).
+        DataError
+            If the input cannot be read or the target cannot be written.
+        ScoringError
+            If the model cannot score a batch (the rows and the model's message are named),
+            its server fails, or the row counts differ; the target is left as it was.
+
+        Examples
+        --------
+        >>> db = DbConnection()                                             # doctest: +SKIP
+        >>> dwc.batch_transform(clf, db.table("CUSTOMERS"), "CHURN_SCORES",
+        ...                     keep_columns=["ID"], if_exists="replace")  # doctest: +SKIP
+        """
+        from .scoring.request import check_arguments, opened_request
+
+        caller = "batch_transform"
+        job_or_endpoint = self._job_name_of(model, caller).strip()
+        plan = check_arguments(
+            caller,
+            keep_columns=keep_columns,
+            features=features,
+            content_type=content_type,
+            accept=accept,
+            if_exists=if_exists,
+            workers=workers,
+            batch_rows=batch_rows,
+            max_payload=max_payload,
+            prediction_column=prediction_column,
+            connection=connection,
+            progress=progress,
+        )
+        check.check_positive_int(instance_count, "instance_count", caller)
+        instance = self._instance_type(instance_type, caller)
+        with opened_request(
+            data, target, plan, connection=connection, workers=workers, progress=progress
+        ) as request:
+            request.instance_count, request.instance_type = instance_count, instance
+            return self._backend.batch_transform(job_or_endpoint, request)
+
 
 def _payload_bytes(body: Any, caller: str) -> bytes:
     if isinstance(body, bytes):

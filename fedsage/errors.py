@@ -114,7 +114,7 @@ class TrainingError(FedsageError, ValueError):
         FedsageError.__init__(
             self,
             f"Error for Training job {job_name}: {status}. Reason: {reason}. "
-            f"See the whole log with: fedsage jobs logs {job_name}",
+            f"See the whole log with: fedsage jobs logs {job_name}"
         )
 
 
@@ -141,7 +141,7 @@ class InvocationError(EndpointError):
         FedsageError.__init__(
             self,
             f"Received {kind} error ({status_code}) from model with message {body!r}. "
-            f"See the endpoint's log with: fedsage endpoints logs {endpoint_name}",
+            f"See the endpoint's log with: fedsage endpoints logs {endpoint_name}"
         )
 
 

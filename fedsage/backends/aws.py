@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._aws_errors import aws_errors
 from ..channels import upload_channel
@@ -33,6 +33,9 @@ from ._aws_endpoints import (
     wait_for_endpoint,
 )
 from ._aws_exceptions import training_error
+
+if TYPE_CHECKING:
+    from ..scoring.engine import ScoringRequest, ScoringSummary
 from ._aws_session import (
     ROLE_ENV,
     make_boto_session,
@@ -358,6 +361,34 @@ class AwsBackend(Backend):
         self.completed_job(job_name)
         return self.attach(job_name).transformer(**settings)
 
+    # -- batch scoring -------------------------------------------------------------
+
+    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+        from ..scoring.engine import open_target_writer
+        from ._aws_transform import transform_through_s3
+
+        try:
+            description = self.completed_job(model)
+        except ConfigurationError as exc:
+            raise ConfigurationError(
+                f"in aws mode batch_transform scores a completed training job's model; "
+                f"{model!r} is not one ({exc}). An endpoint is not a Batch Transform model: "
+                "pass the job (or its estimator)"
+            ) from exc
+        role = self._explicit_role or os.environ.get(ROLE_ENV) or description["RoleArn"]
+        model_name = name_from_base(base_from_name(model))
+        sdk_model = self._serving_model(
+            model, description, role, model_name, None, caller="batch_transform"
+        )
+        return transform_through_s3(
+            store=self.store,
+            prefix=self._key(model),
+            model=sdk_model,
+            request=request,
+            open_writer=open_target_writer,
+            model_name=f"job {model}",
+        )
+
     # -- Kyma --------------------------------------------------------------------
 
     def kyma_inputs(self, job_name: str, scratch: Path) -> KymaInputs:
@@ -442,18 +473,28 @@ class AwsBackend(Backend):
         framework_version: str | None = None,
     ) -> str:
         description = self.completed_job(job_name)
-        image = description["AlgorithmSpecification"].get("TrainingImage", "")
-        hyperparameters = decode_hyperparameters(description.get("HyperParameters") or {})
         role = self._explicit_role or os.environ.get(ROLE_ENV) or description["RoleArn"]
         model_name = name_from_base(base_from_name(job_name))
         name = endpoint_name or model_name
+        model = self._serving_model(job_name, description, role, model_name, framework_version)
+        return self._deploy_model(model, job_name, name, initial_instance_count, instance_type)
+
+    def _serving_model(
+        self,
+        job_name: str,
+        description: dict[str, Any],
+        role: str,
+        model_name: str,
+        framework_version: str | None,
+        caller: str = "deploy",
+    ) -> Any:
+        """The SDK model that serves ``job_name``'s artifacts (deploy and batch transform)."""
+        image = description["AlgorithmSpecification"].get("TrainingImage", "")
+        hyperparameters = decode_hyperparameters(description.get("HyperParameters") or {})
         if "sagemaker_program" not in hyperparameters or "sagemaker-xgboost" in image:
             # A built-in algorithm serves from its own image; XGBoost script mode from the
             # XGBoost image of the same version.
-            model = self._model_on_image(description, role, model_name, hyperparameters)
-            return self._deploy_model(
-                model, job_name, name, initial_instance_count, instance_type
-            )
+            return self._model_on_image(description, role, model_name, hyperparameters)
         if framework_version is not None and "sagemaker-scikit-learn" not in image:
             # A script-mode model trained on another image (not by fedsage): serve it on
             # the scikit-learn image the caller names.
@@ -462,11 +503,11 @@ class AwsBackend(Backend):
             trained = framework_version_of(image)
         if framework_version is not None and framework_version != trained:
             raise ConfigurationError(
-                f"the framework_version parameter of deploy is {framework_version!r}, but job "
+                f"the framework_version parameter of {caller} is {framework_version!r}, but job "
                 f"{job_name} was trained with {trained!r}; a model must be served by the "
                 "image that trained it, so leave framework_version out"
             )
-        model = import_aws("sagemaker.sklearn").SKLearnModel(
+        return import_aws("sagemaker.sklearn").SKLearnModel(
             model_data=description["ModelArtifacts"]["S3ModelArtifacts"],
             role=role,
             entry_point=hyperparameters["sagemaker_program"],
@@ -476,7 +517,6 @@ class AwsBackend(Backend):
             sagemaker_session=self.sdk,
             name=model_name,
         )
-        return self._deploy_model(model, job_name, name, initial_instance_count, instance_type)
 
     def _model_on_image(
         self, description: dict[str, Any], role: str, model_name: str, hyperparameters: Any

@@ -12,13 +12,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..channels import ChannelPlan
 from ..errors import ConfigurationError
 from ..storage import ObjectStore
 from ..training.records import TERMINAL_STATUSES
 from ..training.settings import EstimatorSettings
+
+if TYPE_CHECKING:
+    from ..scoring.engine import ScoringRequest, ScoringSummary
 
 __all__ = ["Backend", "Capabilities", "KymaInputs", "StartedJob", "TrainingRequest"]
 
@@ -249,6 +252,13 @@ class Backend(ABC):
         returns :class:`fedsage.scoring.transformer.Transformer`; aws mode the SDK's own
         ``sagemaker.transformer.Transformer`` of the attached estimator.
         """
+
+    # -- batch scoring -----------------------------------------------------------
+
+    @abstractmethod
+    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+        """Score ``request.source`` with ``model`` (a training job or endpoint name) and
+        write ``request.target`` in one commit; see :mod:`fedsage.scoring`."""
 
     # -- Kyma ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._archive import extract_safely, pack_dir
 from .._home import PRIVATE_UMASK, fedsage_home, open_private, write_private
@@ -33,6 +33,9 @@ from ..training.metrics import METRICS_FILE, read_points
 from ..training.settings import local_checkpoint_dir
 from ..training.spec import JobSpec, name_from_base
 from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
+
+if TYPE_CHECKING:
+    from ..scoring.engine import ScoringRequest, ScoringSummary
 
 __all__ = ["DEFAULT_LOCAL_BUCKET", "LOCAL_REGION", "LocalBackend", "store_root"]
 
@@ -452,6 +455,57 @@ class LocalBackend(Backend):
         )
         settings["model_name"] = source.model_name
         return Transformer.create(source, **settings)
+
+    # -- batch scoring -------------------------------------------------------------
+
+    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+        from ..scoring import engine, model_server
+        from ..serving import endpoints
+
+        began = time.monotonic()
+        if records.jobs.find(model) is None:
+            if endpoints.endpoints.find(model) is None:
+                raise ConfigurationError(
+                    f"there is no local training job or endpoint named {model!r}; list them "
+                    "with: fedsage jobs list / fedsage endpoints list"
+                )
+            with model_server.endpoint_client(model) as client:
+                summary = engine.score(
+                    client,
+                    request.source,
+                    request.target,
+                    request.plan,
+                    progress=request.progress,
+                    model=f"endpoint {model}",
+                )
+            summary.seconds = time.monotonic() - began
+            return summary
+        spec = self._completed_spec(model)
+        runtime = spec.get_runtime()
+        with tempfile.TemporaryDirectory(prefix="fedsage-score-") as tmp:
+            inputs = self._serving_inputs(spec, Path(tmp))
+            with model_server.temporary_endpoint(
+                model_tar=inputs.model_tar,
+                code_tar=inputs.code_tar,
+                program=inputs.program,
+                runtime=runtime,
+                env={**inputs.env, "SAGEMAKER_REGION": self.region},
+                workers=request.workers,
+                max_body=request.plan.max_payload,
+                name_hint=model,
+            ) as client:
+                started = time.monotonic()
+                summary = engine.score(
+                    client,
+                    request.source,
+                    request.target,
+                    request.plan,
+                    progress=request.progress,
+                    model=f"job {model}",
+                )
+        summary.startup_seconds = started - began
+        summary.seconds = time.monotonic() - began
+        return summary
 
     # -- Kyma --------------------------------------------------------------------
 

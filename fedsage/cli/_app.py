@@ -42,6 +42,11 @@ LAZY: dict[str, tuple[str, str, str]] = {
     ),
     "kyma": ("kyma", "app", "Kyma deployments (SAP BTP Kyma, or local replicas)."),
     "endpoints": ("endpoints", "app", "Endpoints: list, describe, show logs, delete."),
+    "score": (
+        "score",
+        "score",
+        "Score a table, query or file with MODEL and write the predictions in one commit.",
+    ),
 }
 
 

@@ -310,7 +310,12 @@ class DbConnection(FedmlMethods):
                 yield from read()
             ok = True
         finally:
-            self._end(ok)
+            if ok:  # a lost connection shows here first when the read itself was done
+                with self.dialect.translate_errors(sql, "ending the read"):
+                    self._end(ok)
+            else:  # the read's own error is the one to report
+                with contextlib.suppress(Exception):
+                    self._end(ok)
 
     def _copy_csv(self, source: Query, handle: IO[bytes], progress: Progress | None) -> int:
         if self.closed:

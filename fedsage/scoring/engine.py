@@ -10,6 +10,7 @@ target as it was.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,9 +28,9 @@ if TYPE_CHECKING:
 
     from .model_server import ModelClient
 
-__all__ = ["Plan", "ScoringSummary", "score"]
+__all__ = ["DEFAULT_BATCH_ROWS", "Plan", "ScoringRequest", "ScoringSummary", "score"]
 
-DEFAULT_BATCH_ROWS = 10_000
+DEFAULT_BATCH_ROWS = 50_000
 MB = 1024 * 1024
 
 
@@ -45,6 +46,19 @@ class Plan:
     max_payload: int = 6 * MB
     prediction_column: str = "prediction"
     if_exists: str = "fail"
+
+
+@dataclass
+class ScoringRequest:
+    """Everything a backend needs to score, checked by the caller."""
+
+    source: Input
+    target: Target
+    plan: Plan
+    workers: int | None = None
+    progress: Callable[[int], None] | None = None
+    instance_count: int = 1
+    instance_type: str | None = None
 
 
 @dataclass
@@ -143,7 +157,7 @@ def select_columns(schema: pa.Schema, plan: Plan) -> tuple[list[str], list[str]]
     return keep, features
 
 
-def _chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+def chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
     """Re-cut a stream into batches of ``rows`` (never a 1-row tail after a full batch).
 
     SageMaker's CSV decoding squeezes a 1-row request to one dimension, which most
@@ -182,7 +196,9 @@ class _Scorer:
     def __init__(self, client: ModelClient, plan: Plan) -> None:
         self.client = client
         self.plan = plan
-        self.accept = plan.accept or plan.content_type
+        # No Accept header unless asked: the model answers in its default type, as an
+        # endpoint does (SageMaker's default is JSON, the cheapest to encode and decode).
+        self.accept = plan.accept
         self.bytes_per_row: float | None = None
         self.requests = 0
 
@@ -225,7 +241,9 @@ class _Scorer:
             try:
                 answer, answer_type = self.client.invoke(body, self.plan.content_type, self.accept)
                 self.requests += 1
-                parts.append(codec.decode(answer, answer_type or self.accept, piece.num_rows))
+                parts.append(
+                    codec.decode(answer, answer_type or self.accept or codec.JSON, piece.num_rows)
+                )
             except InvocationError as exc:
                 raise ScoringError(
                     f"the model could not score input rows {first:,} to {last:,} "
@@ -248,7 +266,7 @@ class _Scorer:
         return [pa.concat_arrays([p[i] for p in parts]) for i in range(widths.pop())]
 
 
-def _check_nulls(batch: pa.RecordBatch, features: list[str], start: int) -> None:
+def check_nulls(batch: pa.RecordBatch, features: list[str], start: int) -> None:
     import pyarrow.compute as pc
 
     for name in features:
@@ -277,13 +295,14 @@ def output_schema(
     return pa.schema(fields)
 
 
-def _open_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any:
+def open_target_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any:
     from ..data.writer import FileWriter, TableWriter
 
     if target.path is not None:
         return FileWriter(
             target.path, arrow_schema=schema, if_exists=if_exists, file_format=target.file_format
         )
+    assert target.connection is not None and target.table is not None
     return TableWriter(
         target.connection, target.table, target.schema, arrow_schema=schema, if_exists=if_exists
     )
@@ -297,7 +316,7 @@ def score(
     *,
     progress: Callable[[int], None] | None = None,
     model: str = "",
-    open_writer: Callable[[Target, pa.Schema, str], Any] = _open_writer,
+    open_writer: Callable[[Target, pa.Schema, str], Any] = open_target_writer,
 ) -> ScoringSummary:
     """Score ``source`` with the model behind ``client`` and write ``target``.
 
@@ -369,40 +388,45 @@ def score(
         if progress is not None:
             progress(writer.rows_written)
 
+    ok = False
     try:
-        try:
-            for batch in _chunks(source.batches, plan.batch_rows):
-                _check_nulls(batch, features, rows_in)
-                kept = batch.select(keep)
-                pending.append(
-                    (rows_in, kept, pool.submit(scorer, rows_in, batch.select(features)))
-                )
-                rows_in += batch.num_rows
-                while len(pending) >= in_flight or (pending and pending[0][2].done()):
-                    write_one()
-            while pending:
+        for batch in chunks(source.batches, plan.batch_rows):
+            check_nulls(batch, features, rows_in)
+            kept = batch.select(keep)
+            pending.append((rows_in, kept, pool.submit(scorer, rows_in, batch.select(features))))
+            rows_in += batch.num_rows
+            while len(pending) >= in_flight or (pending and pending[0][2].done()):
                 write_one()
-            if writer is None:  # no rows at all: the model was never asked
-                schema = pa.schema(
-                    [source.schema.field(n) for n in keep]
-                    + [pa.field(plan.prediction_column, pa.float64())]
-                )
-                writer = open_writer(target, schema, plan.if_exists)
-            if writer.rows_written != rows_in:
-                raise ScoringError(
-                    f"read {rows_in:,} rows but wrote {writer.rows_written:,}; nothing was "
-                    "committed"
-                )
-            written = int(writer.commit(expected_rows=rows_in))
-        finally:
-            for _, _, future in pending:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+        while pending:
+            write_one()
+        if writer is None:  # no rows at all: the model was never asked
+            schema = pa.schema(
+                [source.schema.field(n) for n in keep]
+                + [pa.field(plan.prediction_column, pa.float64())]
+            )
+            writer = open_writer(target, schema, plan.if_exists)
+        if writer.rows_written != rows_in:
+            raise ScoringError(
+                f"read {rows_in:,} rows but wrote {writer.rows_written:,}; nothing was committed"
+            )
+        written = int(writer.commit(expected_rows=rows_in))
+        ok = True
+    finally:
+        for _, _, future in pending:
+            future.cancel()
+        # On failure (Ctrl-C included) requests still on the wire are not waited for:
+        # the caller stops the server, which ends them.
+        pool.shutdown(wait=ok, cancel_futures=True)
+        if ok:
             source.close()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
+        else:
+            # The first error is the one to report; cleaning up after it (a dead
+            # connection, say) must not replace it.
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    writer.abort()
+            with contextlib.suppress(Exception):
+                source.close()
     assert schema is not None
     return ScoringSummary(
         rows_in=rows_in,

@@ -9,7 +9,6 @@ or a ``.csv`` / ``.parquet`` path.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,17 @@ if TYPE_CHECKING:
 
     from ..data import DbConnection
 
-__all__ = ["FILE_SUFFIXES", "Input", "Target", "open_input", "resolve_target"]
+__all__ = [
+    "FILE_SUFFIXES",
+    "Input",
+    "Target",
+    "check_target_free",
+    "open_input",
+    "resolve_target",
+]
 
 FILE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 READ_ROWS = 65536  # rows per batch read from a database or a Parquet file
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -65,7 +70,30 @@ def _with_first(batches: Iterator[pa.RecordBatch]) -> tuple[pa.Schema, Iterator[
     return first.schema, itertools.chain([first], batches)
 
 
-def open_input(data: Any, connection: DbConnection | None, param: str = "data") -> Input:
+def _projected(data: Any, columns: list[str] | None) -> Any:
+    """A whole table read as ``SELECT <columns>`` when only some of its columns are needed
+    (DuckDB and Parquet read only those; every engine sends less).  Unknown columns: the
+    table itself, so the column check names them."""
+    from ..data import DbConnection
+    from ..data.sources import Table
+
+    if not columns or not isinstance(data, Table) or not isinstance(data.connection, DbConnection):
+        return data
+    conn = data.connection
+    qualified = conn.dialect.qualified(data.name, data.schema)
+    probe = list(conn.iter_batches(conn.query(f"SELECT * FROM {qualified} WHERE 1 = 0")))
+    names = probe[0].schema.names
+    if len(columns) == len(names) or not set(columns) <= set(names):
+        return data
+    return conn.query(f"SELECT {', '.join(map(conn.dialect.quote, columns))} FROM {qualified}")
+
+
+def open_input(
+    data: Any,
+    connection: DbConnection | None,
+    param: str = "data",
+    columns: list[str] | None = None,
+) -> Input:
     """Open ``data`` for streaming.
 
     Parameters
@@ -77,6 +105,8 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         Needed when ``data`` is a table name or query text.
     param : str
         The parameter's name for messages.
+    columns : list of str, optional
+        The only columns needed (when known), so a table or Parquet file reads just those.
 
     Returns
     -------
@@ -93,6 +123,9 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
 
     from ..data.sources import Query
 
+    if isinstance(data, str) and connection is not None and _file_format(data) is None:
+        data = connection._source(data)  # a Table or a Query on the connection
+    data = _projected(data, columns)
     if isinstance(data, Query):
         reader = data.connection
         batches = reader.iter_batches(data, READ_ROWS)
@@ -103,7 +136,7 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         return Input(repr(data), schema, None, _closing(stream, batches), conn)
     fmt = _file_format(data)
     if fmt is not None:
-        return _open_file(Path(data), fmt)
+        return _open_file(Path(data), fmt, columns)
     if isinstance(data, str):
         if connection is None:
             raise ConfigurationError(
@@ -115,7 +148,7 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         schema, stream = _with_first(batches)
         return Input(data, schema, None, _closing(stream, batches), connection)
     if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
-        table = pa.Table.from_pandas(data, preserve_index=False)
+        table = _from_pandas(data, param)
         return Input(
             f"DataFrame ({table.num_rows} rows)",
             table.schema,
@@ -127,6 +160,27 @@ def open_input(data: Any, connection: DbConnection | None, param: str = "data") 
         "with a connection, a pandas DataFrame, or a .csv/.parquet path; got "
         f"{type(data).__name__}"
     )
+
+
+def _from_pandas(data: Any, param: str) -> pa.Table:
+    """A DataFrame as Arrow; a column Arrow cannot type (numbers mixed with text) is named."""
+    import pyarrow as pa
+
+    try:
+        return pa.Table.from_pandas(data, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        for name in data.columns:
+            try:
+                pa.array(data[name], from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                raise ConfigurationError(
+                    f"column {str(name)!r} of the {param} parameter's DataFrame mixes values of "
+                    f"different types ({exc}); convert it first, e.g. "
+                    f"pd.to_numeric(df[{str(name)!r}], errors='coerce') and drop or fill the NaNs"
+                ) from exc
+        raise ConfigurationError(
+            f"the {param} parameter's DataFrame cannot be converted: {exc}"
+        ) from exc
 
 
 def _is_connection(reader: Any) -> bool:
@@ -144,7 +198,7 @@ def _closing(stream: Iterator[pa.RecordBatch], source: Iterator[Any]) -> Iterato
             close()
 
 
-def _open_file(path: Path, fmt: str) -> Input:
+def _open_file(path: Path, fmt: str, columns: list[str] | None = None) -> Input:
     import pyarrow as pa
 
     if not path.is_file():
@@ -155,7 +209,13 @@ def _open_file(path: Path, fmt: str) -> Input:
 
             parquet = pq.ParquetFile(path)
             schema = parquet.schema_arrow
-            batches: Iterator[pa.RecordBatch] = parquet.iter_batches(batch_size=READ_ROWS)
+            if columns and set(columns) <= set(schema.names):
+                schema = pa.schema([schema.field(c) for c in columns])
+            else:
+                columns = None
+            batches: Iterator[pa.RecordBatch] = parquet.iter_batches(
+                batch_size=READ_ROWS, columns=columns
+            )
             first = list(itertools.islice(batches, 1)) or [pa.RecordBatch.from_pylist([], schema)]
             return Input(
                 str(path), schema, parquet.metadata.num_rows, itertools.chain(first, batches)
@@ -198,21 +258,31 @@ class Target:
         return f"{self.schema}.{self.table}" if self.schema else str(self.table)
 
 
-def check_table_name(name: Any, param: str, dialect: str | None) -> str:
-    """A table name fedsage can quote on every engine (SAP HANA: 127, PostgreSQL: 63 bytes)."""
-    limit = 63 if dialect == "postgresql" else 127
-    if (
-        not isinstance(name, str)
-        or not name
-        or name != name.strip()
-        or _CONTROL.search(name)
-        or len(name.encode("utf-8")) > limit
-    ):
-        raise ConfigurationError(
-            f"the {param} parameter must be a table name of 1 to {limit} bytes without control "
-            f"characters or surrounding spaces; got {name!r} instead"
+def check_target_free(target: Target, if_exists: str) -> None:
+    """With ``if_exists='fail'``, refuse a target that exists (before any model starts).
+
+    Raises
+    ------
+    DataError
+        If the table or file exists; the message gives the two other choices.
+    """
+    if if_exists != "fail":
+        return
+    if target.path is not None:
+        exists = target.path.exists()
+    else:
+        assert target.connection is not None and target.table is not None
+        conn = target.connection
+        found = conn._run(
+            conn.dialect.target_columns(target.table, target.schema),
+            f"looking up {target}",
         )
-    return name
+        exists = bool(found and found[0])
+    if exists:
+        raise DataError(
+            f"the target {target} exists; pass if_exists='replace' to replace it or "
+            "if_exists='append' to add the rows to it (or choose another target)"
+        )
 
 
 def resolve_target(target: Any, connection: DbConnection | None, param: str = "target") -> Target:
@@ -230,7 +300,7 @@ def resolve_target(target: Any, connection: DbConnection | None, param: str = "t
         if not _is_connection(target.connection):
             raise ConfigurationError(f"the {param} parameter's table has no DbConnection")
         conn: DbConnection = target.connection  # type: ignore[assignment]
-        check_table_name(target.name, param, conn.dialect.name)
+        conn.dialect.check_identifier(target.name, param)
         return Target(connection=conn, table=target.name, schema=target.schema)
     fmt = _file_format(target)
     if fmt is not None:
@@ -246,7 +316,7 @@ def resolve_target(target: Any, connection: DbConnection | None, param: str = "t
                 f"the {param} parameter {target!r} is a table name, so a connection is needed: "
                 "pass connection=DbConnection(...) or db.table(name), or a .csv/.parquet path"
             )
-        check_table_name(target, param, connection.dialect.name)
+        connection.dialect.check_identifier(target, param)
         return Target(connection=connection, table=target, schema=connection.write_schema)
     raise ConfigurationError(
         f"the {param} parameter must be a table name, db.table(name) or a .csv/.parquet path; "

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EndpointError, InvocationError
+from ..errors import EndpointError, InvocationError, ScoringError
 
 if TYPE_CHECKING:
     import httpx
@@ -118,6 +118,14 @@ def _client_for(description: dict[str, Any]) -> ModelClient:
     return ModelClient(description["EndpointName"], local["url"], local.get("workers") or 1)
 
 
+def _log_tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
 def temporary_name(name_hint: str) -> str:
     """A fresh endpoint name ``score-<hint>-<8 hex>`` within SageMaker's 63 characters."""
     hint = _UNSAFE.sub("-", name_hint).strip("-")[:40].strip("-") or "model"
@@ -180,7 +188,15 @@ def temporary_endpoint(
         )
         created = True
         client = _client_for(description)
-        yield client
+        try:
+            yield client
+        except ScoringError as exc:
+            # The endpoint and its log are deleted below: keep the log's end in the error.
+            tail = _log_tail(endpoints.endpoint_log(name))
+            raise ScoringError(
+                f"{exc}\n--- end of the model server's log (its temporary endpoint {name} "
+                f"is deleted) ---\n{tail}"
+            ) from exc
     finally:
         if client is not None:
             client.close()

@@ -468,6 +468,189 @@ class Dialect:
             cursor.close()
 
 
+    # -- writing through a staging table (fedsage.data.writer) -------------------
+    #
+    # The writer loads rows into a staging table on a session of its own and, at
+    # commit, creates / replaces / appends to the target in one transaction.  What
+    # differs per engine is here: where staging lives, how a session and a
+    # transaction are opened, and the bulk path.
+
+    #: Schema of session-private ``TEMPORARY`` tables, which die with the session (a
+    #: killed process or a lost connection leaves nothing); ``None``: the engine has
+    #: none, and staging is a named table beside the target, dropped on abort.
+    temp_schema: str | None = None
+    #: Longest identifier (UTF-8 bytes) the engine keeps as given (PostgreSQL cuts
+    #: longer ones silently, so the writer refuses them).
+    max_identifier_bytes = 127
+
+    def check_identifier(self, name: Any, parameter: str) -> str:
+        """Return ``name`` if it can name a table, schema or column on this engine.
+
+        Names are quoted (exact case), so any text is legal except what the engine
+        cannot keep: empty names, control characters (NUL included), leading or
+        trailing blanks (a typo, never meant) and names longer than
+        :attr:`max_identifier_bytes`.  A dot is refused too: ``"sales.scores"`` would
+        become one table of that name, not ``scores`` in schema ``sales``.
+
+        Raises
+        ------
+        DataError
+            Naming the parameter, the rule and the fix.
+        """
+        if not isinstance(name, str) or not name:
+            raise DataError(f"the {parameter} parameter must be a non-empty string; "
+                            f"got {name!r}")
+        problem = None
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+            problem = "contains control characters"
+        elif name != name.strip():
+            problem = "starts or ends with blanks"
+        elif len(name.encode("utf-8")) > self.max_identifier_bytes:
+            problem = (f"is {len(name.encode('utf-8'))} bytes long; {self.name} keeps at "
+                       f"most {self.max_identifier_bytes}")
+        elif "." in name and parameter != "column":
+            problem = ("contains a dot; pass the schema separately "
+                       f"(schema={name.split('.', 1)[0]!r})")
+        if problem is not None:
+            raise DataError(f"the {parameter} parameter {name!r} is not a legal identifier: "
+                            f"it {problem}")
+        return name
+
+    def arrow_sql_type(self, dtype: pa.DataType, column: str) -> Any:
+        """The SQLAlchemy type a column of Arrow type ``dtype`` is created with.
+
+        Raises
+        ------
+        DataError
+            For Arrow types without a SQL column type (lists, structs, ...).
+        """
+        import pyarrow as pa
+        import sqlalchemy as sa
+
+        t = pa.types
+        if t.is_dictionary(dtype):
+            return self.arrow_sql_type(dtype.value_type, column)
+        simple: list[tuple[Callable[[Any], bool], Any]] = [
+            (t.is_boolean, sa.Boolean()), (t.is_int8, sa.SmallInteger()),
+            (t.is_int16, sa.SmallInteger()), (t.is_uint8, sa.SmallInteger()),
+            (t.is_int32, sa.Integer()), (t.is_uint16, sa.Integer()),
+            (t.is_int64, sa.BigInteger()), (t.is_uint32, sa.BigInteger()),
+            (t.is_uint64, sa.Numeric(20, 0)), (t.is_float16, sa.REAL()),
+            (t.is_float32, sa.REAL()), (t.is_float64, sa.Double()),
+            (t.is_date, sa.Date()), (t.is_time, sa.Time()),
+            (lambda d: t.is_string(d) or t.is_large_string(d) or t.is_null(d), sa.Text()),
+            (lambda d: t.is_binary(d) or t.is_large_binary(d) or t.is_fixed_size_binary(d),
+             sa.LargeBinary()),
+        ]
+        for test, sql_type in simple:
+            if test(dtype):
+                return sql_type
+        if t.is_decimal(dtype):
+            return sa.Numeric(dtype.precision, dtype.scale)
+        if t.is_timestamp(dtype):
+            return sa.DateTime(timezone=dtype.tz is not None)
+        raise DataError(
+            f"column {column!r} has the Arrow type {dtype}, which has no SQL column type "
+            "here; cast it to a number, string or timestamp first")
+
+    def writer_session(self, conn: Any,
+                       reopen: Callable[[], tuple[Any, Callable[[], None]]]
+                       ) -> tuple[Any, Callable[[], None]]:
+        """A DB-API session for one writer and how to close it.
+
+        The writer gets a session of its own (``reopen``: a new connection with the
+        same configuration), so its temporary table and its transactions never mix
+        with reads running on the caller's connection.
+        """
+        return reopen()
+
+    def begin_write(self, conn: Any) -> None:
+        """Start the transaction that publishes the target (drivers that begin implicitly:
+        nothing to do)."""
+
+    def end_write(self, conn: Any, ok: bool) -> None:
+        """Commit (``ok``) or roll back the writer's current transaction."""
+        self.end(conn, ok)
+
+    def staging_table(self, name: str, schema: str | None,
+                      columns: Sequence[tuple[str, Any]]) -> ClauseElement:
+        """``CREATE [TEMPORARY] TABLE`` for staging (temporary in :attr:`temp_schema`)."""
+        from sqlalchemy import Column, MetaData, Table
+        from sqlalchemy.schema import CreateTable
+        from sqlalchemy.sql import quoted_name
+
+        where = self.temp_schema if self.temp_schema is not None else schema
+        prefixes = ["TEMPORARY"] if self.temp_schema is not None else []
+        return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
+                                 *[Column(quoted_name(c, quote=True), t) for c, t in columns],
+                                 schema=quoted_name(where, quote=True) if where else None,
+                                 prefixes=prefixes))
+
+    def staging_schema(self, schema: str | None) -> str | None:
+        """The schema the staging table of a target in ``schema`` lives in."""
+        return self.temp_schema if self.temp_schema is not None else schema
+
+    def create_target(self, name: str, schema: str | None, columns: Sequence[tuple[str, Any]],
+                      if_not_exists: bool = False) -> ClauseElement:
+        """``CREATE TABLE [IF NOT EXISTS] "schema"."name" ("col" type, …)``."""
+        from sqlalchemy import Column, MetaData, Table
+        from sqlalchemy.schema import CreateTable
+        from sqlalchemy.sql import quoted_name
+
+        return CreateTable(Table(quoted_name(name, quote=True), MetaData(),
+                                 *[Column(quoted_name(c, quote=True), t) for c, t in columns],
+                                 schema=quoted_name(schema, quote=True) if schema else None),
+                           if_not_exists=if_not_exists)
+
+    def drop_if_exists(self, name: str, schema: str | None) -> ClauseElement:
+        """``DROP TABLE IF EXISTS "schema"."name"``."""
+        from sqlalchemy import MetaData, Table
+        from sqlalchemy.schema import DropTable
+        from sqlalchemy.sql import quoted_name
+
+        return DropTable(Table(quoted_name(name, quote=True), MetaData(),
+                               schema=quoted_name(schema, quote=True) if schema else None),
+                         if_exists=True)
+
+    def insert_select(self, name: str, schema: str | None, source: str,
+                      source_schema: str | None, columns: Sequence[str]) -> ClauseElement:
+        """``INSERT INTO target (cols…) SELECT cols… FROM source``."""
+        from sqlalchemy import insert, select
+
+        target = self.relation(name, schema, *columns)
+        src = self.relation(source, source_schema, *columns)
+        return insert(target).from_select(list(target.c), select(*src.c))
+
+    def target_columns(self, name: str, schema: str | None) -> ClauseElement:
+        """Columns of a table (``COLUMN_NAME``, ``DATA_TYPE_NAME``, ``IS_NULLABLE``,
+        ``DEFAULT_VALUE`` among :data:`COLUMN_HEADERS`); no row: no such table."""
+        return self.columns(name, schema, "table")
+
+    def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
+        """Bulk-load ``data`` into the staging table: ``executemany`` in chunks of rows.
+
+        Positional drivers (``qmark``: SQLite, HANA) get plain tuples, without building
+        a parameter dictionary per row.
+        """
+        if not self.sa_dialect.positional:
+            self.insert_arrow(conn, name, schema, data)
+            return
+        compiled = self.insert(name, schema, data.column_names).compile(dialect=self.sa_dialect)
+        sql = str(compiled)
+        cursor = conn.cursor()
+        try:
+            with self.translate_errors(sql, f"loading rows into {name!r}"):
+                for batch in self.python_values(data).to_batches(max_chunksize=10_000):
+                    columns = [col.to_pylist() for col in batch.columns]
+                    cursor.executemany(sql, list(zip(*columns, strict=True)))
+        finally:
+            cursor.close()
+
+    def python_values(self, data: pa.Table) -> pa.Table:
+        """``data`` with columns the driver cannot bind as Python values converted."""
+        return data
+
+
 def rebatch(batches: Iterable[pa.RecordBatch], batch_rows: int,
             schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Yield ``batches`` cut to at most ``batch_rows`` rows; at least one batch of ``schema``.

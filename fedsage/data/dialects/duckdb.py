@@ -12,7 +12,9 @@ statement.  fedsage never wraps caller SQL in DuckDB's ``COPY (...) TO``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -78,6 +80,31 @@ def _arrow_reader(cursor: Any, statement: Any, params: Any,
     # DuckDB 1.x calls it fetch_record_batch; 2.x added to_arrow_reader.
     method = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
     return method(batch_rows)
+
+
+class _Pinned:
+    """One DuckDB connection used for every statement of a writer.
+
+    DuckDB's ``cursor()`` opens a new connection, which would not see the writer's
+    temporary table; here ``cursor()`` hands out the same connection (closing it is
+    left to :meth:`close`).
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self.in_transaction = False
+
+    def cursor(self) -> _Pinned:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def close(self) -> None:
+        """A cursor's close: the connection stays open until :meth:`close_session`."""
+
+    def close_session(self) -> None:
+        self.conn.close()
 
 
 class DuckDBDialect(Dialect):
@@ -204,3 +231,69 @@ class DuckDBDialect(Dialect):
                 cursor.execute(sql, params)
         finally:
             cursor.close()
+
+    # -- writing (fedsage.data.writer) --------------------------------------------
+
+    temp_schema = "temp"
+
+    def writer_session(self, conn: Any,
+                       reopen: Callable[[], tuple[Any, Callable[[], None]]]
+                       ) -> tuple[Any, Callable[[], None]]:
+        """A connection of its own on the same database (``cursor()``), pinned.
+
+        A second ``duckdb.connect`` of the file would clash with the first one's
+        settings; a cursor shares the database and has its own temporary tables and
+        transactions.
+        """
+        pinned = _Pinned(conn.cursor())
+        return pinned, pinned.close_session
+
+    def begin_write(self, conn: Any) -> None:
+        """``BEGIN TRANSACTION`` (fedsage runs DuckDB in autocommit mode otherwise)."""
+        conn.execute("BEGIN TRANSACTION")
+        conn.in_transaction = True
+
+    def end_write(self, conn: Any, ok: bool) -> None:
+        """``COMMIT`` or ``ROLLBACK`` the transaction :meth:`begin_write` opened, if any
+        (other statements ran in autocommit mode: nothing to end)."""
+        if not getattr(conn, "in_transaction", False):
+            return
+        conn.in_transaction = False
+        conn.execute("COMMIT" if ok else "ROLLBACK")
+
+    def target_columns(self, name: str, schema: str | None) -> ClauseElement:
+        """Columns of a table of the current database from ``duckdb_columns()``.
+
+        Temporary tables (database ``temp``) are left out; ``information_schema``
+        lists them under schema ``main`` too.
+        """
+        from sqlalchemy import case, func, select
+
+        c = func.duckdb_columns().table_valued(
+            "database_name", "schema_name", "table_name", "column_name", "column_index",
+            "data_type", "is_nullable", "column_default")
+        return select(
+            c.c.column_name.label("COLUMN_NAME"), func.upper(c.c.data_type).label("DATA_TYPE_NAME"),
+            case((c.c.is_nullable, "TRUE"), else_="FALSE").label("IS_NULLABLE"),
+            c.c.column_default.label("DEFAULT_VALUE"),
+        ).where(c.c.database_name == func.current_database(),
+                c.c.schema_name == self._schema_filter(schema),
+                c.c.table_name == name).order_by(c.c.column_index)
+
+    def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
+        """Insert by scanning the registered Arrow table: one statement per batch."""
+        from sqlalchemy import select
+        from sqlalchemy.sql.expression import column, table
+
+        view = f"__fedsage_load_{uuid.uuid4().hex[:12]}"
+        names = data.column_names
+        source: Any = select(*[column(n) for n in names]).select_from(table(view))
+        stmt = self.insert(name, schema, names).from_select(names, source)  # type: ignore[attr-defined]
+        sql, params = self.compile(stmt)
+        conn.register(view, data)
+        try:
+            with self.translate_errors(sql, f"loading rows into {name!r}"):
+                conn.execute(sql, params)
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                conn.unregister(view)

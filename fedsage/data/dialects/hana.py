@@ -77,3 +77,23 @@ class HanaDialect(Dialect):
         return select(*[c.c[name] for name in COLUMN_HEADERS]).where(
             self._schema_filter(schema) == c.c.SCHEMA_NAME, c.c[owner] == name,
         ).order_by(c.c.POSITION)
+
+    # -- writing (fedsage.data.writer); not run against a HANA server in the suite ---
+
+    def begin_write(self, conn: Any) -> None:
+        """Make DDL part of the transaction (HANA commits DDL on its own by default)."""
+        conn.setautocommit(False)
+        cursor = conn.cursor()
+        try:
+            cursor.execute("SET TRANSACTION AUTOCOMMIT DDL OFF")
+        finally:
+            cursor.close()
+
+    def arrow_sql_type(self, dtype: Any, column: str) -> Any:
+        """As the base, but strings are ``NVARCHAR(5000)`` (``Text`` would be an NCLOB)."""
+        import pyarrow as pa
+        import sqlalchemy as sa
+
+        if pa.types.is_string(dtype) or pa.types.is_large_string(dtype) or pa.types.is_null(dtype):
+            return sa.Unicode(5000)
+        return super().arrow_sql_type(dtype, column)

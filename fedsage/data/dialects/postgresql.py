@@ -48,6 +48,8 @@ __all__ = ["PostgreSQLDialect"]
 
 _NUMERIC = 1700
 _BLOCK_BYTES = 4 << 20
+# Rows per CSV chunk sent to COPY ... FROM STDIN.
+_COPY_ROWS = 65_536
 # Names of the server-side cursors fedsage declares for caller queries.
 _CHECK_CURSOR = "fedsage_check"
 _QUERY_CURSOR = "fedsage_query"
@@ -383,3 +385,54 @@ class PostgreSQLDialect(SQLAlchemyDialect):
             finally:
                 for session in sessions:
                     session.close()
+
+    # -- writing (fedsage.data.writer) --------------------------------------------
+
+    temp_schema = "pg_temp"
+    max_identifier_bytes = 63  # NAMEDATALEN - 1; longer names are cut silently
+
+    def writer_session(self, conn: Any,
+                       reopen: Callable[[], tuple[Any, Callable[[], None]]]
+                       ) -> tuple[Any, Callable[[], None]]:
+        """A new connection, named ``fedsage writer`` in ``pg_stat_activity``."""
+        session, close = reopen()
+        try:
+            with self.translate_errors("SET application_name", "naming the writer's session"):
+                cursor = self._driver(session).cursor()
+                cursor.execute("SET application_name = 'fedsage writer'")
+                cursor.close()
+                session.commit()
+        except BaseException:
+            close()
+            raise
+        return session, close
+
+    def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
+        """``COPY … FROM STDIN (FORMAT csv)`` fed by Arrow's CSV writer.
+
+        In PostgreSQL's CSV an unquoted empty field is NULL and Arrow quotes every
+        string, so NULL and ``''`` stay apart; floats are written in their shortest
+        exact form (``nan``, ``inf`` included), which ``float8in`` reads back to the
+        same bits.  Binary columns (Arrow would write raw bytes) go through
+        ``executemany``.
+        """
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        if any(pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)
+               or pa.types.is_fixed_size_binary(f.type) for f in data.schema):
+            self.insert_arrow(conn, name, schema, data)
+            return
+        columns = ", ".join(self.quote(c) for c in data.column_names)
+        sql = f"COPY {self.qualified(name, schema)} ({columns}) FROM STDIN (FORMAT csv)"
+        options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+        cursor = self._driver(conn).cursor()
+        try:
+            with self.translate_errors(sql, f"loading rows into {name!r}"), \
+                    cursor.copy(sql) as copy:
+                for batch in data.to_batches(max_chunksize=_COPY_ROWS):
+                    sink = pa.BufferOutputStream()
+                    pacsv.write_csv(batch, sink, write_options=options)
+                    copy.write(memoryview(sink.getvalue()))
+        finally:
+            cursor.close()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .base import Dialect
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.sql import ClauseElement
 
@@ -116,3 +117,23 @@ class SQLiteDialect(SQLAlchemyDialect):
             cursor.execute("PRAGMA query_only = OFF")
 
         return undo
+
+    # -- writing (fedsage.data.writer) --------------------------------------------
+
+    temp_schema = "temp"
+
+    def begin_write(self, conn: Any) -> None:
+        """``BEGIN``: Python's sqlite3 would run DDL outside any transaction otherwise."""
+        conn.cursor().execute("BEGIN")
+
+    def python_values(self, data: pa.Table) -> pa.Table:
+        """Timestamps, dates and times as ISO text, decimals as text (sqlite3 binds neither
+        natively), as SQLAlchemy's SQLite types store them."""
+        import pyarrow as pa
+
+        t = pa.types
+        for i, field in enumerate(data.schema):
+            if t.is_timestamp(field.type) or t.is_date(field.type) or t.is_time(field.type) \
+                    or t.is_decimal(field.type):
+                data = data.set_column(i, field.name, data.column(i).cast(pa.string()))
+        return data
