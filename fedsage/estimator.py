@@ -352,7 +352,7 @@ class TrainingJobHandle:
         role, vpc_config_override, enable_network_isolation
             Accepted for the SDK's signature; they mean nothing on this machine.
         model_name : str, optional
-            ``ModelName``; default the training job's name, as the SDK does.
+            ``ModelName``; default the base job name and a timestamp, as the SDK does.
 
         Returns
         -------

@@ -443,7 +443,8 @@ class LocalBackend(Backend):
                 "SAGEMAKER_REGION": self.region,
             }
         source = ModelSource(
-            model_name=settings.get("model_name") or job_name,
+            # As the SDK's estimator: a new name from the base job name, when none is given.
+            model_name=settings.get("model_name") or name_from_base(spec.base_job_name),
             runtime=spec.get_runtime(),
             region=self.region,
             model_env=model_env,

@@ -78,7 +78,7 @@ class ModelSource:
     Attributes
     ----------
     model_name : str
-        ``ModelName`` (the SDK's estimator uses the training job's name).
+        ``ModelName`` (the SDK's estimator: the base job name and a timestamp).
     runtime : Runtime
         The runtime that trained the model (its server runs there).
     region : str

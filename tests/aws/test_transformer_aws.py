@@ -70,7 +70,11 @@ def test_sdk_transformer_creates_the_transform_job(sm: Any, train_script: Path) 
     assert model["PrimaryContainer"]["ModelDataUrl"].startswith(f"s3://{DEFAULT_BUCKET}/")
     (request,) = jobs
     name = request["TransformJobName"]
+    assert name.startswith("sagemaker-scikit-learn-")  # base_transform_job_name = base job name
     assert request["ModelName"] == model["ModelName"]
+    # The SDK names the model from the base job name with a new timestamp, as local mode.
+    assert model["ModelName"].startswith("sagemaker-scikit-learn-")
+    assert model["ModelName"] != clf.latest_training_job.name
     assert request["BatchStrategy"] == "MultiRecord"
     assert request["MaxPayloadInMB"] == 6
     assert request["MaxConcurrentTransforms"] == 4

@@ -187,7 +187,9 @@ def test_describe_has_the_service_shape(dwc, handle, tmp_path) -> None:
     assert described["TransformJobName"] == "shape-job-1"
     assert described["TransformJobArn"].startswith("arn:aws:sagemaker:us-east-1:")
     assert described["TransformJobArn"].endswith(":transform-job/shape-job-1")
-    assert described["ModelName"] == handle.job_name  # the SDK names the model after the job
+    # The SDK's estimator names the model from its base job name and a new timestamp.
+    assert described["ModelName"].startswith(f"{handle.base_job_name}-")
+    assert described["ModelName"] != handle.job_name
     assert described["MaxConcurrentTransforms"] == 2
     assert described["MaxPayloadInMB"] == 3
     assert described["BatchStrategy"] == "MultiRecord"
