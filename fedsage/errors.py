@@ -12,6 +12,7 @@
     ├── EndpointError                       an endpoint could not be created, found or reached
     │   └── InvocationError                 the model answered with an error status (ModelError)
     ├── ScoringError                        batch scoring failed (rows named; target untouched)
+    ├── TransformJobError (ValueError)      a local Batch Transform job failed (the SDK's text)
     └── DeploymentError                     building, pushing or applying a Kyma deployment
 
 Every message says what was wrong and what to do about it.  Errors that wrap a foreign
@@ -35,6 +36,7 @@ __all__ = [
     "ScoringError",
     "StorageError",
     "TrainingError",
+    "TransformJobError",
 ]
 
 
@@ -147,6 +149,30 @@ class ScoringError(FedsageError):
     """Batch scoring failed: a batch the model could not score, a dead model server, or
     row counts that differ.  The message names the input rows and the model's own
     message; the target was left as it was."""
+
+
+class TransformJobError(FedsageError, ValueError):
+    """A Batch Transform job failed, worded as the SDK's ``UnexpectedStatusException``.
+
+    Attributes
+    ----------
+    job_name : str
+        The transform job's name.
+    status : str
+        ``Failed``.
+    reason : str
+        The job's ``FailureReason``.
+    """
+
+    def __init__(self, job_name: str, status: str, reason: str) -> None:
+        self.job_name = job_name
+        self.status = status
+        self.reason = reason
+        FedsageError.__init__(
+            self,
+            f"Error for Transform job {job_name}: {status}. Reason: "
+            f"{reason or '(No reason provided)'}",
+        )
 
 
 class DeploymentError(FedsageError):

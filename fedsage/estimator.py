@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["TrainingJob", "TrainingJobAnalytics", "TrainingJobHandle", "check_deploy"]
 
+# The SDK's sentinel for "use the training job's VPC configuration".
+_VPC_CONFIG_DEFAULT = "VPC_CONFIG_DEFAULT"
+
 
 def check_deploy(
     backend: Backend,
@@ -291,3 +294,111 @@ class TrainingJobHandle:
             endpoint_name=endpoint_name,
         )
         return Predictor(name, self._backend, serializer=serializer, deserializer=deserializer)
+
+    def transformer(
+        self,
+        instance_count: int,
+        instance_type: str,
+        strategy: str | None = None,
+        assemble_with: str | None = None,
+        output_path: str | None = None,
+        output_kms_key: str | None = None,
+        accept: str | None = None,
+        env: dict[str, str] | None = None,
+        max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None,
+        tags: list[dict[str, str]] | None = None,
+        role: str | None = None,
+        model_server_workers: int | None = None,
+        volume_kms_key: str | None = None,
+        entry_point: str | None = None,
+        vpc_config_override: Any = _VPC_CONFIG_DEFAULT,
+        enable_network_isolation: bool | None = None,
+        model_name: str | None = None,
+    ) -> Any:
+        """A Batch Transform transformer for the trained model, as the SDK's
+        ``Estimator.transformer``.
+
+        Parameters
+        ----------
+        instance_count : int
+            Instances (1-100); in local mode ``instance_count x max_concurrent_transforms``
+            requests are in flight at once.
+        instance_type : str
+            ``local`` or an ``ml.*`` type.
+        strategy : {'MultiRecord', 'SingleRecord'}, optional
+            Records per request; default: the container's ``/execution-parameters``, else
+            ``MultiRecord``.
+        assemble_with : {'None', 'Line'}, optional
+            ``Line`` ends every answer (or record, with data processing) with a newline.
+        output_path : str, optional
+            Where the ``.out`` files go; default ``s3://<bucket>[/<prefix>]/<job name>``.
+        output_kms_key, volume_kms_key : str, optional
+            Recorded (and echoed by Describe); nothing is encrypted on this machine.
+        accept : str, optional
+            The ``Accept`` of every request.
+        env : dict, optional
+            Extra variables for the model server (at most 16).
+        max_concurrent_transforms, max_payload : int, optional
+            Requests in flight per instance, and the request body limit in MB (0-100).
+        tags : list of dict, optional
+            ``[{"Key": ..., "Value": ...}]``, at most 50.
+        model_server_workers : int, optional
+            The model server's worker processes (``SAGEMAKER_MODEL_SERVER_WORKERS``);
+            default ``instance_count x max_concurrent_transforms``, at most one per core.
+        entry_point : None
+            A different serving script is not supported in local mode: the model is
+            served by the script that trained it (its ``model_fn`` and handlers).
+        role, vpc_config_override, enable_network_isolation
+            Accepted for the SDK's signature; they mean nothing on this machine.
+        model_name : str, optional
+            ``ModelName``; default the base job name and a timestamp, as the SDK does.
+
+        Returns
+        -------
+        fedsage.scoring.transformer.Transformer
+            In local mode (aws mode returns the SDK's own estimator, whose
+            ``transformer`` is the SDK's).
+
+        Raises
+        ------
+        ConfigurationError
+            For invalid arguments, or a job that has not completed.
+        """
+        caller = "transformer"
+        check.check_positive_int(instance_count, "instance_count", caller)
+        if model_server_workers is not None:
+            check.check_positive_int(model_server_workers, "model_server_workers", caller)
+        if entry_point is not None:
+            raise ConfigurationError(
+                f"the entry_point parameter of {caller} must be None in local mode; got "
+                f"{entry_point!r} instead (the model is served by the script that trained it: "
+                "put its model_fn and handlers there)"
+            )
+        instance = check.check_instance_type(
+            instance_type,
+            caller,
+            default=None,
+            local_allowed=self._backend.capabilities.local_instance_types,
+        )
+        settings: dict[str, Any] = {
+            "instance_count": instance_count,
+            "instance_type": instance,
+            "strategy": strategy,
+            "assemble_with": assemble_with,
+            "output_path": output_path,
+            "output_kms_key": output_kms_key,
+            "accept": accept,
+            "env": env,
+            "max_concurrent_transforms": max_concurrent_transforms,
+            "max_payload": max_payload,
+            "tags": tags,
+            "role": role,
+            "model_server_workers": model_server_workers,
+            "volume_kms_key": volume_kms_key,
+            "enable_network_isolation": enable_network_isolation,
+            "model_name": model_name,
+        }
+        if vpc_config_override is not _VPC_CONFIG_DEFAULT:
+            settings["vpc_config_override"] = vpc_config_override
+        return self._backend.transformer(self._current_job_name, **settings)

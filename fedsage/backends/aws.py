@@ -350,6 +350,17 @@ class AwsBackend(Backend):
         uri = parse_s3_uri(f"{output_path}/{name}/output/output.tar.gz")
         return self._store_for(uri.bucket).extract(uri.key, dest)
 
+    # -- batch transform ---------------------------------------------------------
+
+    def transformer(self, job_name: str, **settings: Any) -> Any:
+        """The SDK's own ``Transformer``: ``attach(job_name).transformer(**settings)``.
+
+        The SDK creates the SageMaker model from the job when the transformer first runs
+        a job, through fedsage's session (its bucket and prefix).
+        """
+        self.completed_job(job_name)
+        return self.attach(job_name).transformer(**settings)
+
     # -- batch scoring -------------------------------------------------------------
 
     def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:

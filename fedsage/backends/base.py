@@ -242,6 +242,17 @@ class Backend(ABC):
     def delete_endpoint(self, endpoint_name: str) -> None:
         """Delete an endpoint (and, in aws mode, its config and model)."""
 
+    # -- batch transform -------------------------------------------------------
+
+    @abstractmethod
+    def transformer(self, job_name: str, **settings: Any) -> Any:
+        """A Batch Transform ``Transformer`` for the model of ``job_name``.
+
+        ``settings`` are the SDK's ``Estimator.transformer`` arguments.  Local mode
+        returns :class:`fedsage.scoring.transformer.Transformer`; aws mode the SDK's own
+        ``sagemaker.transformer.Transformer`` of the attached estimator.
+        """
+
     # -- batch scoring -----------------------------------------------------------
 
     @abstractmethod
@@ -298,4 +309,3 @@ class Backend(ABC):
         progress: Any,
     ) -> str:
         """Hand ``inputs`` to this mode's Kyma target; return the model's URL."""
-

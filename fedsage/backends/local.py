@@ -311,7 +311,10 @@ class LocalBackend(Backend):
         def stopped(current: records.JobRecord) -> None:
             if not current.ended:
                 current.finish(
-                    "Stopped", "Stopped", "The job was stopped", time.time(),
+                    "Stopped",
+                    "Stopped",
+                    "The job was stopped",
+                    time.time(),
                     reason="Stopped on request",
                 )
 
@@ -411,6 +414,48 @@ class LocalBackend(Backend):
         from ..serving import endpoints
 
         endpoints.delete_endpoint(endpoint_name)
+
+    # -- batch transform ---------------------------------------------------------
+
+    def transformer(self, job_name: str, **settings: Any) -> Any:
+        """A local Batch Transform ``Transformer`` serving the model of ``job_name``.
+
+        The model is fetched anew into each job's scratch folder, so the transformer
+        outlives nothing it depends on.  ``role``, ``vpc_config_override`` and
+        ``enable_network_isolation`` mean nothing on this machine and are dropped.
+        """
+        from ..scoring.transformer import ModelFiles, ModelSource, Transformer
+
+        spec = self._completed_spec(job_name)
+        for unused in ("role", "vpc_config_override", "enable_network_isolation"):
+            settings.pop(unused, None)
+
+        def fetch(scratch: Path) -> ModelFiles:
+            inputs = self._serving_inputs(spec, scratch)
+            return ModelFiles(inputs.model_tar, inputs.code_tar, inputs.program, dict(inputs.env))
+
+        model_env: dict[str, str] = {}
+        if spec.algorithm is None:  # what the SDK's SKLearn model sends as its Environment
+            model_env = {
+                "SAGEMAKER_PROGRAM": spec.program,
+                "SAGEMAKER_SUBMIT_DIRECTORY": spec.submit_directory,
+                "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                "SAGEMAKER_REGION": self.region,
+            }
+        source = ModelSource(
+            # As the SDK's estimator: a new name from the base job name, when none is given.
+            model_name=settings.get("model_name") or name_from_base(spec.base_job_name),
+            runtime=spec.get_runtime(),
+            region=self.region,
+            model_env=model_env,
+            fetch=fetch,
+            default_output=self.store.uri(self.prefix)
+            if self.prefix
+            else f"s3://{self.store.bucket}",
+            base_job_name=spec.base_job_name,
+        )
+        settings["model_name"] = source.model_name
+        return Transformer.create(source, **settings)
 
     # -- batch scoring -------------------------------------------------------------
 
