@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +109,8 @@ class Runtime:
 @functools.cache
 def host_runtime() -> Runtime:
     """fedsage's own interpreter and libraries (``framework_version='host'``)."""
+    from importlib import metadata  # here: the job runner imports this module, not this
+
     packages = {}
     for name in _REPORTED:
         try:
