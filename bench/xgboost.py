@@ -259,11 +259,16 @@ def bench_training(args: argparse.Namespace, work: Path) -> list[TrainingCase]:
     for version in args.versions:
         case = TrainingCase(dwc, builtin_xgb.resolve_runtime(version), version, frame,
                             csv_path, work)
-        # In turns, so that a change of load hits the three alike; the first round warms.
+        # In turns, so that a change of load hits the three alike, each round starting
+        # with the next one (what runs right after another has its own cost: page cache,
+        # the previous process's exit); the first round warms.
+        steps = ["bare", "DataFrame", "CSV file"]
         for index in range(args.runs + 1):
-            case.bare(keep=index > 0)
-            case.job("DataFrame", keep=index > 0)
-            case.job("CSV file", keep=index > 0)
+            for step in steps[index % 3:] + steps[: index % 3]:
+                if step == "bare":
+                    case.bare(index > 0)
+                else:
+                    case.job(step, index > 0)
         for label in case.wall:
             print(f"# {version} {label}: wall {_median(case.wall[label]):.3f} s, CPU "
                   f"{_median(case.cpu[label]):.3f} s, {case.median_phases(label)}",
