@@ -474,33 +474,37 @@ def bench_serving(args: argparse.Namespace, work: Path) -> dict:
         for kind, omp in variants:
             omp_label = omp or ("1 (default)" if kind == "fedsage" else "unset")
             stack = (kind, version, omp_label)
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            with start_stack(kind, runtime, model_dir, port, work, args.workers, omp,
-                             args.bench_dir) as roots:
-                wait_ping(url + "/ping")
-                check = httpx.post(url + "/invocations", content=bodies["csv-1000"][1],
-                                   headers={"Content-Type": "text/csv", "Accept": "text/csv"},
-                                   timeout=30)
-                check.raise_for_status()
-                answers[stack] = [float(v) for v in check.text.split()]
-                run_wrk(url + "/invocations", bodies["csv-1000"][0], 8, 3)  # warm-up
-                for name in payloads:
-                    for c in conns:
-                        runs = []
-                        for _ in range(args.repeat):
-                            cpu = tree_cpu(roots)
-                            runs.append(run_wrk(url + "/invocations", bodies[name][0], c,
-                                                args.duration))
-                            runs[-1]["cpu_ms"] = (1e3 * (tree_cpu(roots) - cpu)
-                                                  / max(runs[-1]["requests"], 1))
-                        r = {k: _median([x[k] for x in runs]) for k in runs[0]}
-                        results[(stack, name, c)] = r
-                        print(f"# {kind:8} {version} omp={omp_label:12} {name:12} c={c:<2} "
-                              f"{r['rps']:8.0f} req/s p99 {r['p99']:7.2f} ms CPU "
-                              f"{r['cpu_ms']:.3f} ms/req non-2xx {r['non2xx']:.0f} "
-                              f"load {_load()}", file=sys.stderr)
-        first = next(iter(answers.values()))
+            try:
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                with start_stack(kind, runtime, model_dir, port, work, args.workers, omp,
+                                 args.bench_dir) as roots:
+                    wait_ping(url + "/ping")
+                    check = httpx.post(url + "/invocations", content=bodies["csv-1000"][1],
+                                       headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+                                       timeout=120)
+                    check.raise_for_status()
+                    answers[stack] = [float(v) for v in check.text.split()]
+                    run_wrk(url + "/invocations", bodies["csv-1000"][0], 8, 3)  # warm-up
+                    for name in payloads:
+                        for c in conns:
+                            runs = []
+                            for _ in range(args.repeat):
+                                cpu = tree_cpu(roots)
+                                runs.append(run_wrk(url + "/invocations", bodies[name][0], c,
+                                                    args.duration))
+                                runs[-1]["cpu_ms"] = (1e3 * (tree_cpu(roots) - cpu)
+                                                      / max(runs[-1]["requests"], 1))
+                            r = {k: _median([x[k] for x in runs]) for k in runs[0]}
+                            results[(stack, name, c)] = r
+                            print(f"# {kind:8} {version} omp={omp_label:12} {name:12} c={c:<2} "
+                                  f"{r['rps']:8.0f} req/s p99 {r['p99']:7.2f} ms CPU "
+                                  f"{r['cpu_ms']:.3f} ms/req non-2xx {r['non2xx']:.0f} "
+                                  f"load {_load()}", file=sys.stderr)
+            except Exception as exc:  # one stack failing must not hide the others
+                results[("note", stack)] = f"{type(exc).__name__}: {exc}"
+                print(f"# {kind} {version} omp={omp_label}: failed ({exc})", file=sys.stderr)
+        first = next(iter(answers.values()), [])
         for stack, values in answers.items():
             same = len(values) == len(first) and all(
                 abs(a - b) <= 1e-6 * max(1.0, abs(b)) for a, b in zip(values, first, strict=False))
@@ -516,20 +520,24 @@ def print_serving(results: dict, args: argparse.Namespace) -> None:
           "| server CPU ms/req | non-2xx |")
     print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     cells = sorted(
-        ((k[0], k[1], k[2]) for k in results if k[0] != "same"),
+        ((k[0], k[1], k[2]) for k in results if k[0] not in ("same", "note")),
         key=lambda k: (k[0][1], k[1], k[2], k[0][0], k[0][2]),
     )
     for stack, name, c in cells:
         r = results[(stack, name, c)]
         print(f"| {stack[0]} | {stack[1]} | {stack[2]} | {name} | {c} | {r['rps']:,.0f} | "
               f"{r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_ms']:.3f} | {int(r['non2xx'])} |")
+    for key, note in results.items():
+        if key[0] == "note":
+            print(f"\n{' '.join(key[1])}: {note}")
     same = [k[1] for k in results if k[0] == "same"]
     differ = [s for s in same if not results[("same", s)]]
     print(f"\nsame predictions for csv-1000 from every stack: {not differ}"
           + (f" (differ: {differ})" if differ else ""))
     print("\nfedsage / Flask stack (both OMP_NUM_THREADS=1):")
     for (stack, name, c), r in sorted(
-        ((k, v) for k, v in results.items() if k[0] != "same" and k[0][0] == "fedsage"
+        ((k, v) for k, v in results.items() if k[0] not in ("same", "note")
+         and k[0][0] == "fedsage"
          and k[0][2].startswith("1")), key=lambda kv: (kv[0][0][1], kv[0][1], kv[0][2])
     ):
         flask = results.get((("flask", stack[1], "1"), name, c))
