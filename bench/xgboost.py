@@ -14,15 +14,17 @@ Run:  .venv/bin/python bench/xgboost.py [--versions 1.7-1 3.0-5] [--only train,s
   wait=True)`` in local mode;
 - *CSV file*: the same from the path of the CSV file.
 
-Each median of ``--runs`` after one warm-up run each (the runtime is built, its files are
-in the page cache).  ``added`` = median of the job - median of bare.  Beside it, where the
-job's time goes: ``call`` (the facade until the runner is started: checks, channel
-writing, job record), the runner's phases from the job's status transitions
-(``Starting`` = runner start-up, ``Downloading`` = ``/opt/ml`` tree and channel copies,
-``Training`` = the algorithm process, ``Uploading`` = ``model.tar.gz``/``output.tar.gz``)
-and ``wait`` (from the job's end to ``train_sagemaker_model`` returning); and the inside of
-the algorithm process (``FEDSAGE_XGB_PROFILE``-free: measured by running the trainer alone
-on a prepared ``/opt/ml`` tree, ``-X importtime`` for its imports).
+The three run in turns, ``--runs`` rounds after a warm-up round (the runtime is built, its
+files are in the page cache), each round starting with the next one; medians of wall time
+and of CPU time (user + system of this process and every process it reaped: bare.py, or
+the job's runner and algorithm process, which is what load from other jobs changes
+least).  ``added`` = median of the job - median of bare.  Beside it, where the job's wall
+time goes: ``call`` (the facade until the job exists: checks, channel writing), the
+runner's phases from the job's status transitions (``Starting`` = runner start-up,
+``Downloading`` = ``/opt/ml`` tree and channel copies, ``Training`` = the algorithm
+process, ``Uploading`` = ``model.tar.gz``/``output.tar.gz``) and ``wait`` (from the job's
+end to ``train_sagemaker_model`` returning), and bare.py's own import/load/train/save.
+``nthread=1`` is among the hyperparameters: see ``HYPERPARAMETERS``.
 
 **Serving**: a model trained by the algorithm (``xgboost-model``) served with 2 workers by
 
@@ -38,8 +40,10 @@ on a prepared ``/opt/ml`` tree, ``-X importtime`` for its imports).
   runtime cache is never modified);
 
 with one row and 1,000 rows as CSV and libsvm, ``wrk`` at ``--connections`` (req/s, p99).
-``--omp`` also runs each fedsage cell with ``OMP_NUM_THREADS`` = 1 and = the number of
-CPUs, and the Flask stack with 1 and unset, to show what one thread per worker is worth.
+Both stacks run with ``OMP_NUM_THREADS=1`` (fedsage's default for these endpoints, the
+image's serving entry point's); ``--omp`` adds fedsage with ``OMP_NUM_THREADS`` = the
+number of CPUs and the Flask stack with it unset, to show what one thread per worker is
+worth.  A stack that fails is noted and the others still run.
 
 The machine may be shared: the load average before and after is printed; use medians
 (``--repeat``).
