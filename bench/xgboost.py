@@ -113,6 +113,7 @@ from scipy.sparse import csr_matrix
 app = flask.Flask(__name__)
 booster = xgb.Booster()
 booster.load_model(os.path.join(os.environ["MODEL_DIR"], "xgboost-model"))
+booster.set_param("nthread", 1)  # as the image's loader (and fedsage's load_booster)
 
 
 def csv_dmatrix(text):
