@@ -149,6 +149,45 @@ def test_bytesio_is_uploaded_as_a_protobuf_file(store: LocalStore) -> None:
     assert store.path("other/train/train.protobuf").read_bytes() == b"\x0a\x02recordio\x00"
 
 
+def _frames() -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(7)
+    n = 5000  # several of DuckDB's 2,048-row vectors, written by several threads
+    numeric = pd.DataFrame({
+        "label": rng.normal(size=n),
+        "small": rng.exponential(size=n) * 1e-7,
+        "big": rng.normal(size=n) * 1e17,
+        "whole": np.round(rng.normal(size=n) * 100),
+        "i64": rng.integers(-2**62, 2**62, size=n),
+        "u64": rng.integers(0, 2**63, size=n, dtype=np.uint64),
+        "i8": rng.integers(-100, 100, size=n).astype(np.int8),
+        "nullable": pd.array(rng.integers(0, 5, size=n), dtype="Int64"),
+        "nullable_f": pd.array(rng.normal(size=n), dtype="Float64"),
+    })
+    for row, value in enumerate([np.nan, -np.inf, np.inf, -0.0, 5e-324, 1e16, 1e15, 123456.0]):
+        numeric.loc[row, "label"] = value
+    numeric.loc[1, "nullable"] = pd.NA
+    numeric.loc[2, "nullable_f"] = pd.NA
+    numeric.index = numeric.index * 3 + 11  # never written
+    mixed = numeric.iloc[:50].assign(
+        flag=[True, False] * 25,
+        text=["a", "b,c", 'q"x', None, "é"] * 10,
+        when=pd.Timestamp("2020-01-02 03:04:05"),
+        f32=rng.normal(size=50).astype(np.float32),
+        cat=pd.Categorical(["x", "y"] * 25),
+    )
+    duplicated = numeric.iloc[:20, :3].set_axis(["a", "a", "b"], axis=1)
+    return {"numeric": numeric, "mixed": mixed, "duplicated columns": duplicated}
+
+
+@pytest.mark.parametrize("kind", ["numeric", "mixed", "duplicated columns"])
+def test_dataframe_channel_is_byte_for_byte_pandas_to_csv(store: LocalStore, kind: str) -> None:
+    """Numeric frames are written by DuckDB's CSV writer, others by pandas: same bytes."""
+    frame = _frames()[kind]
+    expected = frame.to_csv(header=False, index=False).encode()
+    assert _upload(store, frame) == {"train.csv": expected}
+    assert frame.equals(_frames()[kind])  # the caller's frame is left alone
+
+
 def test_bytesio_with_nothing_left_is_refused(store: LocalStore) -> None:
     buffer = io.BytesIO(b"written but not rewound")
     buffer.seek(0, io.SEEK_END)

@@ -109,7 +109,8 @@ class Runtime:
 @functools.cache
 def host_runtime() -> Runtime:
     """fedsage's own interpreter and libraries (``framework_version='host'``)."""
-    # importlib.metadata costs as much to import as the rest of a short command's start.
+    # importlib.metadata costs as much to import as the rest of a short command's start
+    # (and the job runner imports this module without ever listing host packages).
     from importlib import metadata
 
     packages = {}

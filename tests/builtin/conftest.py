@@ -250,7 +250,9 @@ def call_handlers(
 
 # ----------------------------------------------------------------- a real model server
 @contextlib.contextmanager
-def serving(tmp: Path, model_dir: Path, runtime: Runtime) -> Iterator[str]:
+def serving(
+    tmp: Path, model_dir: Path, runtime: Runtime, env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """fedsage's model server for an algorithm-mode model on 127.0.0.1; yields its URL.
 
     The worker loads the algorithm's handlers as the user module, as a local endpoint
@@ -264,7 +266,7 @@ def serving(tmp: Path, model_dir: Path, runtime: Runtime) -> Iterator[str]:
         code_dir=str(builtin_xgb.SERVING_DIR),
         program=builtin_xgb.SERVING_PROGRAM,
         workers=1,
-        env={**runtime.env, **builtin_xgb.serving_env()},
+        env={**runtime.env, **builtin_xgb.serving_env(env)},
         state_file=str(tmp / "state.json"),
     )
     (tmp / "config.json").write_text(config.to_json())

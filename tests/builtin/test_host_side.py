@@ -112,8 +112,12 @@ def test_programs_and_serving_env() -> None:
     assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == str(INSIDE)
     assert env["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] == "text/csv"
     assert env["SAGEMAKER_INFERENCE_OUTPUT"] == "predicted_label"
-    user = builtin_xgb.serving_env({"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"})
+    assert env["OMP_NUM_THREADS"] == "1"  # one xgboost thread per worker, as the image
+    user = builtin_xgb.serving_env(
+        {"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json", "OMP_NUM_THREADS": "2"}
+    )
     assert user["SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"] == "application/json"
+    assert user["OMP_NUM_THREADS"] == "2"  # a user's choice wins
 
 
 def test_inside_code_keeps_python38_syntax_and_lints_clean() -> None:

@@ -232,3 +232,25 @@ def reply_csv(url: str, rows: np.ndarray) -> bytes:
     return httpx.post(
         f"{url}/invocations", content=csv_bytes(rows[:, 1:]), headers={"Content-Type": "text/csv"}
     ).content
+
+
+def test_workers_with_several_openmp_threads_answer(xgb305: Runtime, tmp_path: Path) -> None:
+    """A user's OMP_NUM_THREADS=2: the zygote loads the model and forks the workers.
+
+    xgboost 3 starts OpenMP threads while loading a model; a worker forked after that
+    waited forever for threads it does not have (its first request hung).
+    """
+    data = regression_data()
+    model_dir = _train(xgb305, tmp_path, {"num_round": 6, "objective": "reg:squarederror"}, data)
+    rows = data[:300]
+    expected = _expected(xgb305, tmp_path, model_dir, rows[:, 1:])
+    env = {"OMP_NUM_THREADS": "2"}
+    with serving(tmp_path / "server", model_dir, xgb305, env) as url:
+        reply = httpx.post(
+            f"{url}/invocations",
+            content=csv_bytes(rows[:, 1:]),
+            headers={"Content-Type": "text/csv"},
+            timeout=60,  # a hung worker is killed by the server's watchdog after 70 s
+        )
+        assert reply.status_code == 200, reply.text
+        assert _csv_values(reply.content) == pytest.approx(expected, rel=1e-6)

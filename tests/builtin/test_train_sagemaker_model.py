@@ -28,6 +28,17 @@ def _frame(rows: int = 160, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(np.column_stack([label, features]))
 
 
+def _worker_environments(dwc: DwcSagemaker, endpoint: str) -> list[dict[str, str]]:
+    """The environment of each worker process of a local endpoint (``/proc/PID/environ``)."""
+    folder = Path(dwc._backend.describe_endpoint(endpoint)["Local"]["dir"])
+    state = json.loads((folder / "state.json").read_text())
+    found = []
+    for pid in state["workers"]:
+        raw = Path(f"/proc/{pid}/environ").read_bytes().decode("utf-8", "replace")
+        found.append(dict(item.split("=", 1) for item in raw.split("\0") if "=" in item))
+    return found
+
+
 HYPERPARAMETERS = {"num_round": 15, "objective": "binary:logistic", "eval_metric": "logloss"}
 
 
@@ -66,6 +77,10 @@ def test_xgboost_trains_deploys_and_predicts_locally(dwc: DwcSagemaker) -> None:
         assert [p["score"] for p in json.loads(as_json)["predictions"]] == pytest.approx(scores)
         # No Content-Type means libsvm for this image, as on SageMaker.
         assert dwc._backend.invoke_endpoint(endpoint, libsvm.encode(), "", "")[0]
+        # One OpenMP thread per worker, as the image's serving entry point sets it: the
+        # workers' xgboost pools would otherwise fight over the cores.
+        workers = _worker_environments(dwc, endpoint)
+        assert workers and all(env.get("OMP_NUM_THREADS") == "1" for env in workers)
     finally:
         dwc.delete_endpoint(endpoint)
 

@@ -26,6 +26,7 @@ the ensemble vote returns one value per row (the 3.x image's scipy returns only 
 models load in file-name order; each RecordIO output record holds only its own row.
 """
 
+import contextlib
 import csv
 import io
 import json
@@ -149,6 +150,20 @@ def load_booster(path):
     return booster, fmt
 
 
+def _one_openmp_thread():
+    """xgboost's global ``nthread`` at 1 while loading (xgboost 2 and later; else nothing).
+
+    fedsage's server loads the model once in a zygote and forks the workers from it.
+    xgboost 3 starts its OpenMP threads while it loads a model, and a forked worker has
+    none of them: its first parallel region then waits for them forever (a user's
+    ``OMP_NUM_THREADS=2`` hung every request).  Loading with one thread starts no pool,
+    so each worker starts its own on first use.
+    """
+    if "nthread" in xgb.get_config():
+        return xgb.config_context(nthread=1)
+    return contextlib.nullcontext()
+
+
 def model_fn(model_dir):
     """Load the model folder as the image does (raises when a file is not a model)."""
     paths = model_files(model_dir)
@@ -157,12 +172,13 @@ def model_fn(model_dir):
     if os.environ.get("SAGEMAKER_INFERENCE_ENSEMBLE", "true") != "true":
         paths = paths[:1]
     boosters, formats = [], []
-    for path in paths:
-        log.info("Loading the model from %s", path)
-        booster, fmt = load_booster(path)
-        boosters.append(booster)
-        formats.append(fmt)
-    model = Model(boosters, formats, paths)
+    with _one_openmp_thread():
+        for path in paths:
+            log.info("Loading the model from %s", path)
+            booster, fmt = load_booster(path)
+            boosters.append(booster)
+            formats.append(fmt)
+        model = Model(boosters, formats, paths)
     log.info("Model objective : %s", model.objective)
     return model
 
