@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# PostgreSQL server, schemas and the three-engine ``db`` fixture, for every folder.
+pytest_plugins = ["_databases"]
+
 _GUARDED_PREFIXES = ("SM_", "SAGEMAKER_", "FEDSAGE_", "AWS_")
 
 

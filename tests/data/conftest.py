@@ -1,68 +1,23 @@
-"""Fixtures: a real PostgreSQL server for the session, and a fresh database per test.
+"""Fixtures of the data tests: a private home and fresh warnings per test.
 
-``db`` is parametrised over DuckDB (a file), SQLite (a file) and PostgreSQL (a fresh
-schema on the session's server), so every test using it runs on all three engines.
+The PostgreSQL server, ``pg_schema``, ``pg_dsn`` and the three-engine ``db`` fixture are
+shared by every folder (tests/_databases.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from _pgserver import PostgresServer, postgres_server
-
-from fedsage.data import DbConnection
-
-_counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    # Under /tmp, not pytest's tmp folder: as root the server runs as ``postgres``,
-    # which cannot enter pytest's private (0700) folders.
-    with postgres_server() as server:
-        yield server
+sys.path.insert(0, str(Path(__file__).parent))  # _pgserver, for the tests that import it
 
 
 @pytest.fixture(autouse=True)
 def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDSAGE_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-
-
-def pg_dsn(server: PostgresServer) -> str:
-    return f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage dbname=postgres"
-
-
-@pytest.fixture
-def pg_schema(pg_server: PostgresServer) -> str:
-    schema = f"t{next(_counter)}"
-    with psycopg.connect(pg_dsn(pg_server), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return schema
-
-
-@pytest.fixture(params=["duckdb", "sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbConnection]:
-    if request.param == "duckdb":
-        conn = DbConnection.from_url(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    elif request.param == "sqlite":
-        conn = DbConnection.from_url(f"sqlite:///{tmp_path / 's.db'}")
-    else:
-        server = request.getfixturevalue("pg_server")
-        schema = request.getfixturevalue("pg_schema")
-        conn = DbConnection.from_url(server.url, schema=schema)
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
-from conftest import pg_dsn
+from _databases import pg_dsn
 
 from fedsage.data import DbConnection
 from fedsage.errors import DataError

@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from _databases import pg_dsn
 from _pgserver import PostgresServer
-from conftest import pg_dsn
 
 from fedsage.data import DbConnection
 from fedsage.data._url import parse_url

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
-from conftest import pg_dsn
+from _databases import pg_dsn
 
 from fedsage.data import DbConnection
 from fedsage.data._url import parse_url

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import pg_dsn
+from _databases import pg_dsn
 
 from fedsage.data import DbConnection
 from fedsage.data.writer import IF_EXISTS, FileWriter, TableWriter, open_writer

@@ -3,25 +3,16 @@
 
 from __future__ import annotations
 
-import itertools
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import psycopg
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
-
-from _pgserver import PostgresServer, postgres_server
 
 from fedsage import DwcSagemaker
 from fedsage.data import DbConnection
-
-_counter = itertools.count()
 
 # A normal SageMaker scikit-learn script.  Its predict_fn refuses values above 1000 (so a
 # chosen batch fails with the model's own message), sleeps on 2000 (so a test can act
@@ -118,36 +109,6 @@ def dwc(
     monkeypatch.setenv("FEDSAGE_HOME", str(scoring_home))
     monkeypatch.chdir(tmp_path)
     return DwcSagemaker(prefix="scoring")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
-
-
-@pytest.fixture()
-def pg_schema(pg_server: PostgresServer) -> str:
-    schema = f"s{next(_counter)}"
-    dsn = f"host=127.0.0.1 port={pg_server.port} user=fedsage password=fedsage dbname=postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    return schema
-
-
-@pytest.fixture(params=["duckdb", "sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DbConnection]:
-    if request.param == "duckdb":
-        conn = DbConnection.from_url(f"duckdb:///{tmp_path / 'w.duckdb'}")
-    elif request.param == "sqlite":
-        conn = DbConnection.from_url(f"sqlite:///{tmp_path / 's.db'}")
-    else:
-        server = request.getfixturevalue("pg_server")
-        conn = DbConnection.from_url(server.url, schema=request.getfixturevalue("pg_schema"))
-    try:
-        yield conn
-    finally:
-        conn.close()
 
 
 @pytest.fixture()
