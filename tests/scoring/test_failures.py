@@ -67,19 +67,24 @@ def _while_scoring(action: Callable[[dict[str, Any]], None], delay: float) -> th
     return thread
 
 
+def _score(dwc: Any, trained: dict[str, str], db: Any, workers: int = 2) -> Any:
+    """Score table IN into OUT (replace) in batches of 10 rows, keeping ID."""
+    return dwc.batch_transform(
+        trained["good"],
+        db.table("IN"),
+        "OUT",
+        keep_columns=["ID"],
+        if_exists="replace",
+        batch_rows=10,
+        workers=workers,
+        progress=False,
+    )
+
+
 def test_model_raises_on_the_third_batch(db, dwc, trained):
     before = _prepare(db, _with_sentinel(50, 25, 1500.0))
     with pytest.raises(ScoringError, match=r"input rows 21 to 30 \(status 500\).*out of range"):
-        dwc.batch_transform(
-            trained["good"],
-            db.table("IN"),
-            "OUT",
-            keep_columns=["ID"],
-            if_exists="replace",
-            batch_rows=10,
-            workers=2,
-            progress=False,
-        )
+        _score(dwc, trained, db)
     _assert_untouched(db, before)
 
 
@@ -92,16 +97,7 @@ def test_worker_crash(duck, dwc, trained):
         match=r"(?s)model server failed while scoring input rows (1 to 10|11 to 20|21 to 30): "
         r".*dropped the request.*end of the model server's log",
     ):
-        dwc.batch_transform(
-            trained["good"],
-            duck.table("IN"),
-            "OUT",
-            keep_columns=["ID"],
-            if_exists="replace",
-            batch_rows=10,
-            workers=2,
-            progress=False,
-        )
+        _score(dwc, trained, duck)
     _assert_untouched(duck, before)
 
 
@@ -118,16 +114,7 @@ def test_killed_worker(duck, dwc, trained):
     thread = _while_scoring(kill, 1.0)
     # One worker takes its two connections in either order: either batch may be the one cut.
     with pytest.raises(ScoringError, match=r"input rows (1 to 10|11 to 20).*log"):
-        dwc.batch_transform(
-            trained["good"],
-            duck.table("IN"),
-            "OUT",
-            keep_columns=["ID"],
-            if_exists="replace",
-            batch_rows=10,
-            workers=1,
-            progress=False,
-        )
+        _score(dwc, trained, duck, workers=1)
     thread.join(5)
     assert killed
     _assert_untouched(duck, before)
@@ -140,16 +127,7 @@ def test_ctrl_c(db, dwc, trained):
     thread = _while_scoring(lambda _: signal.pthread_kill(main, signal.SIGINT), 1.0)
     began = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
-        dwc.batch_transform(
-            trained["good"],
-            db.table("IN"),
-            "OUT",
-            keep_columns=["ID"],
-            if_exists="replace",
-            batch_rows=10,
-            workers=2,
-            progress=False,
-        )
+        _score(dwc, trained, db)
     thread.join(5)
     assert time.monotonic() - began < 60  # stopped, not run to the end of a 60 s timeout
     _assert_untouched(db, before)
@@ -172,16 +150,7 @@ def test_lost_database_connection(pg_server, pg_schema, dwc, trained):
 
         thread = _while_scoring(cut, 1.0)
         with pytest.raises((DataError, ScoringError)):
-            dwc.batch_transform(
-                trained["good"],
-                db.table("IN"),
-                "OUT",
-                keep_columns=["ID"],
-                if_exists="replace",
-                batch_rows=10,
-                workers=2,
-                progress=False,
-            )
+            _score(dwc, trained, db)
         thread.join(5)
     finally:
         db.close()
