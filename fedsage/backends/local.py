@@ -464,47 +464,44 @@ class LocalBackend(Backend):
         from ..serving import endpoints
 
         began = time.monotonic()
-        if records.jobs.find(model) is None:
-            if endpoints.endpoints.find(model) is None:
-                raise ConfigurationError(
-                    f"there is no local training job or endpoint named {model!r}; list them "
-                    "with: fedsage jobs list / fedsage endpoints list"
+        with contextlib.ExitStack() as stack:
+            if records.jobs.find(model) is None:
+                if endpoints.endpoints.find(model) is None:
+                    raise ConfigurationError(
+                        f"there is no local training job or endpoint named {model!r}; list "
+                        "them with: fedsage jobs list / fedsage endpoints list"
+                    )
+                client = stack.enter_context(model_server.endpoint_client(model))
+                label = f"endpoint {model}"
+                startup = 0.0  # started before this call
+            else:
+                spec = self._completed_spec(model)
+                runtime = spec.get_runtime()
+                scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsage-score-"))
+                inputs = self._serving_inputs(spec, Path(scratch))
+                client = stack.enter_context(
+                    model_server.temporary_endpoint(
+                        model_tar=inputs.model_tar,
+                        code_tar=inputs.code_tar,
+                        program=inputs.program,
+                        runtime=runtime,
+                        env={**inputs.env, "SAGEMAKER_REGION": self.region},
+                        workers=request.workers,
+                        max_body=request.plan.max_payload,
+                        name_hint=model,
+                    )
                 )
-            with model_server.endpoint_client(model) as client:
-                summary = engine.score(
-                    client,
-                    request.source,
-                    request.target,
-                    request.plan,
-                    progress=request.progress,
-                    model=f"endpoint {model}",
-                )
-            summary.seconds = time.monotonic() - began
-            return summary
-        spec = self._completed_spec(model)
-        runtime = spec.get_runtime()
-        with tempfile.TemporaryDirectory(prefix="fedsage-score-") as tmp:
-            inputs = self._serving_inputs(spec, Path(tmp))
-            with model_server.temporary_endpoint(
-                model_tar=inputs.model_tar,
-                code_tar=inputs.code_tar,
-                program=inputs.program,
-                runtime=runtime,
-                env={**inputs.env, "SAGEMAKER_REGION": self.region},
-                workers=request.workers,
-                max_body=request.plan.max_payload,
-                name_hint=model,
-            ) as client:
-                started = time.monotonic()
-                summary = engine.score(
-                    client,
-                    request.source,
-                    request.target,
-                    request.plan,
-                    progress=request.progress,
-                    model=f"job {model}",
-                )
-        summary.startup_seconds = started - began
+                label = f"job {model}"
+                startup = time.monotonic() - began
+            summary = engine.score(
+                client,
+                request.source,
+                request.target,
+                request.plan,
+                progress=request.progress,
+                model=label,
+            )
+        summary.startup_seconds = startup
         summary.seconds = time.monotonic() - began
         return summary
 
