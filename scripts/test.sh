@@ -23,7 +23,9 @@ if [ -x /usr/bin/python3 ]; then
   rm -rf "$debian_home"
 fi
 status=0
-.venv/bin/python -m pytest "$@" || status=$?
+# One pytest worker per core: most tests wait on real subprocesses and servers, and the
+# run's long tail (runtime builds, fuzzing) is spread by work stealing.
+.venv/bin/python -m pytest -n auto --dist worksteal "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests"; exit 1
 fi

@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# rich pins a console's width when it is built if COLUMNS is set then, and the CLI's
+# consoles are built when its first sub-command is imported, inside whichever test runs
+# first in this process.  Built here, with COLUMNS unset, they read COLUMNS at each
+# print, so every test's own COLUMNS applies, in any order and under pytest-xdist.
+os.environ.pop("COLUMNS", None)
+import fedsage.cli._common  # noqa: F401
+
 # PostgreSQL server, schemas and the three-engine ``db`` fixture, for every folder.
 pytest_plugins = ["_databases"]
 

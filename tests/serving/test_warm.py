@@ -47,9 +47,11 @@ def transform_fn(model, body, content_type, accept):
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("FEDSAGE_HOME", str(tmp_path / "home"))
-    yield tmp_path / "home"
+def home(clean_environ: Path) -> Iterator[Path]:
+    # The run's short home, not tmp_path: under pytest-xdist a test's tmp_path makes the
+    # warm parent's socket path longer than a unix socket address holds (108 bytes), and
+    # fedsage then starts zygotes without a warm parent (what these tests look for).
+    yield clean_environ
     for endpoint in list_endpoints():  # never leave a server behind
         delete_endpoint(endpoint["EndpointName"])
 
