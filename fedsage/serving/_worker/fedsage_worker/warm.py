@@ -19,7 +19,7 @@ shares with its parent); the warm parent keeps their names in ``--modules FILE``
 next warm parent of that interpreter, which imports them at start, and imports them
 itself right before it forks its next zygote, so the next endpoint's model loads without
 importing anything.  Not at once: while the first endpoint runs, they would live twice,
-in its zygote and in the warm parent (10-20 MiB with scikit-learn).
+in its zygote and in the warm parent (about 12 MiB with scikit-learn 1.9).
 
 Each supervisor keeps its connection open for as long as it runs (later requests, for a
 zygote that died, come on it): the warm parent stops when the last of those connections
