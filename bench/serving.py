@@ -2,6 +2,7 @@
 
 Run:  .venv/bin/python bench/serving.py [--duration 5] [--only fedsage,kserve,...]
                                         [--payloads csv-1000,...] [--connections 8,64]
+      .venv/bin/python bench/serving.py --only memory     # the memory table alone, ~1 min
 
 Load generator: ``wrk`` (Debian package) with ``--latency``.  Every stack serves the same
 model, scikit-learn's iris ``LogisticRegression`` (4 features, 3 classes), on 127.0.0.1
@@ -34,7 +35,11 @@ SageMaker image's codecs (``csv.reader`` / ``json.loads`` -> ``np.array`` -> flo
 ``predict`` -> ``json.dumps``, the issue's "model-cost bound") and with fedsage's own
 (``Service.invoke``); cold start (``create_endpoint`` and ``fedsage serve`` to the first
 ``/ping`` 200: the first of a runtime, which starts its warm parent, and later ones); and
-idle memory after the load (PSS of each stack's process tree, warm parent included).
+idle memory after the load (PSS of each stack's process tree, warm parent included,
+once the tree is idle: :func:`wait_idle`); and a table of fedsage's idle memory per
+process (supervisor, warm parent, zygote, workers; PSS and Private_Dirty from
+``/proc/PID/smaps_rollup``) without a warm parent, with the first warm parent of a fresh
+``FEDSAGE_HOME`` and with a later one, on both runtimes (``--only memory`` prints just it).
 
 Flask, gunicorn, mlflow, MLServer and KServe live in separate virtualenvs under
 ``--bench-dir`` (created with uv on first use), never in fedsage's own dependencies.
@@ -426,6 +431,120 @@ def tree_pss(root: int) -> float:
     return total
 
 
+def smaps_rollup(pid: int) -> dict[str, float]:
+    """``/proc/PID/smaps_rollup`` in MiB (``Pss``, ``Private_Dirty``, ``Pss_File`` ...)."""
+    out = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, value = line.split(":", 1)
+        out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def tree_processes(root: int) -> list[tuple[int, int]]:
+    """``(pid, depth)`` of ``root`` and every process below it, parents first."""
+    out, todo = [], [(root, 0)]
+    while todo:
+        pid, depth = todo.pop(0)
+        try:
+            kids = [
+                int(c)
+                for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()
+            ]
+        except OSError:
+            continue
+        out.append((pid, depth))
+        todo += [(kid, depth + 1) for kid in sorted(kids)]
+    return out
+
+
+def wait_idle(roots: tuple[int, ...], quiet: float = 0.01, timeout: float = 15.0) -> float:
+    """Wait until the tree used under ``quiet`` CPU seconds in one second; return the wait.
+
+    Right after a load the workers still hold the bodies of the requests queued on their
+    connections (64 x 160 KB at csv-10000 c=64) for a few seconds: that is not idle.
+    """
+    start = time.monotonic()
+    used = tree_cpu(roots)
+    while time.monotonic() - start < timeout:
+        time.sleep(1.0)
+        now = tree_cpu(roots)
+        if now - used < quiet:
+            break
+        used = now
+    return time.monotonic() - start
+
+
+MEMORY_ROLES = {
+    True: ("supervisor", "warm parent", "zygote", "worker"),
+    False: ("supervisor", "zygote", "worker"),
+}
+
+
+def measure_memory(
+    args: argparse.Namespace,
+    targets: list[tuple[str, Runtime | None, Path]],
+    work: Path,
+    scripts: dict[str, Path],
+) -> list[tuple[str, str, list[tuple[str, dict[str, float]]]]]:
+    """Idle memory per process of one fedsage endpoint tree, after a short load.
+
+    For each runtime: without a warm parent (``warm=False``: the zygote is a fresh
+    interpreter), with the first warm parent of a fresh ``FEDSAGE_HOME`` (it learns the
+    modules the model needs from this endpoint) and with a later one (it imports them
+    at start).  Load: one-row and 1,000-row CSV with wrk, 8 connections,
+    ``--memory-seconds`` each; then :func:`wait_idle` and ``smaps_rollup`` per process.
+    """
+    out = []
+    for label, runtime, mdir in targets:
+        home = work / f"memory-home-{label}"
+        for case, warm in (("no warm parent", False), ("warm parent, first", True),
+                           ("warm parent, later", True)):
+            os.environ["FEDSAGE_HOME"] = str(home)
+            port = free_port()
+            config = ServerConfig(
+                model_dir=str(mdir), code_dir=str(mdir), program="inference.py", port=port,
+                workers=args.workers,
+                python=str(runtime.python if runtime else sys.executable),
+                env=dict(runtime.env) if runtime else dict(host_runtime().env),
+                warm=warm, runtime=label,
+            )
+            cfg = work / f"memory-{label}.json"
+            cfg.write_text(config.to_json())
+            argv = [sys.executable, "-m", "fedsage.serving.supervisor", "--config", str(cfg)]
+            url = f"http://127.0.0.1:{port}"
+            with process(argv, work / f"memory-{label}.log") as pid:
+                wait_ping(url + "/ping")
+                for name in ("csv-1", "csv-1000"):
+                    if name in scripts:
+                        run_wrk(url + "/invocations", scripts[name], 8, args.memory_seconds)
+                wait_idle((pid,))
+                roles = MEMORY_ROLES[warm]
+                rows = []
+                for proc, depth in tree_processes(pid):
+                    with contextlib.suppress(OSError):
+                        rows.append((roles[min(depth, len(roles) - 1)], smaps_rollup(proc)))
+            out.append((label, case, rows))
+            total = sum(r["Pss"] for _, r in rows)
+            print(f"# memory {label:8} {case:20} PSS {total:6.1f} MiB", file=sys.stderr)
+            time.sleep(1.0)  # its warm parent stops with it
+    return out
+
+
+def print_memory(results: list[tuple[str, str, list[tuple[str, dict[str, float]]]]]) -> None:
+    """The per-process idle memory table (MiB)."""
+    print("\n| runtime | case | process | PSS | Private_Dirty | PSS of files |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for label, case, rows in results:
+        for role, r in rows:
+            print(f"| {label} | {case} | {role} | {r['Pss']:.1f} | {r['Private_Dirty']:.1f} "
+                  f"| {r.get('Pss_File', 0.0):.1f} |")
+        total = sum(r["Pss"] for _, r in rows)
+        dirty = sum(r["Private_Dirty"] for _, r in rows)
+        print(f"| {label} | {case} | **tree** | **{total:.1f}** | {dirty:.1f} | "
+              f"{sum(r.get('Pss_File', 0.0) for _, r in rows):.1f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5, help="seconds per cell")
@@ -434,7 +553,11 @@ def main() -> None:
     parser.add_argument(
         "--bench-dir", type=Path, default=Path(tempfile.gettempdir()) / "fedsage-bench"
     )
-    parser.add_argument("--only", default="", help="comma list of stacks")
+    parser.add_argument(
+        "--only", default="", help="comma list of stacks; 'memory' alone: only the memory table"
+    )
+    parser.add_argument("--memory-seconds", type=int, default=2,
+                        help="seconds of load per payload before the memory table")
     parser.add_argument(
         "--payloads", default="", help="comma list of csv-1,json-1,csv-1000,json-1000,csv-10000"
     )
@@ -549,7 +672,7 @@ def main() -> None:
                             f"server CPU {r['cpu_ms']:.3f} ms/req",
                             file=sys.stderr,
                         )
-                time.sleep(1.0)
+                wait_idle(root)
                 memory[stack] = sum(tree_pss(pid) for pid in root)
                 print(f"# {stack:22} idle PSS {memory[stack]:.0f} MiB", file=sys.stderr)
         except Exception as exc:  # one stack failing must not hide the others
@@ -558,6 +681,22 @@ def main() -> None:
     targets = [("host", Path(sys.executable), model_dir)]
     if runtime is not None:
         targets.append((runtime.framework_version, runtime.python, rt_dir))
+    memory_rows = []
+    if not args.only or "memory" in args.only.split(","):
+        memory_rows = measure_memory(
+            args,
+            [(label, None if label == "host" else runtime, mdir) for label, _, mdir in targets],
+            work,
+            scripts["default"],
+        )
+        os.environ["FEDSAGE_HOME"] = str(work / "home")
+    if args.only == "memory":
+        print(f"\nidle memory per process, {args.workers} workers, after wrk -c 8 "
+              f"{args.memory_seconds}s of csv-1 and of csv-1000; load average "
+              f"{os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+        print_memory(memory_rows)
+        shutil.rmtree(work, ignore_errors=True)
+        return
     if args.bound_seconds > 0:
         for label, python, mdir in targets:
             for codecs in ("image", "fedsage"):
@@ -585,6 +724,8 @@ def main() -> None:
     print_table(results, stacks, list(rows), conns)
     print_summary(results, bounds, memory, starts, stacks, list(rows))
     print_targets(results, bounds, memory, starts, rt_name)
+    if memory_rows:
+        print_memory(memory_rows)
     for note in notes:
         print("note:", note)
     shutil.rmtree(work, ignore_errors=True)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
+import importlib.util
 import json
 import os
 import signal
+import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +21,8 @@ from fedsage._process import alive, process_start
 from fedsage.cli.endpoints import app
 from fedsage.runtimes.base import host_runtime
 from fedsage.serving import create_endpoint, delete_endpoint, list_endpoints
+from fedsage.serving._worker.fedsage_worker import warm as warm_worker
+from fedsage.serving._worker.fedsage_worker.framing import send_json
 from fedsage.serving.warm import import_env, list_warm_parents, warm_key
 
 from .conftest import make_tar, wait_until
@@ -195,3 +202,48 @@ def test_endpoints_list_shows_the_warm_parent(home: Path, model_tar: Path) -> No
     assert result.exit_code == 0, result.output
     assert "warm-h" in result.output
     assert f"warm parent of runtime host: pid {warm}" in result.output
+
+
+def _forget(name: str) -> None:
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]
+
+
+def test_the_import_recorder_reports_the_library_modules_imported_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "users_code.py").write_text("import tabnanny\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _forget("tabnanny")
+    _forget("users_code")
+    recorder = warm_worker.ImportRecorder().install()
+    try:
+        assert sys.meta_path[0] is recorder
+        importlib.import_module("users_code")
+        assert importlib.util.find_spec("no_such_module_here") is None
+    finally:
+        recorder.remove()
+    assert recorder not in sys.meta_path
+    # what was looked for, imported or not; only the library modules imported are reported
+    assert {"users_code", "tabnanny", "no_such_module_here"} <= set(recorder.names)
+    assert warm_worker.library_modules(recorder.names) == ["tabnanny"]
+    _forget("users_code")
+
+
+def test_learned_modules_are_imported_right_before_the_next_zygote(tmp_path: Path) -> None:
+    modules = tmp_path / "modules.txt"
+    parent = warm_worker.WarmParent(str(tmp_path / "warm.sock"), str(modules))
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    parent.reports[1] = ours
+    _forget("tabnanny")
+    send_json(theirs, {"modules": ["tabnanny", "json"]})
+    theirs.close()
+    try:
+        parent._report(ours)
+        # remembered for the next warm parent, not imported while the first endpoint runs
+        assert modules.read_text().split() == ["tabnanny"]
+        assert "tabnanny" not in sys.modules and parent.pending == ["tabnanny"]
+        parent._import_pending()
+        assert "tabnanny" in sys.modules and parent.pending == []
+    finally:
+        gc.unfreeze()  # _import_pending froze this test process's heap
