@@ -44,6 +44,9 @@ class Input:
     rows: int | None
     batches: Iterator[pa.RecordBatch]
     connection: DbConnection | None = None
+    #: A whole table read (a scan, no query of the caller's): its engine needs little
+    #: working memory of its own.
+    table_scan: bool = False
 
     def close(self) -> None:
         """Stop reading (ends the database read's transaction)."""
@@ -159,10 +162,11 @@ def open_input(
     """
     import pyarrow as pa
 
-    from ..data.sources import Query
+    from ..data.sources import Query, Table
 
     if isinstance(data, str) and connection is not None and _file_format(data) is None:
         data = connection._source(data)  # a Table or a Query on the connection
+    scan = isinstance(data, Table)
     data = _projected(data, columns)
     if isinstance(data, Query):
         reader = data.connection
@@ -171,7 +175,7 @@ def open_input(
         from ..data import DbConnection
 
         conn = reader if isinstance(reader, DbConnection) else None
-        return Input(repr(data), schema, None, _closing(stream, batches), conn)
+        return Input(repr(data), schema, None, _closing(stream, batches), conn, scan)
     fmt = _file_format(data)
     if fmt is not None:
         return _open_file(Path(data), fmt, columns)

@@ -27,6 +27,9 @@ __all__ = [
 
 IF_EXISTS = ("fail", "replace", "append")
 MAX_PAYLOAD_MB = 100  # SageMaker's MaxPayloadInMB limit
+#: DuckDB's memory_limit while a whole table is scored (see DbConnection.bounded_memory):
+#: its buffer pool would otherwise keep every block the read touched.
+SCAN_ENGINE_MEMORY = 128 * MB
 
 
 def _columns(value: Any, param: str, caller: str) -> list[str] | None:
@@ -181,7 +184,10 @@ def opened_request(
     source = open_input(data, connection, columns=needed)
     display: RowsProgress | None = None
     ok = False
+    bounded = contextlib.ExitStack()
     try:
+        if source.table_scan and source.connection is not None:
+            bounded.enter_context(source.connection.bounded_memory(SCAN_ENGINE_MEMORY))
         select_columns(source.schema, plan)
         display = RowsProgress(source.rows) if progress else None
         yield ScoringRequest(
@@ -190,5 +196,6 @@ def opened_request(
         ok = True
     finally:
         source.close()
+        bounded.close()
         if display is not None:
             display.close(ok)
