@@ -656,4 +656,5 @@ def _choose_content_type(request: ScoringRequest, handler_problem: str | None) -
         plan.content_type_reason = choice.reason
         plan.npy_like_csv = choice.like_csv
     if isinstance(request.progress, RowsProgress):
-        request.progress.note = plan.content_type
+        how = "given" if plan.content_type_given else "chosen for the model: see the summary"
+        request.progress.note = f"{plan.content_type}, {how}"

@@ -87,13 +87,22 @@ def models(scoring_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 
 def _mixed_table(duck, name: str = "MIXED") -> None:
     """An integer, a double and a decimal feature, values of every size and sign."""
-    quoted = duck.dialect.quote
-    duck.create_table(
-        f"CREATE TABLE {quoted(name)} AS SELECT i AS {quoted('ID')}, "
-        f"CAST((i * 7919) % 2001 - 1000 AS BIGINT) AS {quoted('A')}, "
-        f"sin(i) * pow(10, i % 7 - 3) AS {quoted('B')}, "
-        f"CAST(cos(i) * 13.37 AS DECIMAL(12, 4)) AS {quoted('C')} FROM range(1, 138) t(i)"
+    from fedsage.data.writer import TableWriter
+
+    i = np.arange(1, 138)
+    table = pa.table(
+        {
+            "ID": pa.array(i, pa.int64()),
+            "A": pa.array((i * 7919) % 2001 - 1000, pa.int64()),
+            "B": pa.array(np.sin(i) * 10.0 ** (i % 7 - 3)),
+            "C": pa.array([Decimal(f"{v:.4f}") for v in np.cos(i) * 13.37], pa.decimal128(12, 4)),
+        }
     )
+    with TableWriter(duck, name, arrow_schema=table.schema) as writer:
+        writer.write(table)
+        writer.commit(expected_rows=table.num_rows)
+    types = duck.query(f"SELECT * FROM {duck.dialect.quote(name)} LIMIT 1").to_arrow().schema
+    assert str(types.field("C").type).startswith("decimal")
 
 
 def test_auto_npy_writes_the_same_bytes_as_text_csv(duck, dwc, models):
