@@ -107,6 +107,7 @@ def _mixed_table(duck, name: str = "MIXED") -> None:
 
 def test_auto_npy_writes_the_same_bytes_as_text_csv(duck, dwc, models):
     _mixed_table(duck)
+    limit = duck.execute_query("SELECT current_setting('memory_limit') AS m")[0]
     kwargs = {"keep_columns": ["ID"], "batch_rows": 20, "workers": 2, "progress": False}
     auto = dwc.batch_transform(models["proba"], duck.table("MIXED"), "AUTO", **kwargs)
     csv = dwc.batch_transform(
@@ -123,6 +124,8 @@ def test_auto_npy_writes_the_same_bytes_as_text_csv(duck, dwc, models):
         assert by_npy[column].to_numpy().tobytes() == by_csv[column].to_numpy().tobytes()
     assert by_npy["ID"].tolist() == by_csv["ID"].tolist()
     assert scoring_endpoints() == []
+    # DuckDB's memory_limit, capped while the table was scanned, is back as it was
+    assert duck.execute_query("SELECT current_setting('memory_limit') AS m")[0] == limit
 
 
 def test_a_script_with_its_own_input_fn_keeps_text_csv(duck, dwc, models):
