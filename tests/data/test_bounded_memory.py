@@ -41,12 +41,12 @@ def test_a_configured_limit_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_never_raised(tmp_path: Path) -> None:
-    with DbConnection.from_url(f"duckdb:///{tmp_path / 'm.duckdb'}") as db:
-        with db.bounded_memory(1 << 50) as lowered:  # above the default: nothing to do
-            assert not lowered
+    url = f"duckdb:///{tmp_path / 'm.duckdb'}"
+    with DbConnection.from_url(url) as db, db.bounded_memory(1 << 50) as lowered:
+        assert not lowered  # above the default: nothing to do
 
 
 def test_other_engines_are_untouched(tmp_path: Path) -> None:
-    with DbConnection.from_url(f"sqlite:///{tmp_path / 'm.sqlite'}") as db:
-        with db.bounded_memory(128 * MB) as lowered:
-            assert not lowered
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    with DbConnection.from_url(url) as db, db.bounded_memory(128 * MB) as lowered:
+        assert not lowered
