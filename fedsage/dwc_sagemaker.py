@@ -906,7 +906,7 @@ enable_network_isolation, volume_size : optional
         *,
         keep_columns: str | Sequence[str] | None = None,
         features: Sequence[str] | None = None,
-        content_type: str = "text/csv",
+        content_type: str | None = None,
         accept: str | None = None,
         if_exists: str = "fail",
         workers: int | None = None,
@@ -942,8 +942,15 @@ enable_network_isolation, volume_size : optional
             Input columns written beside the predictions (ids, keys); never sent to the model.
         features : list of str, optional
             The columns sent to the model, in its order; default every column not kept.
-        content_type : {'text/csv', 'application/json', 'application/x-npy'}, default='text/csv'
-            What the model's ``input_fn`` decodes (CSV without a header).
+        content_type : {'text/csv', 'application/json', 'application/x-npy'}, optional
+            What the model's ``input_fn`` decodes (CSV without a header).  Default: chosen
+            for the model.  ``application/x-npy`` holding exactly the array ``text/csv``
+            decodes to (float32, as the image casts it) when the model keeps the image's
+            default ``input_fn`` (its entry point defines neither ``input_fn`` nor
+            ``transform_fn``, read from its source) and every feature is an integer,
+            floating point or decimal column, since parsing CSV text is most of the model
+            server's work; ``text/csv`` otherwise, and always in aws mode.  The summary's
+            ``content_type`` and ``content_type_reason`` say which and why.
         accept : str, optional
             What to ask the model to answer (the same three types); default none, so the
             model answers in its default type (SageMaker's: JSON), as an endpoint does.
@@ -971,7 +978,8 @@ enable_network_isolation, volume_size : optional
         Returns
         -------
         ScoringSummary
-            ``rows_in``, ``rows_written``, ``seconds``, ``target``, ``columns``.
+            ``rows_in``, ``rows_written``, ``seconds``, ``target``, ``columns``,
+            ``content_type`` and ``content_type_reason``.
 
         Raises
         ------
@@ -990,7 +998,10 @@ enable_network_isolation, volume_size : optional
         >>> dwc.batch_transform(clf, db.table("CUSTOMERS"), "CHURN_SCORES",
         ...                     keep_columns=["ID"], if_exists="replace")  # doctest: +SKIP
         """
-        from .scoring.request import check_arguments, opened_request
+        import functools
+
+        from .scoring.engine import PendingRequest
+        from .scoring.request import check_arguments, checked_target, opened_request
 
         caller = "batch_transform"
         job_or_endpoint = self._job_name_of(model, caller).strip()
@@ -1010,11 +1021,19 @@ enable_network_isolation, volume_size : optional
         )
         check.check_positive_int(instance_count, "instance_count", caller)
         instance = self._instance_type(instance_type, caller)
-        with opened_request(
-            data, target, plan, connection=connection, workers=workers, progress=progress
-        ) as request:
-            request.instance_count, request.instance_type = instance_count, instance
-            return self._backend.batch_transform(job_or_endpoint, request)
+        where = checked_target(data, target, plan, connection=connection)
+        opener = functools.partial(
+            opened_request,
+            data,
+            where,
+            plan,
+            connection=connection,
+            workers=workers,
+            progress=progress,
+            instance_count=instance_count,
+            instance_type=instance,
+        )
+        return self._backend.batch_transform(job_or_endpoint, PendingRequest(plan, workers, opener))
 
 
 def _payload_bytes(body: Any, caller: str) -> bytes:

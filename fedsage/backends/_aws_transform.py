@@ -183,7 +183,8 @@ def transform_through_s3(
     return ScoringSummary(
         rows_in=rows_in, rows_written=written, seconds=time.monotonic() - began,
         target=str(request.target), columns=list(schema.names), model=model_name,
-        requests=len(parts),
+        requests=len(parts), content_type=codec.CSV,
+        content_type_reason=request.plan.content_type_reason,
     )
 
 

@@ -35,7 +35,7 @@ from ._aws_endpoints import (
 from ._aws_exceptions import training_error
 
 if TYPE_CHECKING:
-    from ..scoring.engine import ScoringRequest, ScoringSummary
+    from ..scoring.engine import PendingRequest, ScoringSummary
 from ._aws_session import (
     ROLE_ENV,
     make_boto_session,
@@ -363,7 +363,7 @@ class AwsBackend(Backend):
 
     # -- batch scoring -------------------------------------------------------------
 
-    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+    def batch_transform(self, model: str, pending: PendingRequest) -> ScoringSummary:
         from ..scoring.engine import open_target_writer
         from ._aws_transform import transform_through_s3
 
@@ -380,14 +380,19 @@ class AwsBackend(Backend):
         sdk_model = self._serving_model(
             model, description, role, model_name, None, caller="batch_transform"
         )
-        return transform_through_s3(
-            store=self.store,
-            prefix=self._key(model),
-            model=sdk_model,
-            request=request,
-            open_writer=open_target_writer,
-            model_name=f"job {model}",
-        )
+        with pending.open() as request:
+            if not request.plan.content_type_given:
+                request.plan.content_type_reason = (
+                    "the default; aws mode sends text/csv parts (SplitType='Line')"
+                )
+            return transform_through_s3(
+                store=self.store,
+                prefix=self._key(model),
+                model=sdk_model,
+                request=request,
+                open_writer=open_target_writer,
+                model_name=f"job {model}",
+            )
 
     # -- Kyma --------------------------------------------------------------------
 

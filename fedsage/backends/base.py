@@ -21,7 +21,7 @@ from ..training.records import TERMINAL_STATUSES
 from ..training.settings import EstimatorSettings
 
 if TYPE_CHECKING:
-    from ..scoring.engine import ScoringRequest, ScoringSummary
+    from ..scoring.engine import PendingRequest, ScoringSummary
 
 __all__ = ["Backend", "Capabilities", "KymaInputs", "StartedJob", "TrainingRequest"]
 
@@ -256,9 +256,11 @@ class Backend(ABC):
     # -- batch scoring -----------------------------------------------------------
 
     @abstractmethod
-    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
-        """Score ``request.source`` with ``model`` (a training job or endpoint name) and
-        write ``request.target`` in one commit; see :mod:`fedsage.scoring`."""
+    def batch_transform(self, model: str, pending: PendingRequest) -> ScoringSummary:
+        """Score with ``model`` (a training job or endpoint name) the request that
+        ``pending.open()`` opens (its input and target checked), and write its target in
+        one commit; see :mod:`fedsage.scoring`.  The backend opens the request when it
+        suits it (locally: while the model server starts)."""
 
     # -- Kyma ------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from ..training.spec import JobSpec, name_from_base
 from .base import Backend, Capabilities, KymaInputs, StartedJob, TrainingRequest
 
 if TYPE_CHECKING:
-    from ..scoring.engine import ScoringRequest, ScoringSummary
+    from ..scoring.engine import PendingRequest, ScoringRequest, ScoringSummary
 
 __all__ = ["DEFAULT_LOCAL_BUCKET", "LOCAL_REGION", "LocalBackend", "store_root"]
 
@@ -459,12 +459,14 @@ class LocalBackend(Backend):
 
     # -- batch scoring -------------------------------------------------------------
 
-    def batch_transform(self, model: str, request: ScoringRequest) -> ScoringSummary:
+    def batch_transform(self, model: str, pending: PendingRequest) -> ScoringSummary:
         from ..scoring import engine, model_server
         from ..serving import endpoints
 
         began = time.monotonic()
         with contextlib.ExitStack() as stack:
+            start: model_server.BackgroundStart | None = None
+            client: Any
             if records.jobs.find(model) is None:
                 if endpoints.endpoints.find(model) is None:
                     raise ConfigurationError(
@@ -473,35 +475,40 @@ class LocalBackend(Backend):
                     )
                 client = stack.enter_context(model_server.endpoint_client(model))
                 label = f"endpoint {model}"
-                startup = 0.0  # started before this call
+                handler_problem = _endpoint_input_handler(model)
             else:
                 spec = self._completed_spec(model)
-                runtime = spec.get_runtime()
                 scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="fedsage-score-"))
                 inputs = self._serving_inputs(spec, Path(scratch))
-                client = stack.enter_context(
-                    model_server.temporary_endpoint(
+                handler_problem = _job_input_handler(spec, inputs)
+                # The server starts in a thread while the input is opened and read ahead;
+                # leaving the block waits for the start and deletes the endpoint.
+                start = stack.enter_context(
+                    model_server.BackgroundStart(
                         model_tar=inputs.model_tar,
                         code_tar=inputs.code_tar,
                         program=inputs.program,
-                        runtime=runtime,
+                        runtime=spec.get_runtime(),
                         env={**inputs.env, "SAGEMAKER_REGION": self.region},
-                        workers=request.workers,
-                        max_body=request.plan.max_payload,
+                        workers=pending.workers,
+                        max_body=pending.plan.max_payload,
                         name_hint=model,
                     )
                 )
+                client = start.client
                 label = f"job {model}"
-                startup = time.monotonic() - began
+            request = stack.enter_context(pending.open())
+            _choose_content_type(request, handler_problem)
             summary = engine.score(
                 client,
                 request.source,
                 request.target,
                 request.plan,
+                workers=pending.workers,
                 progress=request.progress,
                 model=label,
             )
-        summary.startup_seconds = startup
+        summary.startup_seconds = start.seconds if start is not None else 0.0
         summary.seconds = time.monotonic() - began
         return summary
 
@@ -603,3 +610,51 @@ def _remove_tree(path: Path) -> None:
         pass
     except OSError as exc:
         raise StorageError(f"cannot remove {path}: {exc}") from exc
+
+
+# -- batch scoring: which request type when the caller named none -------------------------
+
+
+def _job_input_handler(spec: JobSpec, inputs: KymaInputs) -> str | None:
+    """Why a job's model may not decode requests with the image's default ``input_fn``."""
+    from ..scoring import content
+
+    return content.default_input_handler(
+        inputs.code_tar, inputs.program, spec.framework, builtin=spec.algorithm is not None
+    )
+
+
+def _endpoint_input_handler(name: str) -> str | None:
+    """The same for a running endpoint: its entry point in its folder, its runtime's image."""
+    from ..scoring import content
+    from ..serving import endpoints
+
+    record = endpoints.endpoints.get(name)
+    if not record.dir:
+        return "the endpoint's folder is not known"
+    folder = Path(record.dir)
+    code = folder / "code"
+    if not code.is_dir():  # as create_endpoint: the code inside the model
+        code = folder / "model" / "code"
+        code = code if code.is_dir() else folder / "model"
+    framework = (record.runtime or {}).get("Framework", "scikit-learn")
+    builtin = record.program == builtin_xgb.SERVING_PROGRAM
+    return content.default_input_handler(code, record.program, framework, builtin=builtin)
+
+
+def _choose_content_type(request: ScoringRequest, handler_problem: str | None) -> None:
+    """Pick npy for a model that keeps the default ``input_fn`` when the caller named no
+    content type (an explicit one always wins); say which and why on the progress line."""
+    from ..scoring import content, engine
+    from ..scoring.progress import RowsProgress
+
+    plan = request.plan
+    if not plan.content_type_given:
+        _, features = engine.select_columns(request.source.schema, plan)
+        choice = content.choose(request.source.schema, features, handler_problem)
+        plan.content_type = choice.content_type
+        plan.content_type_reason = choice.reason
+        plan.npy_like_csv = choice.like_csv
+    if isinstance(request.progress, RowsProgress):
+        how = "given" if plan.content_type_given else "chosen for the model: see the summary"
+        request.progress.note = f"{plan.content_type}, {how}"

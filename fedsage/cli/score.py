@@ -55,8 +55,11 @@ def score(
         None, "--features", help="Columns sent to the model, in its order (default: all not kept)."
     ),
     if_exists: str = typer.Option("fail", "--if-exists", help="fail, replace or append."),
-    content_type: str = typer.Option(
-        "text/csv", "--content-type", help="text/csv, application/json or application/x-npy."
+    content_type: str | None = typer.Option(
+        None,
+        "--content-type",
+        help="text/csv, application/json or application/x-npy (default: npy for a model "
+        "with the image's default input_fn and numeric features, else text/csv).",
     ),
     accept: str | None = typer.Option(
         None, "--accept", help="The answer type to ask for (default: the model's default)."
@@ -130,5 +133,6 @@ def score(
             db.close()
     console.print(
         f"wrote {summary.rows_written:,} rows to {summary.target} in {summary.seconds:.1f}s "
-        f"({summary.rows_per_second:,.0f} rows/s; columns: {', '.join(summary.columns)})"
+        f"({summary.rows_per_second:,.0f} rows/s; columns: {', '.join(summary.columns)}; "
+        f"requests {summary.content_type}: {summary.content_type_reason})"
     )

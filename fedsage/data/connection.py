@@ -335,6 +335,32 @@ class DbConnection(FedmlMethods):
 
     # -- reading ------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def bounded_memory(self, limit: int) -> Iterator[bool]:
+        """Cap the database engine's own memory while a long read runs (DuckDB only).
+
+        DuckDB runs inside this process and its buffer pool keeps the blocks a scan read
+        (up to its ``memory_limit``, default 80% of RAM), so reading a big table grows
+        the process by the table's size.  Inside the block DuckDB's ``memory_limit`` is
+        ``limit`` bytes, and is reset when the block ends -- only when fedsage opened the
+        database without a ``memory_limit`` of its own (so the reset restores exactly
+        what was in effect) and DuckDB can spill to its temporary directory.  Other
+        engines run in their own processes: nothing changes.  The limit is the
+        database's, so other threads using the same database meanwhile share it.
+
+        Parameters
+        ----------
+        limit : int
+            Bytes.
+
+        Yields
+        ------
+        bool
+            Whether the limit was lowered.
+        """
+        with self.dialect.bounded_memory(self._conn, limit) as lowered:
+            yield lowered
+
     def iter_batches(self, query_or_table: str | Query,
                      batch_rows: int = DEFAULT_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """Stream a table, view or query as Arrow record batches.

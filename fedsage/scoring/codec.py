@@ -80,7 +80,7 @@ def _matrix(batch: pa.RecordBatch) -> Any:
     return np.column_stack(columns)
 
 
-def encode(batch: pa.RecordBatch, content_type: str) -> bytes:
+def encode(batch: pa.RecordBatch, content_type: str, *, like_csv: bool = False) -> bytes:
     """Encode the feature columns of ``batch`` as one request body.
 
     Parameters
@@ -89,6 +89,9 @@ def encode(batch: pa.RecordBatch, content_type: str) -> bytes:
         The feature columns only, in the model's order.
     content_type : str
         One of :data:`CONTENT_TYPES`.
+    like_csv : bool, default=False
+        For npy: the array the image's default ``input_fn`` makes of the same rows sent
+        as ``text/csv`` (float32, squeezed; see :mod:`fedsage.scoring.content`).
 
     Returns
     -------
@@ -105,8 +108,10 @@ def encode(batch: pa.RecordBatch, content_type: str) -> bytes:
     if content_type == NPY:
         import numpy as np
 
+        from .content import csv_like_matrix
+
         sink = io.BytesIO()
-        np.save(sink, _matrix(batch), allow_pickle=False)
+        np.save(sink, csv_like_matrix(batch) if like_csv else _matrix(batch), allow_pickle=False)
         return sink.getvalue()
     if all(_is_numeric(column.type) for column in batch.columns):
         return json.dumps(_matrix(batch).tolist()).encode("utf-8")

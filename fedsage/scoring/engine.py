@@ -3,14 +3,17 @@
 The calling thread reads the input and writes the output (database cursors stay in one
 thread); a pool of ``workers + 1`` threads encodes, sends and decodes, so every server
 worker has a request while the next one is on the wire.  At most ``workers + 1`` batches
-are in flight, which keeps memory flat in the row count.  Output goes through the data
-layer's writers, which stage the rows and commit them in one step, or abort and leave the
-target as it was.
+are in flight, which keeps memory flat in the row count.  While the model server is still
+starting (the client is a future), reading goes on ahead, up to
+:data:`STARTUP_READ_AHEAD` bytes of batches, so the start overlaps the read.  Output goes
+through the data layer's writers, which stage the rows and commit them in one step, or
+abort and leave the target as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -28,10 +31,20 @@ if TYPE_CHECKING:
 
     from .model_server import ModelClient
 
-__all__ = ["DEFAULT_BATCH_ROWS", "Plan", "ScoringRequest", "ScoringSummary", "score"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "PendingRequest",
+    "Plan",
+    "ScoringRequest",
+    "ScoringSummary",
+    "score",
+]
 
 DEFAULT_BATCH_ROWS = 50_000
 MB = 1024 * 1024
+#: Bytes of input batches read ahead while the model server starts (then ``workers + 1``
+#: batches at most, as ever): enough to overlap a start of a few seconds with the read.
+STARTUP_READ_AHEAD = 24 * MB
 
 
 @dataclass
@@ -41,6 +54,12 @@ class Plan:
     keep_columns: list[str] = field(default_factory=list)
     features: list[str] | None = None
     content_type: str = codec.CSV
+    #: False when the caller named no content type (the backend may choose npy).
+    content_type_given: bool = True
+    #: Why ``content_type`` is used (for the summary and the progress display).
+    content_type_reason: str = "given by the caller"
+    #: npy bodies holding the array the image's CSV decoding gives (float32, squeezed).
+    npy_like_csv: bool = False
     accept: str | None = None
     batch_rows: int = DEFAULT_BATCH_ROWS
     max_payload: int = 6 * MB
@@ -59,6 +78,27 @@ class ScoringRequest:
     progress: Callable[[int], None] | None = None
     instance_count: int = 1
     instance_type: str | None = None
+
+
+@dataclass
+class PendingRequest:
+    """A checked scoring call whose input is not opened yet (a backend opens it when it
+    suits it: locally while the model server starts).
+
+    Attributes
+    ----------
+    plan : Plan
+        The checked arguments.
+    workers : int or None
+        Model server workers asked for.
+    open : callable
+        Opens the :class:`ScoringRequest` (reads the input's first batch); a context
+        manager that closes the input after.
+    """
+
+    plan: Plan
+    workers: int | None
+    open: Callable[[], contextlib.AbstractContextManager[ScoringRequest]]
 
 
 @dataclass
@@ -81,6 +121,15 @@ class ScoringSummary:
         What scored (job or endpoint name).
     requests : int
         Requests sent to the model server.
+    startup_seconds : float
+        Seconds the temporary model server took to start (0 for an existing endpoint);
+        the start overlaps the first reads, so it is not all added to :attr:`seconds`.
+    content_type : str
+        What the requests carried.
+    content_type_reason : str
+        Why: given by the caller, or chosen (npy for a model that keeps the image's
+        default ``input_fn`` and numeric features; otherwise the default ``text/csv``
+        and the reason).
     """
 
     rows_in: int
@@ -91,6 +140,8 @@ class ScoringSummary:
     model: str = ""
     requests: int = 0
     startup_seconds: float = 0.0
+    content_type: str = codec.CSV
+    content_type_reason: str = ""
 
     @property
     def rows_per_second(self) -> float:
@@ -100,7 +151,8 @@ class ScoringSummary:
     def __repr__(self) -> str:
         return (
             f"ScoringSummary(rows_in={self.rows_in}, rows_written={self.rows_written}, "
-            f"seconds={self.seconds:.2f}, target={self.target!r})"
+            f"seconds={self.seconds:.2f}, target={self.target!r}, "
+            f"content_type={self.content_type!r})"
         )
 
     def _repr_html_(self) -> str:
@@ -114,6 +166,7 @@ class ScoringSummary:
                 ("Seconds", f"{self.seconds:.2f}"),
                 ("Rows per second", f"{self.rows_per_second:,.0f}"),
                 ("Requests", self.requests),
+                ("Content type", f"{self.content_type} ({self.content_type_reason})"),
                 ("Columns", ", ".join(self.columns)),
             ],
         )
@@ -193,8 +246,8 @@ def chunks(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBa
 class _Scorer:
     """Sends one batch's features (split to fit ``max_payload``) and decodes the answers."""
 
-    def __init__(self, client: ModelClient, plan: Plan) -> None:
-        self.client = client
+    def __init__(self, client: Future[ModelClient], plan: Plan) -> None:
+        self.client = client  # a future: the server may still be starting
         self.plan = plan
         # No Accept header unless asked: the model answers in its default type, as an
         # endpoint does (SageMaker's default is JSON, the cheapest to encode and decode).
@@ -217,7 +270,7 @@ class _Scorer:
     def _fit(
         self, offset: int, piece: pa.RecordBatch
     ) -> Iterator[tuple[int, pa.RecordBatch, bytes]]:
-        body = codec.encode(piece, self.plan.content_type)
+        body = codec.encode(piece, self.plan.content_type, like_csv=self.plan.npy_like_csv)
         if piece.num_rows:
             self.bytes_per_row = len(body) / piece.num_rows
         if len(body) <= self.plan.max_payload:
@@ -238,8 +291,9 @@ class _Scorer:
         parts: list[list[pa.Array]] = []
         for offset, piece, body in self._pieces(features):
             first, last = start + offset + 1, start + offset + piece.num_rows
+            client = self.client.result()  # the server's start failing raises its error
             try:
-                answer, answer_type = self.client.invoke(body, self.plan.content_type, self.accept)
+                answer, answer_type = client.invoke(body, self.plan.content_type, self.accept)
                 self.requests += 1
                 parts.append(
                     codec.decode(answer, answer_type or self.accept or codec.JSON, piece.num_rows)
@@ -308,12 +362,19 @@ def open_target_writer(target: Target, schema: pa.Schema, if_exists: str) -> Any
     )
 
 
+def _ready(client: ModelClient) -> Future[ModelClient]:
+    future: Future[ModelClient] = Future()
+    future.set_result(client)
+    return future
+
+
 def score(
-    client: ModelClient,
+    client: ModelClient | Future[ModelClient],
     source: Input,
     target: Target,
     plan: Plan,
     *,
+    workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     model: str = "",
     open_writer: Callable[[Target, pa.Schema, str], Any] = open_target_writer,
@@ -322,8 +383,12 @@ def score(
 
     Parameters
     ----------
-    client : ModelClient
-        The model's server.
+    client : ModelClient or concurrent.futures.Future of ModelClient
+        The model's server, or its start under way: input is read ahead (up to
+        :data:`STARTUP_READ_AHEAD` bytes) until it is ready, and its failure to start is
+        raised as it is.
+    workers : int, optional
+        The server's workers when ``client`` is a future (default: one per core).
     source : Input
         The opened input (read in this thread).
     target : Target
@@ -353,17 +418,34 @@ def score(
 
     began = time.monotonic()
     keep, features = select_columns(source.schema, plan)
-    scorer = _Scorer(client, plan)
-    pending: deque[tuple[int, pa.RecordBatch, Future[list[pa.Array]]]] = deque()
-    in_flight = client.workers + 1
+    if isinstance(client, Future):
+        starting = client
+        in_flight = max(1, workers or os.cpu_count() or 1) + 1
+    else:
+        starting = _ready(client)
+        in_flight = client.workers + 1
+    scorer = _Scorer(starting, plan)
+    pending: deque[tuple[int, pa.RecordBatch, Future[list[pa.Array]], int]] = deque()
+    ahead = 0  # bytes of the pending batches
     writer: Any = None
     rows_in = 0
     schema: pa.Schema | None = None
     pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="fedsage-score")
 
+    def room() -> bool:
+        """Whether to read another batch before writing the oldest one."""
+        if not pending:
+            return True
+        if not starting.done():  # the server is starting: read ahead, bounded in bytes
+            return ahead < STARTUP_READ_AHEAD
+        if starting.exception() is not None:
+            return False  # write_one raises the start's error
+        return len(pending) < in_flight and not pending[0][2].done()
+
     def write_one() -> None:
-        nonlocal writer, schema
-        start, kept, future = pending.popleft()
+        nonlocal writer, schema, ahead
+        start, kept, future, size = pending.popleft()
+        ahead -= size
         columns = future.result()
         if schema is None:
             schema = output_schema(source.schema, keep, columns, plan.prediction_column)
@@ -393,12 +475,16 @@ def score(
         for batch in chunks(source.batches, plan.batch_rows):
             check_nulls(batch, features, rows_in)
             kept = batch.select(keep)
-            pending.append((rows_in, kept, pool.submit(scorer, rows_in, batch.select(features))))
+            sent = batch.select(features)
+            size = kept.nbytes + sent.nbytes
+            pending.append((rows_in, kept, pool.submit(scorer, rows_in, sent), size))
+            ahead += size
             rows_in += batch.num_rows
-            while len(pending) >= in_flight or (pending and pending[0][2].done()):
+            while not room():
                 write_one()
         while pending:
             write_one()
+        starting.result()  # no rows at all: still the server's start error, if any
         if writer is None:  # no rows at all: the model was never asked
             schema = pa.schema(
                 [source.schema.field(n) for n in keep]
@@ -412,7 +498,7 @@ def score(
         written = int(writer.commit(expected_rows=rows_in))
         ok = True
     finally:
-        for _, _, future in pending:
+        for _, _, future, _ in pending:
             future.cancel()
         # On failure (Ctrl-C included) requests still on the wire are not waited for:
         # the caller stops the server, which ends them.
@@ -436,4 +522,6 @@ def score(
         columns=list(schema.names),
         model=model,
         requests=scorer.requests,
+        content_type=plan.content_type,
+        content_type_reason=plan.content_type_reason,
     )

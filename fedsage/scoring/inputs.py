@@ -25,6 +25,7 @@ __all__ = [
     "FILE_SUFFIXES",
     "Input",
     "Target",
+    "check_input_kind",
     "check_target_free",
     "open_input",
     "resolve_target",
@@ -43,6 +44,9 @@ class Input:
     rows: int | None
     batches: Iterator[pa.RecordBatch]
     connection: DbConnection | None = None
+    #: A whole table read (a scan, no query of the caller's): its engine needs little
+    #: working memory of its own.
+    table_scan: bool = False
 
     def close(self) -> None:
         """Stop reading (ends the database read's transaction)."""
@@ -88,6 +92,43 @@ def _projected(data: Any, columns: list[str] | None) -> Any:
     return conn.query(f"SELECT {', '.join(map(conn.dialect.quote, columns))} FROM {qualified}")
 
 
+def check_input_kind(data: Any, connection: DbConnection | None, param: str = "data") -> None:
+    """Refuse an input of no known kind, or a name without a connection (nothing is read).
+
+    Raises
+    ------
+    ConfigurationError
+        The same errors :func:`open_input` raises for these cases.
+    """
+    from ..data.sources import Query, Table
+
+    if isinstance(data, Query | Table) or _file_format(data) is not None:
+        return
+    if isinstance(data, str):
+        if connection is None:
+            raise _needs_connection(data, param)
+        return
+    if type(data).__module__.startswith("pandas") and type(data).__name__ == "DataFrame":
+        return
+    raise _unknown_kind(data, param)
+
+
+def _needs_connection(data: str, param: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"the {param} parameter {data!r} is a table name or a query, so a connection is "
+        "needed: pass connection=DbConnection(...), or give db.table(name) / "
+        "db.query(sql) instead"
+    )
+
+
+def _unknown_kind(data: Any, param: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"the {param} parameter must be db.table(...), db.query(...), a table name or query "
+        "with a connection, a pandas DataFrame, or a .csv/.parquet path; got "
+        f"{type(data).__name__}"
+    )
+
+
 def open_input(
     data: Any,
     connection: DbConnection | None,
@@ -121,10 +162,11 @@ def open_input(
     """
     import pyarrow as pa
 
-    from ..data.sources import Query
+    from ..data.sources import Query, Table
 
     if isinstance(data, str) and connection is not None and _file_format(data) is None:
         data = connection._source(data)  # a Table or a Query on the connection
+    scan = isinstance(data, Table)
     data = _projected(data, columns)
     if isinstance(data, Query):
         reader = data.connection
@@ -133,17 +175,13 @@ def open_input(
         from ..data import DbConnection
 
         conn = reader if isinstance(reader, DbConnection) else None
-        return Input(repr(data), schema, None, _closing(stream, batches), conn)
+        return Input(repr(data), schema, None, _closing(stream, batches), conn, scan)
     fmt = _file_format(data)
     if fmt is not None:
         return _open_file(Path(data), fmt, columns)
     if isinstance(data, str):
         if connection is None:
-            raise ConfigurationError(
-                f"the {param} parameter {data!r} is a table name or a query, so a connection is "
-                "needed: pass connection=DbConnection(...), or give db.table(name) / "
-                "db.query(sql) instead"
-            )
+            raise _needs_connection(data, param)
         batches = connection.iter_batches(data, READ_ROWS)
         schema, stream = _with_first(batches)
         return Input(data, schema, None, _closing(stream, batches), connection)
@@ -155,11 +193,7 @@ def open_input(
             table.num_rows,
             iter(table.to_batches(READ_ROWS) or [pa.RecordBatch.from_pylist([], table.schema)]),
         )
-    raise ConfigurationError(
-        f"the {param} parameter must be db.table(...), db.query(...), a table name or query "
-        "with a connection, a pandas DataFrame, or a .csv/.parquet path; got "
-        f"{type(data).__name__}"
-    )
+    raise _unknown_kind(data, param)
 
 
 def _from_pandas(data: Any, param: str) -> pa.Table:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
     from ..runtimes.base import Runtime
 
-__all__ = ["ModelClient", "endpoint_client", "temporary_endpoint"]
+__all__ = ["BackgroundStart", "ModelClient", "endpoint_client", "temporary_endpoint"]
 
 _UNSAFE = re.compile(r"[^a-zA-Z0-9]+")
 
@@ -203,6 +205,60 @@ def temporary_endpoint(
         if created:
             with contextlib.suppress(EndpointError):
                 endpoints.delete_endpoint(name)
+
+
+class BackgroundStart:
+    """:func:`temporary_endpoint` started in a thread, so the caller reads its input meanwhile.
+
+    Use it as a context manager: leaving the block waits for the start to end (a second
+    Ctrl-C during that wait is held back until the cleanup is done) and then deletes the
+    endpoint, whatever ended the block; a :class:`~fedsage.errors.ScoringError` gets the
+    end of the server's log, as with :func:`temporary_endpoint`.
+
+    Parameters
+    ----------
+    **settings
+        What :func:`temporary_endpoint` takes.
+
+    Attributes
+    ----------
+    client : concurrent.futures.Future of ModelClient
+        Done when the server answers ``/ping`` (or failed to start: its error).
+    seconds : float
+        How long the start took (0.0 until it ended).
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self._settings = settings
+        self._stack = contextlib.ExitStack()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fedsage-server-start")
+        self.seconds = 0.0
+        self.client: Future[ModelClient] = self._pool.submit(self._start)
+
+    def _start(self) -> ModelClient:
+        began = time.monotonic()
+        try:
+            client: ModelClient = self._stack.enter_context(temporary_endpoint(**self._settings))
+            return client
+        finally:
+            self.seconds = time.monotonic() - began
+
+    def __enter__(self) -> BackgroundStart:
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        interrupted = False
+        while True:  # the endpoint must not outlive the call: wait for the start to end
+            try:
+                self.client.exception()
+                break
+            except KeyboardInterrupt:
+                interrupted = True
+        self._pool.shutdown(wait=True)
+        handled = bool(self._stack.__exit__(*exc))
+        if interrupted:
+            raise KeyboardInterrupt
+        return handled
 
 
 def endpoint_client(name: str) -> ModelClient:

@@ -26,11 +26,14 @@ class RowsProgress:
         self._began = time.monotonic()
         self._shown = 0.0
         self._rows = 0
+        #: Shown after the counts: the request type (set once it is chosen).
+        self.note = ""
 
     def _message(self) -> str:
         elapsed = max(time.monotonic() - self._began, 1e-9)
         total = f" of {self.total:,}" if self.total else ""
-        return f"{self._rows:,}{total} rows scored, {self._rows / elapsed:,.0f} rows/s"
+        note = f" ({self.note})" if self.note else ""
+        return f"{self._rows:,}{total} rows scored, {self._rows / elapsed:,.0f} rows/s{note}"
 
     def __call__(self, rows: int) -> None:
         self._rows = rows

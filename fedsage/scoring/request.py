@@ -10,16 +10,26 @@ from .. import _validation as check
 from ..errors import ConfigurationError
 from . import codec
 from .engine import DEFAULT_BATCH_ROWS, MB, Plan, ScoringRequest, select_columns
-from .inputs import check_target_free, open_input, resolve_target
+from .inputs import Target, check_input_kind, check_target_free, open_input, resolve_target
 from .progress import RowsProgress
 
 if TYPE_CHECKING:
     from ..data import DbConnection
 
-__all__ = ["DEFAULT_BATCH_ROWS", "IF_EXISTS", "MAX_PAYLOAD_MB", "check_arguments", "opened_request"]
+__all__ = [
+    "DEFAULT_BATCH_ROWS",
+    "IF_EXISTS",
+    "MAX_PAYLOAD_MB",
+    "check_arguments",
+    "checked_target",
+    "opened_request",
+]
 
 IF_EXISTS = ("fail", "replace", "append")
 MAX_PAYLOAD_MB = 100  # SageMaker's MaxPayloadInMB limit
+#: DuckDB's memory_limit while a whole table is scored (see DbConnection.bounded_memory):
+#: its buffer pool would otherwise keep every block the read touched.
+SCAN_ENGINE_MEMORY = 128 * MB
 
 
 def _columns(value: Any, param: str, caller: str) -> list[str] | None:
@@ -74,7 +84,8 @@ def check_arguments(
             f"the features and keep_columns parameters of {caller} share columns "
             f"{sorted(set(chosen) & set(keep))!r}; a column is either sent to the model or kept"
         )
-    kind = codec.check_content_type(content_type, "content_type", caller)
+    given = content_type is not None
+    kind = codec.check_content_type(content_type, "content_type", caller) if given else codec.CSV
     answer = None if accept is None else codec.check_content_type(accept, "accept", caller)
     if if_exists not in IF_EXISTS:
         raise ConfigurationError(
@@ -108,6 +119,8 @@ def check_arguments(
         keep_columns=keep,
         features=chosen,
         content_type=kind,
+        content_type_given=given,
+        content_type_reason="given by the caller" if given else "the default",
         accept=answer,
         batch_rows=batch_rows,
         max_payload=int(max_payload * MB),
@@ -116,30 +129,23 @@ def check_arguments(
     )
 
 
-@contextlib.contextmanager
-def opened_request(
-    data: Any,
-    target: Any,
-    plan: Plan,
-    *,
-    connection: DbConnection | None,
-    workers: int | None,
-    progress: bool,
-) -> Iterator[ScoringRequest]:
-    """Resolve the target, open the input and check its columns; close it at the end.
-
-    The input's first batch is read here, so a missing table or a bad query fails before
-    any model server starts.
+def checked_target(
+    data: Any, target: Any, plan: Plan, *, connection: DbConnection | None
+) -> Target:
+    """Check the input's kind, resolve the target (on ``connection``, else a query input's
+    connection) and, with ``if_exists='fail'``, check that it does not exist; nothing is
+    opened or written.
 
     Raises
     ------
     ConfigurationError
-        For a target or input of no known kind, or columns the input does not have.
+        For an input or target of no known kind, or an illegal target name.
     DataError
-        If the input cannot be read.
+        If the target exists and ``if_exists='fail'``.
     """
     from ..data.sources import Query
 
+    check_input_kind(data, connection)
     default = connection
     if default is None and isinstance(data, Query):
         from ..data import DbConnection
@@ -147,16 +153,49 @@ def opened_request(
         default = data.connection if isinstance(data.connection, DbConnection) else None
     where = resolve_target(target, default)
     check_target_free(where, plan.if_exists)
+    return where
+
+
+@contextlib.contextmanager
+def opened_request(
+    data: Any,
+    where: Target,
+    plan: Plan,
+    *,
+    connection: DbConnection | None,
+    workers: int | None,
+    progress: bool,
+    instance_count: int = 1,
+    instance_type: str | None = None,
+) -> Iterator[ScoringRequest]:
+    """Open the input and check its columns; close it at the end.
+
+    The input's first batch is read here (a local model server may be starting
+    meanwhile: a missing table or a bad query stops it).
+
+    Raises
+    ------
+    ConfigurationError
+        For an input of no known kind, or columns the input does not have.
+    DataError
+        If the input cannot be read.
+    """
     needed = None if plan.features is None else [*plan.keep_columns, *plan.features]
     source = open_input(data, connection, columns=needed)
     display: RowsProgress | None = None
     ok = False
+    bounded = contextlib.ExitStack()
     try:
+        if source.table_scan and source.connection is not None:
+            bounded.enter_context(source.connection.bounded_memory(SCAN_ENGINE_MEMORY))
         select_columns(source.schema, plan)
         display = RowsProgress(source.rows) if progress else None
-        yield ScoringRequest(source, where, plan, workers, display)
+        yield ScoringRequest(
+            source, where, plan, workers, display, instance_count, instance_type
+        )
         ok = True
     finally:
         source.close()
+        bounded.close()
         if display is not None:
             display.close(ok)

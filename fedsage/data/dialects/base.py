@@ -358,6 +358,12 @@ class Dialect:
         """Make the current transaction read-only where the engine can; return an undo."""
         return None
 
+    @contextlib.contextmanager
+    def bounded_memory(self, conn: Any, limit: int) -> Iterator[bool]:
+        """Cap the engine's own in-process memory at ``limit`` bytes while the block runs
+        (yields whether it did); engines in another process have nothing to cap."""
+        yield False
+
     def check_query(self, conn: Any, sql: str) -> None:
         """Refuse caller SQL the engine can tell is not one read-only query (cheap, early).
 

@@ -13,6 +13,7 @@ statement.  fedsage never wraps caller SQL in DuckDB's ``COPY (...) TO``.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -39,9 +40,13 @@ class DuckDBSession:
     is not inherited; the session replays it on every new cursor.
     """
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, conn: duckdb.DuckDBPyConnection, settings: dict[str, Any] | None = None
+    ) -> None:
         self.conn = conn
         self.use: str | None = None
+        #: The configuration the database was opened with (a ``duckdb://`` URL's query).
+        self.settings = dict(settings or {})
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = self.conn.cursor()
@@ -67,7 +72,22 @@ def connect_duckdb(path: str, settings: dict[str, Any] | None = None) -> DuckDBS
 
     ``settings`` are DuckDB configuration options (a ``duckdb://`` URL's query).
     """
-    return DuckDBSession(duckdb.connect(path, config=settings or {}))
+    return DuckDBSession(duckdb.connect(path, config=settings or {}), settings)
+
+
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _bytes(text: str) -> float | None:
+    """``'18.8 GiB'`` (how DuckDB shows a memory setting) in bytes; None if unreadable."""
+    found = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text or "")
+    if not found or found.group(2).lower() not in _UNITS:
+        return None
+    try:
+        return float(found.group(1)) * _UNITS[found.group(2).lower()]
+    except ValueError:
+        return None
 
 
 def _kinds(statements: Any) -> set[str]:
@@ -147,6 +167,39 @@ class DuckDBDialect(Dialect):
 
     def end(self, conn: Any, ok: bool) -> None:
         """Nothing to do: fedsage runs DuckDB statements in autocommit mode."""
+
+    @contextlib.contextmanager
+    def bounded_memory(self, conn: Any, limit: int) -> Iterator[bool]:
+        """Lower ``memory_limit`` to ``limit`` bytes while the block runs, then ``RESET`` it.
+
+        DuckDB's buffer pool keeps every block a scan read until the limit (default 80%
+        of RAM) presses, so a long read grows the process by the table's size.  The
+        limit is the database's, shared by every connection to it, so it is lowered only
+        when fedsage can put it back exactly: the database was opened by fedsage without
+        a ``memory_limit``/``max_memory`` setting (so ``RESET`` restores what was in
+        effect), the current limit is higher, and DuckDB can spill to a temporary
+        directory (so a bigger need spills instead of failing).  Yields whether it did.
+        """
+        settings = {k.lower() for k in getattr(conn, "settings", {"memory_limit": None})}
+        cursor = conn.cursor()
+        lowered = False
+        try:
+            if not settings & {"memory_limit", "max_memory"}:
+                current, spill = cursor.execute(
+                    "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+                ).fetchone()
+                now = _bytes(str(current))
+                if now is not None and now > limit and spill:
+                    with contextlib.suppress(duckdb.Error):  # cannot free enough: no cap
+                        cursor.execute(f"SET memory_limit = '{int(limit)}B'")
+                        lowered = True
+            yield lowered
+        finally:
+            try:
+                if lowered:
+                    cursor.execute("RESET memory_limit")
+            finally:
+                cursor.close()
 
     def _one_select(self, conn: Any, sql: str) -> Any:
         """Parse ``sql`` with DuckDB; return its one statement if it is a SELECT."""
