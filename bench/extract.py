@@ -1,7 +1,10 @@
 """Benchmark: extracting a 20-column table to a channel file, fedml-aws's way vs fedsage.
 
 Run:  .venv/bin/python bench/extract.py [--rows 1000000 --small 250000 --repeat 3]
-                                       [--engines duckdb,postgresql]
+                                       [--engines duckdb,postgresql] [--process-only]
+
+``--process-only`` prints only the second table (whole processes); without
+``postgresql`` in ``--engines`` no PostgreSQL server is started.
 
 The table has 6 integer, 8 double precision, 5 short text columns and a timestamp, on
 DuckDB (a file) and PostgreSQL (a private server started here, stopped by PID).  Each
@@ -30,6 +33,7 @@ renaming its file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -54,14 +58,17 @@ def _columns_sql(gen: str) -> str:
     return ", ".join(cols)
 
 
-def create_tables(duck_path: str, pg_dsn: str, sizes: list[int]) -> None:
+def create_tables(duck_path: str, pg_dsn: str | None, sizes: list[int]) -> None:
     import duckdb
-    import psycopg
 
     with duckdb.connect(duck_path) as con:
         for n in sizes:
             con.execute(f"CREATE OR REPLACE TABLE big_{n} AS SELECT {_columns_sql('i')} "
                         f"FROM range({n}) t(i)")
+    if pg_dsn is None:
+        return
+    import psycopg
+
     with psycopg.connect(pg_dsn, autocommit=True) as con:
         for n in sizes:
             con.execute(f"DROP TABLE IF EXISTS big_{n}")
@@ -175,6 +182,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="duckdb,postgresql",
                         help="comma-separated subset of duckdb,postgresql")
+    parser.add_argument("--process-only", action="store_true",
+                        help="only the whole-process table (fedsage data export vs COPY)")
     parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
     if args.child:
@@ -184,22 +193,27 @@ def main() -> None:
     from _pgserver import postgres_server
 
     sizes = [args.small, args.rows]
-    with tempfile.TemporaryDirectory() as tmp, postgres_server() as server:
+    engines = args.engines.split(",")
+    with tempfile.TemporaryDirectory() as tmp, \
+            (postgres_server() if "postgresql" in engines else contextlib.nullcontext()) as server:
         duck = os.path.join(tmp, "bench.duckdb")
-        dsn = f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage dbname=postgres"
+        dsn = (f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage "
+               "dbname=postgres") if server is not None else None
         create_tables(duck, dsn, sizes)
-        targets = {"duckdb": (f"duckdb:///{duck}", duck), "postgresql": (server.url, dsn)}
+        targets = {"duckdb": (f"duckdb:///{duck}", duck)}
+        if server is not None:
+            targets["postgresql"] = (server.url, dsn)
         whole: dict[tuple[str, int], dict[str, float | None]] = {}
         print(f"median of {args.repeat} runs; spread = slowest - fastest wall time\n")
         print("| engine | rows | method | wall s (spread) | rows/s | peak RSS MB "
               "| x fedml-aws rows/s | RSS / fedml-aws | x floor time |")
         print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for engine, (url, raw) in targets.items():
-            if engine not in args.engines.split(","):
+            if engine not in engines:
                 continue
             for n in sizes:
                 res = {}
-                for method in METHODS:
+                for method in () if args.process_only else METHODS:
                     target = url if method.startswith("fedsage") else raw
                     res[method] = measure(method, engine, target, f"big_{n}",
                                           Path(tmp) / "out.file", args.repeat)
