@@ -2,9 +2,11 @@
 
 Run:  .venv/bin/python bench/extract.py [--rows 1000000 --small 250000 --repeat 3]
                                        [--engines duckdb,postgresql] [--process-only]
+                                       [--formats csv,parquet]
 
-``--process-only`` prints only the second table (whole processes); without
-``postgresql`` in ``--engines`` no PostgreSQL server is started.
+``--process-only`` prints only the second table (whole processes), ``--formats`` limits
+it to some formats; without ``postgresql`` in ``--engines`` no PostgreSQL server is
+started.
 
 The table has 6 integer, 8 double precision, 5 short text columns and a timestamp, on
 DuckDB (a file) and PostgreSQL (a private server started here, stopped by PID).  Each
@@ -27,7 +29,8 @@ A second table times whole processes, interpreter start and imports included, as
 runs them: ``fedsage data export TABLE --to FILE --format csv|parquet --config URL``
 against the engine's own ``COPY`` to the same format in a fresh process (DuckDB ``COPY TO``
 CSV and Parquet; PostgreSQL ``COPY TO STDOUT``, CSV only), each writing, ``fsync``-ing and
-renaming its file.
+renaming its file.  The two sides of each ratio take turns run by run, so load that
+changes during the measurement (a shared machine) hits both alike.
 """
 
 from __future__ import annotations
@@ -155,24 +158,36 @@ def measure(method: str, engine: str, target: str, table: str, out: Path,
             "spread": max(r["wall"] for r in runs) - min(r["wall"] for r in runs)}
 
 
-def measure_process(method: str, engine: str, url: str, raw: str, table: str, out: Path,
-                    repeat: int) -> float | None:
-    """Median wall seconds of ``method`` as a whole process (None: no such method here)."""
+def _process_argv(method: str, engine: str, url: str, raw: str, table: str,
+                  out: Path) -> list[str] | None:
+    """The command line of ``method`` as a whole process (None: no such method here)."""
     fmt = method.rsplit(" ", 1)[1]
     if method.startswith("fedsage"):
-        argv = [str(Path(sys.executable).parent / "fedsage"), "data", "export", table, "--to",
+        return [str(Path(sys.executable).parent / "fedsage"), "data", "export", table, "--to",
                 str(out), "--format", fmt, "--config", url]
-    elif engine == "postgresql" and fmt == "parquet":
+    if engine == "postgresql" and fmt == "parquet":
         return None  # PostgreSQL's COPY writes no Parquet
-    else:
-        argv = [sys.executable, __file__, "--child", f"COPY {fmt}", engine, raw, table, str(out)]
-    walls = []
+    return [sys.executable, __file__, "--child", f"COPY {fmt}", engine, raw, table, str(out)]
+
+
+def measure_processes(methods: list[str], engine: str, url: str, raw: str, table: str,
+                      out: Path, repeat: int) -> dict[str, float | None]:
+    """Median wall seconds of each method as a whole process (None: no such method here).
+
+    The methods take turns run by run (fedsage, COPY, fedsage, COPY, ...), so a change of
+    the machine's load during the measurement hits both sides of a ratio alike.
+    """
+    argvs = {m: _process_argv(m, engine, url, raw, table, out) for m in methods}
+    walls: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
-        walls.append(time.perf_counter() - start)
-        out.unlink(missing_ok=True)
-    return statistics.median(walls)
+        for method, argv in argvs.items():
+            if argv is None:
+                continue
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            walls[method].append(time.perf_counter() - start)
+            out.unlink(missing_ok=True)
+    return {m: statistics.median(w) if w else None for m, w in walls.items()}
 
 
 def main() -> None:
@@ -182,6 +197,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="duckdb,postgresql",
                         help="comma-separated subset of duckdb,postgresql")
+    parser.add_argument("--formats", default="csv,parquet",
+                        help="comma-separated subset of csv,parquet (whole-process table)")
     parser.add_argument("--process-only", action="store_true",
                         help="only the whole-process table (fedsage data export vs COPY)")
     parser.add_argument("--child", nargs=5)
@@ -194,6 +211,7 @@ def main() -> None:
 
     sizes = [args.small, args.rows]
     engines = args.engines.split(",")
+    formats = args.formats.split(",")
     with tempfile.TemporaryDirectory() as tmp, \
             (postgres_server() if "postgresql" in engines else contextlib.nullcontext()) as server:
         duck = os.path.join(tmp, "bench.duckdb")
@@ -224,16 +242,14 @@ def main() -> None:
                               f"{r['wall'] / floor['wall']:.2f}")
                     print(f"| {engine} | {n:,} | {method} | {r['wall']:.2f} ({r['spread']:.2f}) | "
                           f"{n / r['wall']:,.0f} | {r['rss_mb']:,.0f} | {ratios} |", flush=True)
-                whole[(engine, n)] = {
-                    m: measure_process(m, engine, url, raw, f"big_{n}", Path(tmp) / "out.file",
-                                       args.repeat)
-                    for m in PROCESS_METHODS
-                }
+                methods = [m for m in PROCESS_METHODS if m.rsplit(" ", 1)[1] in formats]
+                whole[(engine, n)] = measure_processes(methods, engine, url, raw, f"big_{n}",
+                                                       Path(tmp) / "out.file", args.repeat)
         print("\nwhole processes (interpreter start and imports included), median wall s:\n")
         print("| engine | rows | format | fedsage data export | engine's COPY | ratio |")
         print("| --- | ---: | --- | ---: | ---: | ---: |")
         for (engine, n), walls in whole.items():
-            for fmt in ("csv", "parquet"):
+            for fmt in formats:
                 mine, floor = walls[f"fedsage data export {fmt}"], walls[f"COPY {fmt}"]
                 if mine is not None and floor is not None:
                     print(f"| {engine} | {n:,} | {fmt} | {mine:.2f} | {floor:.2f} | "
