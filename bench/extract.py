@@ -30,7 +30,8 @@ runs them: ``fedsage data export TABLE --to FILE --format csv|parquet --config U
 against the engine's own ``COPY`` to the same format in a fresh process (DuckDB ``COPY TO``
 CSV and Parquet; PostgreSQL ``COPY TO STDOUT``, CSV only), each writing, ``fsync``-ing and
 renaming its file.  The two sides of each ratio take turns run by run, so load that
-changes during the measurement (a shared machine) hits both alike.
+changes during the measurement (a shared machine) hits both alike; the CPU time each
+process tree used (user + system, median) is shown too, as it moves less with load.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -179,15 +181,23 @@ def measure_processes(methods: list[str], engine: str, url: str, raw: str, table
     """
     argvs = {m: _process_argv(m, engine, url, raw, table, out) for m in methods}
     walls: dict[str, list[float]] = {m: [] for m in methods}
+    cpus: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(repeat):
         for method, argv in argvs.items():
             if argv is None:
                 continue
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             subprocess.run(argv, check=True, capture_output=True)
             walls[method].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[method].append(after.ru_utime + after.ru_stime
+                                - before.ru_utime - before.ru_stime)
             out.unlink(missing_ok=True)
-    return {m: statistics.median(w) if w else None for m, w in walls.items()}
+    medians: dict[str, float | None] = {
+        m: statistics.median(w) if w else None for m, w in walls.items()}
+    medians.update({f"{m} cpu": statistics.median(c) if c else None for m, c in cpus.items()})
+    return medians
 
 
 def main() -> None:
@@ -246,14 +256,17 @@ def main() -> None:
                 whole[(engine, n)] = measure_processes(methods, engine, url, raw, f"big_{n}",
                                                        Path(tmp) / "out.file", args.repeat)
         print("\nwhole processes (interpreter start and imports included), median wall s:\n")
-        print("| engine | rows | format | fedsage data export | engine's COPY | ratio |")
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        print("| engine | rows | format | fedsage data export | engine's COPY | ratio "
+              "| CPU s (user + sys): fedsage, COPY |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
         for (engine, n), walls in whole.items():
             for fmt in formats:
                 mine, floor = walls[f"fedsage data export {fmt}"], walls[f"COPY {fmt}"]
                 if mine is not None and floor is not None:
+                    cpu = (f"{walls[f'fedsage data export {fmt} cpu']:.2f}, "
+                           f"{walls[f'COPY {fmt} cpu']:.2f}")
                     print(f"| {engine} | {n:,} | {fmt} | {mine:.2f} | {floor:.2f} | "
-                          f"{mine / floor:.2f} |")
+                          f"{mine / floor:.2f} | {cpu} |")
 
 
 if __name__ == "__main__":
