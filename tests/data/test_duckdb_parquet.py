@@ -10,6 +10,7 @@ wrote it, so a test fails if the expected path is not taken.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import subprocess
@@ -282,3 +283,30 @@ def test_a_duckdb_parquet_export_does_not_import_pyarrow(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == {"rows": 1010,
                                                                   "pyarrow": False}
+
+
+def test_duckdbs_own_progress_bar_stays_off(tmp_path: Path,
+                                            capfd: pytest.CaptureFixture[str]) -> None:
+    """DuckDB draws a bar on stdout for statements over ``progress_bar_time`` (2 s)."""
+    from fedsage.data.dialects.duckdb import DuckDBDialect, connect_duckdb
+
+    def printed() -> str:
+        ctypes.CDLL(None).fflush(None)  # DuckDB writes through C's buffered stdout
+        return capfd.readouterr().out
+
+    session = connect_duckdb(str(tmp_path / "bar.duckdb"))
+    try:
+        session.conn.execute("CREATE TABLE t AS SELECT i, 'x' || i AS s FROM range(2000000) r(i)")
+        # Replayed on every cursor: draw after 0.1 s (hashing 2M rows takes longer).
+        session.use = "SET progress_bar_time = 100"
+        printed()
+        rows = DuckDBDialect().write_parquet(session, "SELECT i, md5(s) AS h FROM t", None,
+                                             tmp_path / "t.parquet", None)
+        assert rows == 2000000
+        assert printed() == ""
+        check = session.cursor()  # the same write without switching the bar off draws it
+        check.sql("SELECT i, md5(s) AS h FROM t").write_parquet(str(tmp_path / "with_bar.parquet"))
+        check.close()
+        assert "%" in printed()
+    finally:
+        session.close()

@@ -267,6 +267,9 @@ class DuckDBDialect(Dialect):
         statement = self._one_select(conn, sql)
         cursor = conn.cursor()
         try:
+            # DuckDB draws its own progress bar on stdout when a statement runs over 2 s
+            # (over the CLI's bar and output); this cursor is a session of its own.
+            cursor.execute("SET enable_progress_bar = false")
             with self.translate_errors(sql, "running the query"):
                 relation = cursor.sql(statement, params=params)
             if not _same_as_arrow_writer(relation):
