@@ -1,7 +1,12 @@
 """Benchmark: extracting a 20-column table to a channel file, fedml-aws's way vs fedsage.
 
 Run:  .venv/bin/python bench/extract.py [--rows 1000000 --small 250000 --repeat 3]
-                                       [--engines duckdb,postgresql]
+                                       [--engines duckdb,postgresql] [--process-only]
+                                       [--formats csv,parquet]
+
+``--process-only`` prints only the second table (whole processes), ``--formats`` limits
+it to some formats; without ``postgresql`` in ``--engines`` no PostgreSQL server is
+started.
 
 The table has 6 integer, 8 double precision, 5 short text columns and a timestamp, on
 DuckDB (a file) and PostgreSQL (a private server started here, stopped by PID).  Each
@@ -24,14 +29,18 @@ A second table times whole processes, interpreter start and imports included, as
 runs them: ``fedsage data export TABLE --to FILE --format csv|parquet --config URL``
 against the engine's own ``COPY`` to the same format in a fresh process (DuckDB ``COPY TO``
 CSV and Parquet; PostgreSQL ``COPY TO STDOUT``, CSV only), each writing, ``fsync``-ing and
-renaming its file.
+renaming its file.  The two sides of each ratio take turns run by run, so load that
+changes during the measurement (a shared machine) hits both alike; the CPU time each
+process tree used (user + system, median) is shown too, as it moves less with load.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,14 +63,17 @@ def _columns_sql(gen: str) -> str:
     return ", ".join(cols)
 
 
-def create_tables(duck_path: str, pg_dsn: str, sizes: list[int]) -> None:
+def create_tables(duck_path: str, pg_dsn: str | None, sizes: list[int]) -> None:
     import duckdb
-    import psycopg
 
     with duckdb.connect(duck_path) as con:
         for n in sizes:
             con.execute(f"CREATE OR REPLACE TABLE big_{n} AS SELECT {_columns_sql('i')} "
                         f"FROM range({n}) t(i)")
+    if pg_dsn is None:
+        return
+    import psycopg
+
     with psycopg.connect(pg_dsn, autocommit=True) as con:
         for n in sizes:
             con.execute(f"DROP TABLE IF EXISTS big_{n}")
@@ -148,24 +160,44 @@ def measure(method: str, engine: str, target: str, table: str, out: Path,
             "spread": max(r["wall"] for r in runs) - min(r["wall"] for r in runs)}
 
 
-def measure_process(method: str, engine: str, url: str, raw: str, table: str, out: Path,
-                    repeat: int) -> float | None:
-    """Median wall seconds of ``method`` as a whole process (None: no such method here)."""
+def _process_argv(method: str, engine: str, url: str, raw: str, table: str,
+                  out: Path) -> list[str] | None:
+    """The command line of ``method`` as a whole process (None: no such method here)."""
     fmt = method.rsplit(" ", 1)[1]
     if method.startswith("fedsage"):
-        argv = [str(Path(sys.executable).parent / "fedsage"), "data", "export", table, "--to",
+        return [str(Path(sys.executable).parent / "fedsage"), "data", "export", table, "--to",
                 str(out), "--format", fmt, "--config", url]
-    elif engine == "postgresql" and fmt == "parquet":
+    if engine == "postgresql" and fmt == "parquet":
         return None  # PostgreSQL's COPY writes no Parquet
-    else:
-        argv = [sys.executable, __file__, "--child", f"COPY {fmt}", engine, raw, table, str(out)]
-    walls = []
+    return [sys.executable, __file__, "--child", f"COPY {fmt}", engine, raw, table, str(out)]
+
+
+def measure_processes(methods: list[str], engine: str, url: str, raw: str, table: str,
+                      out: Path, repeat: int) -> dict[str, float | None]:
+    """Median wall seconds of each method as a whole process (None: no such method here).
+
+    The methods take turns run by run (fedsage, COPY, fedsage, COPY, ...), so a change of
+    the machine's load during the measurement hits both sides of a ratio alike.
+    """
+    argvs = {m: _process_argv(m, engine, url, raw, table, out) for m in methods}
+    walls: dict[str, list[float]] = {m: [] for m in methods}
+    cpus: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(repeat):
-        start = time.perf_counter()
-        subprocess.run(argv, check=True, capture_output=True)
-        walls.append(time.perf_counter() - start)
-        out.unlink(missing_ok=True)
-    return statistics.median(walls)
+        for method, argv in argvs.items():
+            if argv is None:
+                continue
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            walls[method].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[method].append(after.ru_utime + after.ru_stime
+                                - before.ru_utime - before.ru_stime)
+            out.unlink(missing_ok=True)
+    medians: dict[str, float | None] = {
+        m: statistics.median(w) if w else None for m, w in walls.items()}
+    medians.update({f"{m} cpu": statistics.median(c) if c else None for m, c in cpus.items()})
+    return medians
 
 
 def main() -> None:
@@ -175,6 +207,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--engines", default="duckdb,postgresql",
                         help="comma-separated subset of duckdb,postgresql")
+    parser.add_argument("--formats", default="csv,parquet",
+                        help="comma-separated subset of csv,parquet (whole-process table)")
+    parser.add_argument("--process-only", action="store_true",
+                        help="only the whole-process table (fedsage data export vs COPY)")
     parser.add_argument("--child", nargs=5)
     args = parser.parse_args()
     if args.child:
@@ -184,22 +220,28 @@ def main() -> None:
     from _pgserver import postgres_server
 
     sizes = [args.small, args.rows]
-    with tempfile.TemporaryDirectory() as tmp, postgres_server() as server:
+    engines = args.engines.split(",")
+    formats = args.formats.split(",")
+    with tempfile.TemporaryDirectory() as tmp, \
+            (postgres_server() if "postgresql" in engines else contextlib.nullcontext()) as server:
         duck = os.path.join(tmp, "bench.duckdb")
-        dsn = f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage dbname=postgres"
+        dsn = (f"host=127.0.0.1 port={server.port} user=fedsage password=fedsage "
+               "dbname=postgres") if server is not None else None
         create_tables(duck, dsn, sizes)
-        targets = {"duckdb": (f"duckdb:///{duck}", duck), "postgresql": (server.url, dsn)}
+        targets = {"duckdb": (f"duckdb:///{duck}", duck)}
+        if server is not None:
+            targets["postgresql"] = (server.url, dsn)
         whole: dict[tuple[str, int], dict[str, float | None]] = {}
         print(f"median of {args.repeat} runs; spread = slowest - fastest wall time\n")
         print("| engine | rows | method | wall s (spread) | rows/s | peak RSS MB "
               "| x fedml-aws rows/s | RSS / fedml-aws | x floor time |")
         print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for engine, (url, raw) in targets.items():
-            if engine not in args.engines.split(","):
+            if engine not in engines:
                 continue
             for n in sizes:
                 res = {}
-                for method in METHODS:
+                for method in () if args.process_only else METHODS:
                     target = url if method.startswith("fedsage") else raw
                     res[method] = measure(method, engine, target, f"big_{n}",
                                           Path(tmp) / "out.file", args.repeat)
@@ -210,20 +252,21 @@ def main() -> None:
                               f"{r['wall'] / floor['wall']:.2f}")
                     print(f"| {engine} | {n:,} | {method} | {r['wall']:.2f} ({r['spread']:.2f}) | "
                           f"{n / r['wall']:,.0f} | {r['rss_mb']:,.0f} | {ratios} |", flush=True)
-                whole[(engine, n)] = {
-                    m: measure_process(m, engine, url, raw, f"big_{n}", Path(tmp) / "out.file",
-                                       args.repeat)
-                    for m in PROCESS_METHODS
-                }
+                methods = [m for m in PROCESS_METHODS if m.rsplit(" ", 1)[1] in formats]
+                whole[(engine, n)] = measure_processes(methods, engine, url, raw, f"big_{n}",
+                                                       Path(tmp) / "out.file", args.repeat)
         print("\nwhole processes (interpreter start and imports included), median wall s:\n")
-        print("| engine | rows | format | fedsage data export | engine's COPY | ratio |")
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        print("| engine | rows | format | fedsage data export | engine's COPY | ratio "
+              "| CPU s (user + sys): fedsage, COPY |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
         for (engine, n), walls in whole.items():
-            for fmt in ("csv", "parquet"):
+            for fmt in formats:
                 mine, floor = walls[f"fedsage data export {fmt}"], walls[f"COPY {fmt}"]
                 if mine is not None and floor is not None:
+                    cpu = (f"{walls[f'fedsage data export {fmt} cpu']:.2f}, "
+                           f"{walls[f'COPY {fmt} cpu']:.2f}")
                     print(f"| {engine} | {n:,} | {fmt} | {mine:.2f} | {floor:.2f} | "
-                          f"{mine / floor:.2f} |")
+                          f"{mine / floor:.2f} | {cpu} |")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import tempfile
@@ -27,6 +28,7 @@ __all__ = [
     "Record",
     "Records",
     "Registry",
+    "atomic_path",
     "atomic_write",
     "fedsage_home",
     "home_dir",
@@ -149,6 +151,47 @@ def atomic_write(path: Path, mode: str = "wb") -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file name beside ``path`` for a writer that takes a name, not a handle.
+
+    The name lies in a private (0700) folder created next to ``path``, so it cannot
+    clash with another writer and nothing the writer leaves there (its own temporary
+    files too) survives.  On success the file is made private (0600), ``fsync``-ed and
+    moved into place; on any exception the folder is removed and ``path`` is left
+    untouched, so a reader never sees a half-written file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file to create (replaced if it exists).
+
+    Yields
+    ------
+    pathlib.Path
+        Where the writer writes (it does not exist yet).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the writer wrote nothing at the yielded name.
+    """
+    make_private_dirs(path.parent)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part"))
+    try:
+        tmp = folder / path.name
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fchmod(fd, _PRIVATE_FILE)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

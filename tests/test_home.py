@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fedsage import DbConnection, DwcSagemaker
-from fedsage._home import fedsage_home, registry
+from fedsage._home import atomic_path, fedsage_home, registry
 from fedsage.errors import ConfigurationError
 
 
@@ -120,3 +120,28 @@ def test_everything_fedsage_writes_in_the_home_is_private(
         assert (home / "warehouse.duckdb").is_file()
     finally:
         dwc.delete_endpoint(endpoint)
+
+
+def test_atomic_path_moves_a_private_file_into_place(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "out.bin"
+    with atomic_path(target) as tmp:
+        assert tmp.parent.parent == target.parent and not tmp.exists()
+        assert tmp.parent.stat().st_mode & 0o777 == 0o700
+        tmp.write_bytes(b"done")
+        (tmp.parent / "writer's own scratch").write_bytes(b"x")
+        assert not target.exists()
+    assert target.read_bytes() == b"done"
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="writer failed"), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("writer failed")
+    with pytest.raises(FileNotFoundError), atomic_path(target):
+        pass  # the writer wrote nothing
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]

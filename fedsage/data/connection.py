@@ -333,6 +333,20 @@ class DbConnection(FedmlMethods):
         finally:
             self._end(ok)
 
+    def _native_parquet(self, source: Query, path: Path, progress: Progress | None
+                        ) -> int | None:
+        """Parquet by the engine's own writer; ``None`` (nothing written): use Arrow."""
+        if self.closed:
+            raise DataError("this DbConnection is closed; open a new one")
+        sql = source.sql if isinstance(source, Table) else self._check_query(source.sql)
+        ok = False
+        try:
+            rows = self.dialect.write_parquet(self._conn, sql, source.params, path, progress)
+            ok = True
+            return rows
+        finally:
+            self._end(ok)
+
     # -- reading ------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -423,6 +437,7 @@ class DbConnection(FedmlMethods):
         """Write a table, view or query to a channel file without holding it in memory.
 
         The engine's own CSV export is used where there is one (PostgreSQL ``COPY``),
+        and its own Parquet writer (DuckDB) where the file reads back the same;
         otherwise Arrow batches are written one at a time.
 
         Parameters
@@ -452,6 +467,10 @@ class DbConnection(FedmlMethods):
         if source.connection is not self:
             return source.connection.export(source, path, file_format, progress)
         fmt = check_format(file_format)
+        if fmt == "parquet" and self.dialect.has_native_parquet:
+            rows = self._native_parquet(source, Path(path), progress)
+            if rows is not None:
+                return rows
         if fmt == "csv" and self.dialect.has_copy_csv:
             if isinstance(source, Query) and not isinstance(source, Table):
                 self._check_query(source.sql)  # before the file is opened

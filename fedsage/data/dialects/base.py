@@ -5,7 +5,8 @@ vendor's SQLAlchemy dialect, so identifiers are quoted by the vendor's preparer 
 values always travel as bound parameters.  SQLAlchemy (and pyarrow) are imported only
 where they are used: streaming a query or a whole table (:meth:`Dialect.select_all`)
 needs neither, so an export does not pay for importing them.  Subclasses override only
-what differs: catalog views, the fast paths for Arrow batches and CSV, and the guards.
+what differs: catalog views, the fast paths for Arrow batches, CSV (PostgreSQL's
+``COPY``) and Parquet (DuckDB's own writer), and the guards.
 Nothing outside ``fedsage.data.dialects`` builds SQL text.
 
 Caller SQL (a query, or fedml-aws's clause arguments) is one statement, enforced by the
@@ -26,6 +27,8 @@ from typing import IO, TYPE_CHECKING, Any
 from ...errors import ConfigurationError, DataError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.sql import ClauseElement, quoted_name
@@ -66,6 +69,8 @@ class Dialect:
     driver_errors: tuple[type[BaseException], ...] = ()
     #: Whether :meth:`copy_csv` exports CSV on the server side.
     has_copy_csv = False
+    #: Whether :meth:`write_parquet` writes Parquet with the engine's own writer.
+    has_native_parquet = False
     #: The identifier quote when it is ``"`` doubled inside names (as the SQLAlchemy
     #: preparer of PostgreSQL, DuckDB, SQLite and HANA quotes); ``None``: ask the preparer.
     quote_char: str | None = None
@@ -451,6 +456,39 @@ class Dialect:
                  progress: Progress | None) -> int:
         """Write the result as header-less CSV straight from the server (``has_copy_csv``)."""
         raise NotImplementedError(f"{self.name} has no server-side CSV export")
+
+    def write_parquet(self, conn: Any, sql: str, params: Any, path: Path,
+                      progress: Progress | None) -> int | None:
+        """Write the result to ``path`` with the engine's own Parquet writer
+        (``has_native_parquet``), atomically.
+
+        Parameters
+        ----------
+        conn : DB-API connection
+            The session to read on.
+        sql : str
+            One read-only statement (caller SQL already checked, or :meth:`select_all`).
+        params : any
+            Its bound parameters.
+        path : pathlib.Path
+            The file to create (a temporary sibling is renamed into place on success).
+        progress : callable or None
+            Called with the number of rows written.
+
+        Returns
+        -------
+        int or None
+            Rows written; ``None`` (and nothing written) when the engine's file would
+            read back differently from the one :func:`fedsage.data.export.write_batches`
+            writes (a column type the engine encodes otherwise): the caller writes it
+            from Arrow batches then.
+
+        Raises
+        ------
+        DataError
+            If the query or the writing fails (nothing is left at ``path``).
+        """
+        raise NotImplementedError(f"{self.name} has no Parquet writer of its own")
 
     def insert_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """Insert every row of ``data`` into a table: ``executemany`` in chunks.

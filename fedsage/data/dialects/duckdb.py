@@ -8,6 +8,14 @@ DuckDB's ``execute`` runs every statement of a text, so caller SQL is parsed by 
 first (``extract_statements``) and the one parsed statement object is what runs: a
 read must be exactly one statement DuckDB classifies as a SELECT, a write exactly one
 statement.  fedsage never wraps caller SQL in DuckDB's ``COPY (...) TO``.
+
+Parquet files are written by DuckDB's own (multi-threaded) writer through the relation
+API: the parsed statement becomes a relation (``cursor.sql(statement, params=...)``)
+whose ``write_parquet`` writes a temporary file that is renamed into place.  Only
+results whose every column DuckDB encodes as pyarrow's writer would (same Arrow type
+and values on reading back, :data:`PARQUET_SAME_TYPES`) go that way; others (HUGEINT,
+TIMESTAMPTZ, ENUM, UUID, JSON, nested types, duplicate names, ...) are written from
+Arrow batches as on every engine.
 """
 
 from __future__ import annotations
@@ -16,21 +24,35 @@ import contextlib
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from ..._home import atomic_path
 from ...errors import DataError
-from .base import Dialect
+from .base import Dialect, Progress
 
 if TYPE_CHECKING:
     import pyarrow as pa
     from sqlalchemy.engine.interfaces import Dialect as SADialect
     from sqlalchemy.sql import ClauseElement
 
-__all__ = ["DuckDBDialect", "connect_duckdb"]
+__all__ = ["PARQUET_SAME_TYPES", "DuckDBDialect", "connect_duckdb"]
 
 _READ_ONLY_TYPES = frozenset({"SELECT"})
+
+#: DuckDB column types (``DuckDBPyType.id``) that DuckDB's Parquet writer stores so that
+#: pyarrow and pandas read them back exactly as the file pyarrow's writer makes from
+#: DuckDB's Arrow export: same Arrow type (timezone and unit included), same values.
+#: Left out, because DuckDB's file reads back otherwise: HUGEINT/UHUGEINT (double, not
+#: decimal128(38, 0)), TIMESTAMPTZ (tz ``UTC``, not the session's time zone), TIMETZ
+#: (shifted to UTC), TIMESTAMP_S (us, not ms), ENUM (string, not dictionary), UUID and
+#: JSON (extension types, not string), BIT, INTERVAL, and nested types.
+PARQUET_SAME_TYPES = frozenset({
+    "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint",
+    "uinteger", "ubigint", "float", "double", "decimal", "varchar", "blob", "date", "time",
+    "timestamp", "timestamp_ms", "timestamp_ns"})
 
 
 class DuckDBSession:
@@ -100,6 +122,32 @@ def _arrow_reader(cursor: Any, statement: Any, params: Any,
     # DuckDB 1.x calls it fetch_record_batch; 2.x added to_arrow_reader.
     method = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
     return method(batch_rows)
+
+
+def _same_as_arrow_writer(relation: duckdb.DuckDBPyRelation) -> bool:
+    """Whether DuckDB's Parquet file of ``relation`` reads back as pyarrow's would."""
+    names = [name.lower() for name in relation.columns]
+    if len(set(names)) != len(names):  # DuckDB's writer renames "a", "A" to "a", "A_1"
+        return False
+    for dtype in relation.types:
+        kind = dtype.id
+        # An alias keeps its base type's id (JSON is "varchar"): compare the full name too.
+        if kind not in PARQUET_SAME_TYPES or (
+                kind != "decimal" and str(dtype).lower() != kind):
+            return False
+    return True
+
+
+def _parquet_rows(cursor: Any, target: str) -> int:
+    """Rows in the Parquet file ``target``, from its footer (no second scan)."""
+    if any(ch in target for ch in "*?[{"):
+        # DuckDB's readers take a name with these as a glob pattern, which could match
+        # other files; pyarrow reads exactly this one (imported only here).
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(target).num_rows)
+    row = cursor.execute("SELECT count(*) FROM read_parquet(?)", [target]).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 class _Pinned:
@@ -256,6 +304,41 @@ class DuckDBDialect(Dialect):
                 yield pa.RecordBatch.from_pylist([], schema=reader.schema)
         finally:
             cursor.close()
+
+    has_native_parquet = True
+
+    def write_parquet(self, conn: Any, sql: str, params: Any, path: Path,
+                      progress: Progress | None) -> int | None:
+        """Write the one SELECT parsed from ``sql`` with DuckDB's own Parquet writer.
+
+        The parsed statement becomes a relation whose ``write_parquet`` (several
+        threads, Snappy, DuckDB's row groups of 122,880 rows) writes a temporary file
+        beside ``path``, ``fsync``-ed and renamed into place.  ``None`` (nothing
+        written) when a column's type is not in :data:`PARQUET_SAME_TYPES`.
+        ``progress`` is called once, with the rows written.
+        """
+        statement = self._one_select(conn, sql)
+        cursor = conn.cursor()
+        try:
+            # DuckDB draws its own progress bar on stdout when a statement runs over 2 s
+            # (over the CLI's bar and output); this cursor is a session of its own.
+            cursor.execute("SET enable_progress_bar = false")
+            with self.translate_errors(sql, "running the query"):
+                relation = cursor.sql(statement, params=params)
+            if not _same_as_arrow_writer(relation):
+                return None
+            with atomic_path(Path(path)) as tmp:
+                # Absolute: DuckDB would expand a leading "~" of a relative name.
+                target = str(tmp.absolute())
+                with self.translate_errors(sql, "writing the Parquet file"):
+                    relation.write_parquet(target, compression="snappy")
+                with self.translate_errors(sql, "counting the rows written"):
+                    rows = _parquet_rows(cursor, target)
+        finally:
+            cursor.close()
+        if progress is not None:
+            progress(rows)
+        return rows
 
     def _table_comment(self, t: Any) -> Any:
         from sqlalchemy import literal_column
