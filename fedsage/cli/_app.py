@@ -67,29 +67,59 @@ def load_command(name: str) -> Any:
 
 
 def _plain_values_without_pydantic() -> None:
-    """Let typer hand ``str`` and ``bool`` values over as they are, without pydantic.
+    """Let typer hand plain values over as click made them, without pydantic.
 
     typer 0.29 coerces every parameter through a pydantic ``TypeAdapter``, built on first
     use, and importing pydantic is most of a short command's start-up (``fedsage
-    endpoints list`` spent twice as long in it as in everything else).  A text option
-    needs no coercion: click hands it over as ``str``, which is what the adapter returns;
-    a flag arrives as ``bool``.  So parameters annotated exactly ``str`` or ``bool`` get
-    typer's own pass-through coercion; every other type keeps the adapter.  A typer
-    without these internals is left alone.
+    endpoints list`` spent twice as long in it as in everything else; ``fedsage data
+    export`` 0.13 s for its ``--to`` path).  A text value needs no coercion: click hands
+    it over as ``str``, which is what the adapter returns; a flag arrives as ``bool``; a
+    ``Path`` parameter arrives as text and becomes a ``pathlib.Path``.  Parameters of
+    these types, or the same with ``| None``, take that way.  Numbers keep the adapter
+    (typer 0.29 leaves their parsing and ``min``/``max`` checks to it), as does every
+    other type.  A typer without these internals is left alone.
     """
     try:
         from typer import core as typer_core
-        from typer._coercion import PassThroughRuntimeParam
+        from typer._coercion import RuntimeParam
     except ImportError:
         return
     build = getattr(typer_core, "build_runtime_param", None)
     if build is None or getattr(build, "fedsage_plain", False):
         return
+    from dataclasses import dataclass
+    from pathlib import Path
+    from types import NoneType, UnionType
+    from typing import Union, get_args, get_origin
+
+    plain = (str, bool, Path)
+
+    @dataclass(frozen=True)
+    class PlainRuntimeParam(RuntimeParam):
+        kind: type = str
+
+        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+            if self.kind is Path:
+                return value if isinstance(value, Path) else Path(value)
+            if isinstance(value, self.kind):
+                return value
+            raise typer.BadParameter(
+                f"Value {value!r} is not a valid {self.kind.__name__}.", ctx=ctx, param=param
+            )
+
+    def plain_kind(annotation: Any) -> type | None:
+        if get_origin(annotation) in (Union, UnionType):
+            members = [a for a in get_args(annotation) if a is not NoneType]
+            annotation = members[0] if len(members) == 1 else None
+        return annotation if annotation in plain else None
 
     def build_runtime_param(descriptor: Any) -> Any:
-        if descriptor.annotation in (str, bool) and descriptor.file_annotation is None:
-            return PassThroughRuntimeParam(
-                annotation=descriptor.annotation, parameter_info=descriptor.parameter_info
+        kind = plain_kind(descriptor.annotation)
+        if kind is not None and descriptor.file_annotation is None:
+            return PlainRuntimeParam(
+                annotation=descriptor.annotation,
+                parameter_info=descriptor.parameter_info,
+                kind=kind,
             )
         return build(descriptor)
 
