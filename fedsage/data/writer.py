@@ -8,11 +8,12 @@ process or a lost connection leaves it so.  Everything that can be checked is ch
 before the first row: the ``if_exists`` value, the names, a target that exists with
 ``if_exists='fail'``, and the columns of a target appended to.
 
-How a dialect stages is its ``staging`` attribute.  On DuckDB and PostgreSQL
-(``"transaction"``) the staging table is created inside the writer's own open
-transaction and renamed to the target at commit, so a rollback, a killed process or a
-lost connection removes it with everything loaded; on SQLite (``"temporary"``) it is a
-``TEMPORARY`` table of the writer's session; elsewhere (SAP HANA, ``"table"``) it is a
+How a dialect stages is its ``staging`` attribute.  On PostgreSQL (``"transaction"``)
+the staging table is created inside the writer's own open transaction and renamed to
+the target at commit, so a rollback, a killed process or a lost connection removes it
+with everything loaded; on DuckDB and SQLite (``"temporary"``) it is a ``TEMPORARY``
+table of the writer's session (it dies with the session), copied into the target by one
+``INSERT … SELECT`` in the commit's transaction; elsewhere (SAP HANA, ``"table"``) it is a
 table named ``<target>__fedsage_stage_<hex>`` dropped on abort (a killed process leaves
 it behind).  The bulk paths are the dialects' (:mod:`fedsage.data.dialects`): DuckDB
 scans the Arrow batch, PostgreSQL ``COPY … FROM STDIN``, others ``executemany``.
