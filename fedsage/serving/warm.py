@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .._home import PRIVATE_UMASK, Records, home_dir, open_private
+from .._home import PRIVATE_UMASK, Records, fedsage_home, home_dir, open_private
 from .._process import ProcessIdentity
 from ..errors import EndpointError
 
@@ -156,6 +156,37 @@ def _owner(path: Path) -> int | None:
     return pid if uid == os.getuid() else None
 
 
+def _socket_path(folder: Path, key: str) -> Path | None:
+    """Where the warm parent of ``key`` listens: in its folder, or a short private one.
+
+    A unix socket's address holds 108 bytes, so under a long ``FEDSAGE_HOME`` the socket
+    goes to ``<temp dir>/fedsage-<uid>/`` (created 0700; used only when it is a real
+    folder of this user that nobody else can enter), named after the home and the key,
+    so two homes never share a warm parent.  None (no warm parent) when neither fits.
+    """
+    path = folder / "warm.sock"
+    if len(os.fsencode(str(path))) <= _MAX_SOCKET_PATH:
+        return path
+    import stat
+    import tempfile
+
+    private = Path(tempfile.gettempdir()) / f"fedsage-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        private.mkdir(mode=0o700)
+    info = private.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        log.warning("no warm parent: %s is not a private folder of this user (mode 0700); "
+                    "deploys start a fresh interpreter. Remove it, or use a shorter "
+                    "FEDSAGE_HOME", private)
+        return None
+    home = hashlib.sha256(os.fsencode(str(fedsage_home()))).hexdigest()[:12]
+    short = private / f"{home}-{key}.sock"
+    if len(os.fsencode(str(short))) > _MAX_SOCKET_PATH:
+        log.info("no warm parent: the socket paths %s and %s are too long", path, short)
+        return None
+    return short
+
+
 def ensure_warm_parent(
     python: str, env: Mapping[str, str], runtime: str, worker_path: Path
 ) -> tuple[str, subprocess.Popen[bytes] | None] | None:
@@ -183,9 +214,8 @@ def ensure_warm_parent(
         return None
     key = warm_key(python, env)
     folder = home_dir("warm", key)
-    path = folder / "warm.sock"
-    if len(os.fsencode(str(path))) > _MAX_SOCKET_PATH:
-        log.info("no warm parent: the socket path %s is too long", path)
+    path = _socket_path(folder, key)
+    if path is None:
         return None
     if _owner(path) is not None:
         return str(path), None

@@ -7,9 +7,12 @@ import importlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
+import stat
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,3 +250,53 @@ def test_learned_modules_are_imported_right_before_the_next_zygote(tmp_path: Pat
         assert "tabnanny" in sys.modules and parent.pending == []
     finally:
         gc.unfreeze()  # _import_pending froze this test process's heap
+
+
+@pytest.fixture
+def long_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """A FEDSAGE_HOME too long for a socket address, and a short temp dir of its own."""
+    short_tmp = Path(tempfile.mkdtemp(prefix="fs", dir="/tmp"))
+    # The supervisor (a process of its own) picks the socket path: TMPDIR reaches it.
+    monkeypatch.setenv("TMPDIR", str(short_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    home = tmp_path / ("long-home-" * 10)
+    monkeypatch.setenv("FEDSAGE_HOME", str(home))
+    assert len(str(home / "warm" / ("k" * 16) / "warm.sock")) > 108
+    try:
+        yield home, short_tmp
+    finally:
+        for endpoint in list_endpoints():
+            delete_endpoint(endpoint["EndpointName"])
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+def test_a_long_home_gets_its_warm_parent_through_a_short_socket(
+    long_home: tuple[Path, Path], model_tar: Path
+) -> None:
+    _, short_tmp = long_home
+    first = _deploy("long-a", model_tar)
+    second = _deploy("long-b", model_tar)
+    (parent,) = list_warm_parents()
+    assert _parent(_zygote(first)) == parent["Pid"] == _parent(_zygote(second))
+    private = short_tmp / f"fedsage-{os.getuid()}"
+    assert private.stat().st_mode & 0o777 == 0o700
+    sockets = [p for p in private.iterdir() if stat.S_ISSOCK(p.stat().st_mode)]
+    assert len(sockets) == 1 and sockets[0].name.endswith(f"-{parent['Name']}.sock")
+    delete_endpoint("long-a")
+    delete_endpoint("long-b")
+    wait_until(lambda: not alive(parent["Pid"]))
+
+
+def test_a_shared_short_socket_folder_is_refused(
+    long_home: tuple[Path, Path], model_tar: Path
+) -> None:
+    _, short_tmp = long_home
+    private = short_tmp / f"fedsage-{os.getuid()}"
+    private.mkdir()
+    private.chmod(0o777)  # anyone could put a socket there: never used
+    described = _deploy("long-c", model_tar)
+    assert list_warm_parents() == []
+    assert "is not a private folder" in Path(described["Local"]["log"]).read_text()
+    assert _parent(_zygote(described)) == described["Local"]["pid"]  # the supervisor's child
+    assert _seen(described)["program"] == "serve.py"  # and it serves
+    assert list(private.iterdir()) == []
