@@ -94,7 +94,26 @@ class StorageError(FedsageError):
     """An object-store operation failed (missing key, bad URI, write error)."""
 
 
-class TrainingError(FedsageError, ValueError):
+class _JobStatusError(FedsageError, ValueError):
+    """A job that ended ``Failed`` or ``Stopped``, worded as the SDK's
+    ``UnexpectedStatusException``: ``Error for <kind> job NAME: STATUS. Reason: ...``."""
+
+    kind = ""
+
+    def __init__(self, job_name: str, status: str, reason: str) -> None:
+        self.job_name = job_name
+        self.status = status
+        self.reason = reason
+        FedsageError.__init__(
+            self, f"Error for {self.kind} job {job_name}: {status}. Reason: {self._told(reason)}"
+        )
+
+    def _told(self, reason: str) -> str:
+        """The message's text after ``Reason:``."""
+        return reason
+
+
+class TrainingError(_JobStatusError):
     """A training job failed or was stopped.
 
     Attributes
@@ -107,15 +126,10 @@ class TrainingError(FedsageError, ValueError):
         The job's ``FailureReason``.
     """
 
-    def __init__(self, job_name: str, status: str, reason: str) -> None:
-        self.job_name = job_name
-        self.status = status
-        self.reason = reason
-        FedsageError.__init__(
-            self,
-            f"Error for Training job {job_name}: {status}. Reason: {reason}. "
-            f"See the whole log with: fedsage jobs logs {job_name}"
-        )
+    kind = "Training"
+
+    def _told(self, reason: str) -> str:
+        return f"{reason}. See the whole log with: fedsage jobs logs {self.job_name}"
 
 
 class RuntimeBuildError(FedsageError):
@@ -151,7 +165,7 @@ class ScoringError(FedsageError):
     message; the target was left as it was."""
 
 
-class TransformJobError(FedsageError, ValueError):
+class TransformJobError(_JobStatusError):
     """A Batch Transform job failed, worded as the SDK's ``UnexpectedStatusException``.
 
     Attributes
@@ -164,15 +178,10 @@ class TransformJobError(FedsageError, ValueError):
         The job's ``FailureReason``.
     """
 
-    def __init__(self, job_name: str, status: str, reason: str) -> None:
-        self.job_name = job_name
-        self.status = status
-        self.reason = reason
-        FedsageError.__init__(
-            self,
-            f"Error for Transform job {job_name}: {status}. Reason: "
-            f"{reason or '(No reason provided)'}",
-        )
+    kind = "Transform"
+
+    def _told(self, reason: str) -> str:
+        return reason or "(No reason provided)"
 
 
 class DeploymentError(FedsageError):
