@@ -120,14 +120,6 @@ def _client_for(description: dict[str, Any]) -> ModelClient:
     return ModelClient(description["EndpointName"], local["url"], local.get("workers") or 1)
 
 
-def _log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
-
-
 def temporary_name(name_hint: str) -> str:
     """A fresh endpoint name ``score-<hint>-<8 hex>`` within SageMaker's 63 characters."""
     hint = _UNSAFE.sub("-", name_hint).strip("-")[:40].strip("-") or "model"
@@ -194,7 +186,7 @@ def temporary_endpoint(
             yield client
         except ScoringError as exc:
             # The endpoint and its log are deleted below: keep the log's end in the error.
-            tail = _log_tail(endpoints.endpoint_log(name))
+            tail = endpoints.log_tail(endpoints.endpoint_log(name), lines=20)
             raise ScoringError(
                 f"{exc}\n--- end of the model server's log (its temporary endpoint {name} "
                 f"is deleted) ---\n{tail}"

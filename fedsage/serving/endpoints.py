@@ -39,6 +39,7 @@ __all__ = [
     "endpoint_log",
     "invoke_endpoint",
     "list_endpoints",
+    "log_tail",
 ]
 
 KIND = "endpoint"
@@ -144,7 +145,8 @@ def _check_name(name: str) -> None:
         )
 
 
-def _log_tail(path: Path, lines: int = 25) -> str:
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The last ``lines`` lines of the log at ``path`` (for error messages)."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -261,7 +263,7 @@ def create_endpoint(
             stop_process(proc.pid, None, grace=5.0)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=1.0)
-        tail = _log_tail(folder / "server.log")
+        tail = log_tail(folder / "server.log")
         endpoints.delete(name)
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, EndpointError) and not isinstance(exc, InvocationError):
