@@ -317,35 +317,33 @@ class DbConnection(FedmlMethods):
                 with contextlib.suppress(Exception):
                     self._end(ok)
 
-    def _copy_csv(self, source: Query, handle: IO[bytes], progress: Progress | None) -> int:
+    @contextlib.contextmanager
+    def _engine_export(self) -> Iterator[None]:
+        """An export the engine runs itself: its transaction ends after it (rolled back
+        when it fails)."""
         if self.closed:
             raise DataError("this DbConnection is closed; open a new one")
         ok = False
         try:
-            if isinstance(source, Table):
-                rows = self.dialect.copy_table_csv(self._conn, source.name, source.schema,
-                                                   handle, progress)
-            else:
-                rows = self.dialect.copy_csv(self._conn, self._check_query(source.sql),
-                                             source.params, handle, progress)
+            yield
             ok = True
-            return rows
         finally:
             self._end(ok)
+
+    def _copy_csv(self, source: Query, handle: IO[bytes], progress: Progress | None) -> int:
+        with self._engine_export():
+            if isinstance(source, Table):
+                return self.dialect.copy_table_csv(self._conn, source.name, source.schema,
+                                                   handle, progress)
+            return self.dialect.copy_csv(self._conn, self._check_query(source.sql),
+                                         source.params, handle, progress)
 
     def _native_parquet(self, source: Query, path: Path, progress: Progress | None
                         ) -> int | None:
         """Parquet by the engine's own writer; ``None`` (nothing written): use Arrow."""
-        if self.closed:
-            raise DataError("this DbConnection is closed; open a new one")
-        sql = source.sql if isinstance(source, Table) else self._check_query(source.sql)
-        ok = False
-        try:
-            rows = self.dialect.write_parquet(self._conn, sql, source.params, path, progress)
-            ok = True
-            return rows
-        finally:
-            self._end(ok)
+        with self._engine_export():
+            sql = source.sql if isinstance(source, Table) else self._check_query(source.sql)
+            return self.dialect.write_parquet(self._conn, sql, source.params, path, progress)
 
     # -- reading ------------------------------------------------------------------------
 
