@@ -84,22 +84,32 @@ def scoring_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("scoring-home")
 
 
-@pytest.fixture(scope="session")
-def trained(scoring_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Job names of the two models (trained once, in the session's own FEDSAGE_HOME)."""
-    work = tmp_path_factory.mktemp("scoring-train")
-    (work / "train.py").write_text(SCRIPT)
-    (work / "plain.py").write_text(NO_MODEL_FN)
+def train_scripts(home: Path, work: Path, scripts: dict[str, str]) -> dict[str, str]:
+    """Train each ``name -> script text`` on 200 rows of :func:`frame` (label: the sign of
+    the features' sum) in FEDSAGE_HOME ``home``; return the job name of each."""
     train = frame(200, seed=1)
     labels = (train[FEATURES].sum(axis=1) > 0).astype(int)
     data = pd.concat([labels.rename("y"), train[FEATURES]], axis=1)
+    for name, text in scripts.items():
+        (work / f"{name}.py").write_text(text)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEDSAGE_HOME", str(scoring_home))
+        patch.setenv("FEDSAGE_HOME", str(home))
         patch.chdir(work)
         dwc = DwcSagemaker(prefix="scoring")
-        good = dwc.train_sklearn_model(data, train_script="train.py", wait=True, logs="None")
-        plain = dwc.train_sklearn_model(data, train_script="plain.py", wait=True, logs="None")
-    return {"good": good.job_name, "plain": plain.job_name}
+        return {
+            name: dwc.train_sklearn_model(
+                data, train_script=f"{name}.py", wait=True, logs="None"
+            ).job_name
+            for name in scripts
+        }
+
+
+@pytest.fixture(scope="session")
+def trained(scoring_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Job names of the two models (trained once, in the session's own FEDSAGE_HOME)."""
+    jobs = train_scripts(scoring_home, tmp_path_factory.mktemp("scoring-train"),
+                         {"train": SCRIPT, "plain": NO_MODEL_FN})
+    return {"good": jobs["train"], "plain": jobs["plain"]}
 
 
 @pytest.fixture()

@@ -11,16 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pytest
 
-from fedsage import DwcSagemaker
 from fedsage.scoring import codec, content
 from fedsage.serving._worker.fedsage_worker import service
 
 from ._helpers import read, scoring_endpoints
-from .conftest import FEATURES, frame
+from .conftest import FEATURES, frame, train_scripts
 
 # predict_proba: doubles that change in their last bits when the model gets float64
 # instead of the float32 the image's CSV decoding gives, so a wrong npy dtype shows.
@@ -66,23 +64,8 @@ OWN_INPUT = PROBA.replace(
 
 @pytest.fixture(scope="module")
 def models(scoring_home: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    work = tmp_path_factory.mktemp("content-train")
-    (work / "proba.py").write_text(PROBA)
-    (work / "own_input.py").write_text(OWN_INPUT)
-    train = frame(200, seed=1)
-    labels = (train[FEATURES].sum(axis=1) > 0).astype(int)
-    data = pd.concat([labels.rename("y"), train[FEATURES]], axis=1)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEDSAGE_HOME", str(scoring_home))
-        patch.chdir(work)
-        dwc = DwcSagemaker(prefix="scoring")
-        jobs = {
-            name: dwc.train_sklearn_model(
-                data, train_script=f"{name}.py", wait=True, logs="None"
-            ).job_name
-            for name in ("proba", "own_input")
-        }
-    return jobs
+    return train_scripts(scoring_home, tmp_path_factory.mktemp("content-train"),
+                         {"proba": PROBA, "own_input": OWN_INPUT})
 
 
 def _mixed_table(duck, name: str = "MIXED") -> None:
