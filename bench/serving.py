@@ -73,6 +73,7 @@ from fedsage.runtimes import resolve_runtime
 from fedsage.runtimes.base import Runtime, host_runtime
 from fedsage.serving import create_endpoint, delete_endpoint
 from fedsage.serving.supervisor import WORKER_PATH, ServerConfig
+from fedsage.serving.warm import with_address
 
 INFERENCE = (
     "import os, joblib\n\ndef model_fn(model_dir):\n"
@@ -510,7 +511,7 @@ def measure_memory(
                 warm=warm, runtime=label,
             )
             cfg = work / f"memory-{label}.json"
-            cfg.write_text(config.to_json())
+            cfg.write_text(with_address(config).to_json())  # as create_endpoint writes it
             argv = [sys.executable, "-m", "fedsage.serving.supervisor", "--config", str(cfg)]
             url = f"http://127.0.0.1:{port}"
             with process(argv, work / f"memory-{label}.log") as pid:

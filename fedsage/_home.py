@@ -12,16 +12,18 @@ import contextlib
 import json
 import os
 import shutil
-import sqlite3
 import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # imported when a registry is opened: a supervisor never opens one
+    import sqlite3
 
 __all__ = [
     "PRIVATE_UMASK",
@@ -249,6 +251,8 @@ class Registry:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # One connection per process, thread and file: opening and closing a WAL
         # database costs a checkpoint each time, which dominated a status update.
+        import sqlite3
+
         key = (os.getpid(), threading.get_ident(), self.path)
         conn = _CONNECTIONS.get(key)
         if conn is None:
@@ -263,6 +267,8 @@ class Registry:
     def add(self, kind: str, name: str, data: dict[str, Any]) -> None:
         """Insert a new record; raise :class:`KeyError` if the name is taken."""
         now = time.time()
+        from sqlite3 import IntegrityError
+
         with self._connect() as conn:
             try:
                 conn.execute(
@@ -270,7 +276,7 @@ class Registry:
                     " VALUES (?, ?, ?, ?, ?)",
                     (kind, name, json.dumps(data, default=str), now, now),
                 )
-            except sqlite3.IntegrityError as exc:
+            except IntegrityError as exc:
                 raise KeyError(f"a {kind} named {name!r} already exists") from exc
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:

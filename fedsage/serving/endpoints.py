@@ -255,7 +255,9 @@ def create_endpoint(
             warm=True,
             runtime=runtime.framework_version,
         )
-        write_private(folder / "config.json", config.to_json())
+        from .warm import with_address
+
+        write_private(folder / "config.json", with_address(config).to_json())
         proc = start_service("fedsage.serving.supervisor", folder, "config.json", "server.log")
         state = _wait_healthy(name, proc, folder, ready_timeout)
     except BaseException as exc:

@@ -107,6 +107,11 @@ class ServerConfig:
         :mod:`fedsage.serving.warm`), so that the libraries are imported once per
         runtime instead of once per endpoint.  Only with ``preload``; a zygote that a
         warm parent cannot give is started as a fresh interpreter.
+    warm_address : dict or None
+        Where that warm parent lives (``key``, ``socket``, ``modules``), filled in by
+        :func:`fedsage.serving.warm.with_address` where the config is written; when it is
+        missing the supervisor works it out itself (which imports hashing and costs it
+        about 3 MiB for its lifetime).
     runtime : str
         The runtime's name in listings (its framework version).
     """
@@ -125,6 +130,7 @@ class ServerConfig:
     state_file: str | None = None
     preload: bool = True
     warm: bool = False
+    warm_address: dict[str, str] | None = None
     runtime: str = ""
 
     def to_json(self) -> str:
@@ -173,6 +179,11 @@ def _allowed_hosts(host: str) -> str:
     if not is_loopback_host(host):
         return "*"  # reached by any name (a LAN address, a container's hostname)
     return host.strip("[]").lower()  # the worker always adds localhost, 127.0.0.1, [::1]
+
+
+def worker_count(config: ServerConfig) -> int:
+    """How many workers ``config`` asks for: ``workers``, or one per core."""
+    return max(1, int(config.workers or os.cpu_count() or 1))
 
 
 def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
@@ -294,8 +305,7 @@ class Supervisor:
         self._crashes = 0
         self._status = "Creating"
         self._stopping = False
-        n = config.workers if config.workers else (os.cpu_count() or 1)
-        self.n_workers = max(1, int(n))
+        self.n_workers = worker_count(config)
 
     # ---- sockets
     def _bind(self, port: int) -> socket.socket:
@@ -416,10 +426,14 @@ class Supervisor:
         return None
 
     def _connect_warm(self, env: dict[str, str]) -> socket.socket | None:
-        from .warm import ensure_warm_parent  # only here: the registry, hashing
+        from .warm import WarmAddress, ensure_warm_parent
 
+        given = self.config.warm_address
         try:
-            found = ensure_warm_parent(self.config.python, env, self.config.runtime, WORKER_PATH)
+            address = WarmAddress(**given) if given else None
+            found = ensure_warm_parent(
+                self.config.python, env, self.config.runtime, WORKER_PATH, address
+            )
         except Exception as exc:  # a broken home or registry must not stop the endpoint
             log.warning("no warm parent (%s)", exc)
             return None

@@ -13,15 +13,19 @@ bookkeeping (``PWD``, ``SHLVL`` ...) are left out; any other difference, a user'
 ``OMP_NUM_THREADS`` for instance, gives the endpoint a warm parent of its own.  The forked
 zygote then takes the endpoint's exact environment.
 
-Warm parents are recorded in the registry (kind ``warm-parent``, PID and start time) so
-that ``fedsage endpoints list`` shows them; their socket, log and the learned module list
-live in ``FEDSAGE_HOME/warm/`` (private).  ``FEDSAGE_WARM=0`` turns them off.
+Each warm parent has a private folder, ``FEDSAGE_HOME/warm/<key>/``, with its socket, its
+log and ``parent.json`` (PID and start time), which ``fedsage endpoints list`` reads; the
+learned module lists live beside those folders.  ``FEDSAGE_WARM=0`` turns them off.
+
+The process that writes an endpoint's config decides the address (:func:`with_address`),
+so a supervisor, which lives as long as its endpoint, imports neither ``hashlib``
+(OpenSSL) nor the registry (SQLite): about 3 MiB less for every endpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import json
 import logging
 import os
@@ -30,29 +34,32 @@ import struct
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._home import PRIVATE_UMASK, Records, fedsage_home, home_dir, open_private
+from .._home import PRIVATE_UMASK, fedsage_home, home_dir, open_private, write_private
 from .._process import ProcessIdentity
-from ..errors import EndpointError
+
+if TYPE_CHECKING:
+    from .supervisor import ServerConfig
 
 __all__ = [
     "WARM_ENV",
-    "WarmRecord",
+    "WarmAddress",
     "ensure_warm_parent",
     "import_env",
     "list_warm_parents",
+    "warm_address",
     "warm_enabled",
     "warm_key",
+    "with_address",
 ]
 
 log = logging.getLogger(__name__)
 
 #: ``FEDSAGE_WARM=0`` starts every zygote as a fresh interpreter.
 WARM_ENV = "FEDSAGE_WARM"
-KIND = "warm-parent"
+_RECORD = "parent.json"
 #: What one endpoint sets for its own zygote: never part of a warm parent's key.
 PER_ENDPOINT = frozenset(
     {
@@ -105,42 +112,77 @@ def import_env(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def _digest(text: str | bytes, length: int) -> str:
+    import hashlib  # here: only the process that writes a config hashes
+
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    return hashlib.sha256(raw).hexdigest()[:length]
+
+
 def warm_key(python: str, env: Mapping[str, str]) -> str:
     """The warm parent an endpoint may share: a digest of its interpreter and import env."""
-    text = json.dumps([str(python), sorted(import_env(env).items())])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return _digest(json.dumps([str(python), sorted(import_env(env).items())]), 16)
 
 
-@dataclass
-class WarmRecord:
-    """A warm parent as the registry keeps it."""
+class WarmAddress(NamedTuple):
+    """Where a warm parent lives: its key, its socket and its learned module list."""
 
-    name: str
-    created: float
-    python: str
-    runtime: str
+    key: str
     socket: str
-    log: str
-    process: ProcessIdentity | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["process"] = None if self.process is None else self.process.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WarmRecord:
-        values = dict(data)
-        values["process"] = ProcessIdentity.from_dict(values.get("process"))
-        return cls(**values)
+    modules: str
 
 
-def _no_such(name: str) -> Exception:
-    return EndpointError(f"there is no warm parent {name!r}; see: fedsage endpoints list")
+def warm_address(python: str, env: Mapping[str, str]) -> WarmAddress | None:
+    """The address of the warm parent for ``python`` and ``env``.
+
+    Parameters
+    ----------
+    python : str
+        The runtime's interpreter.
+    env : mapping
+        The zygote's environment (its import part picks the warm parent).
+
+    Returns
+    -------
+    WarmAddress or None
+        None when warm parents are off (``FEDSAGE_WARM=0``) or no socket path fits.
+    """
+    if not warm_enabled():
+        return None
+    key = warm_key(python, env)
+    path = _socket_path(home_dir("warm", key), key)
+    if path is None:
+        return None
+    modules = home_dir("warm") / f"modules-{_digest(python, 16)}.txt"
+    return WarmAddress(key, str(path), str(modules))
 
 
-#: The warm parents in the registry.
-warm_parents: Records[WarmRecord] = Records(KIND, WarmRecord.from_dict, _no_such)
+def with_address(config: ServerConfig) -> ServerConfig:
+    """``config`` with the address of its warm parent filled in (when it uses one).
+
+    Parameters
+    ----------
+    config : ServerConfig
+        An endpoint's server settings.
+
+    Returns
+    -------
+    ServerConfig
+        A copy whose ``warm_address`` is set, or ``config`` itself when it does not
+        preload a warm zygote or warm parents are off.
+    """
+    from .supervisor import worker_count, worker_env
+
+    if not (config.warm and config.preload) or config.warm_address:
+        return config
+    address = warm_address(config.python, worker_env(config, worker_count(config)))
+    if address is None:
+        return config
+    return dataclasses.replace(config, warm_address=address._asdict())
+
+
+def _record_path(key: str) -> Path:
+    return home_dir("warm", key) / _RECORD
 
 
 def _owner(path: Path) -> int | None:
@@ -179,7 +221,7 @@ def _socket_path(folder: Path, key: str) -> Path | None:
                     "deploys start a fresh interpreter. Remove it, or use a shorter "
                     "FEDSAGE_HOME", private)
         return None
-    home = hashlib.sha256(os.fsencode(str(fedsage_home()))).hexdigest()[:12]
+    home = _digest(os.fsencode(str(fedsage_home())), 12)
     short = private / f"{home}-{key}.sock"
     if len(os.fsencode(str(short))) > _MAX_SOCKET_PATH:
         log.info("no warm parent: the socket paths %s and %s are too long", path, short)
@@ -188,7 +230,11 @@ def _socket_path(folder: Path, key: str) -> Path | None:
 
 
 def ensure_warm_parent(
-    python: str, env: Mapping[str, str], runtime: str, worker_path: Path
+    python: str,
+    env: Mapping[str, str],
+    runtime: str,
+    worker_path: Path,
+    address: WarmAddress | None = None,
 ) -> tuple[str, subprocess.Popen[bytes] | None] | None:
     """The socket of the warm parent for ``python`` and ``env``, started now if none runs.
 
@@ -202,6 +248,9 @@ def ensure_warm_parent(
         A label for listings (the framework version).
     worker_path : pathlib.Path
         The worker folder the interpreter runs.
+    address : WarmAddress, optional
+        Where the warm parent lives, as :func:`warm_address` gave it to the process that
+        wrote the config; worked out here when missing.
 
     Returns
     -------
@@ -210,19 +259,19 @@ def ensure_warm_parent(
         reaps it), else None; or None when warm parents are off or cannot be used here
         (the caller starts its zygote as a fresh interpreter).
     """
-    if not warm_enabled():
+    if address is None:
+        address = warm_address(python, env)
+        if address is None:
+            return None
+    elif not warm_enabled():
         return None
-    key = warm_key(python, env)
-    folder = home_dir("warm", key)
-    path = _socket_path(folder, key)
-    if path is None:
-        return None
+    path = Path(address.socket)
     if _owner(path) is not None:
         return str(path), None
-    modules = home_dir("warm") / f"modules-{hashlib.sha256(python.encode()).hexdigest()[:16]}.txt"
+    folder = home_dir("warm", address.key)
     with open_private(folder / "warm.log", "ab") as out:
         proc = subprocess.Popen(
-            [python, str(worker_path), "--warm", str(path), "--modules", str(modules)],
+            [python, str(worker_path), "--warm", str(path), "--modules", address.modules],
             cwd=folder,
             env=import_env(env),
             stdin=subprocess.DEVNULL,
@@ -246,31 +295,27 @@ def ensure_warm_parent(
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         return None
-    record = WarmRecord(
-        name=key,
-        created=time.time(),
-        python=python,
-        runtime=runtime,
-        socket=str(path),
-        log=str(folder / "warm.log"),
-        process=ProcessIdentity.of(owner),
-    )
-    try:
-        warm_parents.add(record)
-    except KeyError:  # the record of an earlier warm parent of the same key
-
-        def replace(old: WarmRecord) -> None:
-            for name, value in asdict(record).items():
-                setattr(old, name, value)
-            old.process = record.process
-
-        warm_parents.modify(key, replace)
+    record = {
+        "Name": address.key,
+        "Runtime": runtime,
+        "Python": python,
+        "Pid": owner,
+        "Process": ProcessIdentity.of(owner).to_dict(),
+        "CreationTime": time.time(),
+        "Socket": str(path),
+        "Log": str(folder / "warm.log"),
+    }
+    # Two supervisors racing for one key both find the same owner: either write is right.
+    write_private(_record_path(address.key), json.dumps(record))
     log.info("started the warm parent %d for %s (%s)", owner, runtime, python)
     return str(path), proc
 
 
 def list_warm_parents() -> list[dict[str, Any]]:
-    """The running warm parents (records of stopped ones are removed).
+    """The running warm parents, oldest first.
+
+    A stopped warm parent's ``parent.json`` is skipped, not removed: the next start of
+    its key replaces it.
 
     Returns
     -------
@@ -279,18 +324,14 @@ def list_warm_parents() -> list[dict[str, Any]]:
         seconds), ``Log``.
     """
     running = []
-    for record in warm_parents.all():
-        if record.process is None or not record.process.alive():
-            warm_parents.delete(record.name)
+    for path in home_dir("warm").glob(f"*/{_RECORD}"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # being replaced, or not ours: not a warm parent
             continue
-        running.append(
-            {
-                "Name": record.name,
-                "Runtime": record.runtime,
-                "Python": record.python,
-                "Pid": record.process.pid,
-                "CreationTime": record.created,
-                "Log": record.log,
-            }
-        )
-    return running
+        process = ProcessIdentity.from_dict(record.get("Process"))
+        if process is None or not process.alive():
+            continue
+        running.append({k: record.get(k) for k in
+                        ("Name", "Runtime", "Python", "Pid", "CreationTime", "Log")})
+    return sorted(running, key=lambda r: r["CreationTime"] or 0.0)
