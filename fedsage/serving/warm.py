@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._home import PRIVATE_UMASK, fedsage_home, home_dir, open_private, write_private
+from .._home import PRIVATE_UMASK, fedsage_home, home_dir, open_private, write_json_atomic
 from .._process import ProcessIdentity
 
 if TYPE_CHECKING:
@@ -306,7 +306,7 @@ def ensure_warm_parent(
         "Log": str(folder / "warm.log"),
     }
     # Two supervisors racing for one key both find the same owner: either write is right.
-    write_private(_record_path(address.key), json.dumps(record))
+    write_json_atomic(_record_path(address.key), record)
     log.info("started the warm parent %d for %s (%s)", owner, runtime, python)
     return str(path), proc
 
@@ -327,7 +327,7 @@ def list_warm_parents() -> list[dict[str, Any]]:
     for path in home_dir("warm").glob(f"*/{_RECORD}"):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # being replaced, or not ours: not a warm parent
+        except (OSError, ValueError):  # unreadable: not a warm parent we can use
             continue
         process = ProcessIdentity.from_dict(record.get("Process"))
         if process is None or not process.alive():
