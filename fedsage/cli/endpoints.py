@@ -132,9 +132,6 @@ def delete_command(args: argparse.Namespace) -> None:
             echo(f"deleted endpoint {one}")
 
 
-_SERVE = "Serve a model in the foreground with SageMaker's inference protocol (Ctrl-C stops)."
-
-
 def configure_serve(parser: argparse.ArgumentParser) -> None:
     """Fill the ``fedsage serve`` command's parser."""
     from pathlib import Path
@@ -142,7 +139,7 @@ def configure_serve(parser: argparse.ArgumentParser) -> None:
     from ..serving._worker.fedsage_worker import DEFAULT_MAX_BODY  # no numpy, no supervisor
     from ._common import number
 
-    parser.description = _SERVE
+    parser.description = serve_command.__doc__
     parser.set_defaults(func=serve_command, parser=parser)
     add = parser.add_argument
     add("model", type=Path, help="A model folder or model.tar.gz.")
