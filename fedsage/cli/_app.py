@@ -68,13 +68,19 @@ def load_command(name: str) -> argparse.ArgumentParser:
     return parser
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The root parser; only ``command``'s sub-command is filled in (imported)."""
+def build_parser(command: str | None = None, *, only: bool = False) -> argparse.ArgumentParser:
+    """The root parser; only ``command``'s sub-command is filled in (imported).
+
+    With ``only``, the root knows no other sub-command: enough to run ``command``, and
+    it saves building parsers that would not be used.
+    """
     root = Parser(prog="fedsage", description=HELP)
     root.add_argument("-v", "--verbose", action="store_true", help="Show fedsage's log messages.")
     root.set_defaults(func=None, parser=root)
     commands = root.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name, (_, _, short) in LAZY.items():
+        if only and name != command:
+            continue
         parser = commands.add_parser(name, help=short, description=short)
         if name == command:
             _configure(name)(parser)
@@ -83,8 +89,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def _run(argv: list[str]) -> int:
     # The root's only options are flags: its first other word names the sub-command.
-    command = next((word for word in argv if not word.startswith("-")), None)
-    parser = build_parser(command if command in LAZY else None)
+    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), len(argv))
+    command = argv[at] if at < len(argv) and argv[at] in LAZY else None
+    # The root's own help (``fedsage --help endpoints``) lists every sub-command.
+    parser = build_parser(command, only=command is not None and "--help" not in argv[:at])
     args = parser.parse_args(argv)
     if args.func is None:  # no command, or a group without its sub-command: its help
         args.parser.print_help()
