@@ -124,7 +124,8 @@ def number(kind: type, minimum: float | None = None) -> Callable[[str], Any]:
 
 def usage_error(args: argparse.Namespace, message: str) -> NoReturn:
     """Report a usage error of the running command (usage line, exit 2)."""
-    args.parser.error(message)
+    parser: argparse.ArgumentParser = args.parser
+    parser.error(message)
 
 
 def coloured(text: str, colour: str | None, stream: IO[str]) -> str:
@@ -256,7 +257,7 @@ def print_records(
                 out.write("  " + "  ".join(rest) + "\n")
         return
 
-    def line(cells: list[str], paint: bool) -> str:
+    def render(cells: list[str], paint: bool) -> str:
         parts = []
         for index, (cell, size) in enumerate(zip(cells, fitted, strict=True)):
             text = _shorten(cell, size)
@@ -267,9 +268,9 @@ def print_records(
         return _GAP.join(parts).rstrip()
 
     if header:
-        out.write(line(headers, False) + "\n")
+        out.write(render(headers, False) + "\n")
     for row in rows:
-        out.write(line(row, True) + "\n")
+        out.write(render(row, True) + "\n")
 
 
 def print_json(records: object) -> None:
