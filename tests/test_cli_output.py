@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from fedsage.cli._common import coloured, print_records
+from fedsage.cli._common import coloured, print_pairs, print_records
 
 HEADERS = ["Name", "Status", "URL", "Created"]
 ROWS = [
@@ -75,3 +75,12 @@ def test_coloured_cells_stay_aligned(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "\x1b[32mInService\x1b[0m" in terminal.getvalue()
     start = plain[0].index("URL")
     assert [line[start:].split()[0] for line in plain[1:]] == [ROWS[0][2], ROWS[1][2]]
+
+
+def test_pairs_are_aligned_and_values_never_cut(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "20")
+    long = "/a/folder/" + "x" * 60
+    print_pairs([("EndpointName", "e"), ("Local.dir", long)])
+    assert capsys.readouterr().out.splitlines() == [
+        "EndpointName   e", f"Local.dir      {long}"]

@@ -229,7 +229,6 @@ def print_records(
     rows: list[list[str]],
     keep: tuple[int, ...] = (0,),
     colour: Callable[[int, str], str | None] | None = None,
-    header: bool = True,
 ) -> None:
     """Print rows as plain aligned columns whose ``keep`` columns are never cut.
 
@@ -237,8 +236,7 @@ def print_records(
     shortened (``…``) to the terminal's width; when the kept columns do not fit beside
     the others even then, every row is printed as a block instead: the kept values on
     lines of their own, the other fields after them.  ``colour(column, value)`` names a
-    cell's colour, used only on a terminal without NO_COLOR; ``header=False`` leaves
-    out the line of headers (they still count for the widths).
+    cell's colour, used only on a terminal without NO_COLOR.
     """
     import shutil
 
@@ -252,7 +250,8 @@ def print_records(
                 line = row[index] if index == keep[0] else f"  {headers[index]}: {row[index]}"
                 out.write(line + "\n")
             pairs = enumerate(zip(headers, row, strict=True))
-            rest = [f"{h}: {v}" for i, (h, v) in pairs if i not in keep and v]
+            rest = [f"{h}: {coloured(v, colour(i, v) if colour else None, out)}"
+                    for i, (h, v) in pairs if i not in keep and v]
             if rest:
                 out.write("  " + "  ".join(rest) + "\n")
         return
@@ -267,10 +266,16 @@ def print_records(
             parts.append(padded)
         return _GAP.join(parts).rstrip()
 
-    if header:
-        out.write(render(headers, False) + "\n")
+    out.write(render(headers, False) + "\n")
     for row in rows:
         out.write(render(row, True) + "\n")
+
+
+def print_pairs(pairs: list[tuple[str, str]]) -> None:
+    """Print ``name  value`` lines, the names aligned; values are never cut."""
+    width = max((len(name) for name, _ in pairs), default=0)
+    for name, value in pairs:
+        sys.stdout.write(f"{name.ljust(width)}{_GAP}{value}".rstrip() + "\n")
 
 
 def print_json(records: object) -> None:

@@ -16,6 +16,7 @@ from ._common import (
     group,
     handle_errors,
     print_json,
+    print_pairs,
     print_records,
 )
 
@@ -103,13 +104,13 @@ def describe_command(args: argparse.Namespace) -> None:
     """Show one endpoint's description."""
     with handle_errors():
         info = backend(args, "endpoints").describe_endpoint(args.name)
-    rows = []
+    pairs: list[tuple[str, str]] = []
     for key, value in info.items():
         if isinstance(value, dict):
-            rows += [[f"{key}.{sub}", str(subvalue)] for sub, subvalue in value.items()]
+            pairs += [(f"{key}.{sub}", str(subvalue)) for sub, subvalue in value.items()]
         else:
-            rows.append([key, str(value)])
-    print_records(["Field", "Value"], rows, header=False)
+            pairs.append((key, str(value)))
+    print_pairs(pairs)
 
 
 def logs_command(args: argparse.Namespace) -> None:
