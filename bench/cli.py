@@ -1,6 +1,6 @@
 """Benchmark: how long the ``fedsage`` command line takes to start.
 
-Run:  .venv/bin/python bench/cli.py [--runs 20] [--no-installed]
+Run:  .venv/bin/python bench/cli.py [--runs 20] [--no-installed] [--compare REV]
 
 Times whole processes, interpreter start and imports included, as a user runs them:
 ``python -c pass`` (the floor), ``fedsage --help``, ``fedsage endpoints list`` with a
@@ -12,13 +12,16 @@ time.
 
 Two installs are measured: this checkout's editable one (``.venv``), and a regular one
 (``uv pip install --compile-bytecode .`` into a temporary venv made from the same Python,
-removed afterwards; ``--no-installed`` skips it).  The load average is printed, since
-other work on the machine moves these numbers.
+removed afterwards; ``--no-installed`` skips it).  ``--compare REV`` also installs the
+commit REV of this repository that way (``git archive``), e.g. the typer command line
+before it moved to argparse, measured in the same turns.  The load average is printed,
+since other work on the machine moves these numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -45,19 +48,26 @@ for i in range(3):
 
 
 @contextmanager
-def installed_venv() -> Iterator[Path]:
-    """A temporary venv with fedsage installed from this checkout (not editable)."""
+def installed_venv(revision: str | None = None) -> Iterator[Path]:
+    """A temporary venv with fedsage installed (not editable) from this checkout or REV."""
     folder = Path(tempfile.mkdtemp(prefix="fedsage-bench-cli-"))
+    source = ROOT
     try:
+        if revision is not None:
+            source = folder / "source"
+            source.mkdir()
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
         uv = [sys.executable, "-m", "uv"]
         base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([*uv, "venv", "-q", "--python", base, str(folder)], check=True)
+        subprocess.run([*uv, "venv", "-q", "--python", base, str(folder / "venv")], check=True)
         subprocess.run(
-            [*uv, "pip", "install", "-q", "--python", str(folder / "bin" / "python"),
-             "--compile-bytecode", str(ROOT)],
+            [*uv, "pip", "install", "-q", "--python", str(folder / "venv" / "bin" / "python"),
+             "--compile-bytecode", str(source)],
             check=True,
         )
-        yield folder
+        yield folder / "venv"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -72,30 +82,33 @@ def _time(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def measure(venv: Path, runs: int) -> dict[str, list[float]]:
-    """Wall times of each command, ``runs`` each, taking turns."""
-    python = str(venv / "bin" / "python")
-    fedsage = str(venv / "bin" / "fedsage")
-    base_env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8"}
+def measure(venvs: dict[str, Path], runs: int) -> dict[str, dict[str, list[float]]]:
+    """Wall times of each command in each venv, ``runs`` each, all taking turns."""
+    times: dict[str, dict[str, list[float]]] = {name: {} for name in venvs}
     with tempfile.TemporaryDirectory(prefix="fedsage-bench-home-") as tmp:
         homes = Path(tmp)
-        listed = homes / "three"
-        subprocess.run([python, "-c", _RECORDS], env={**base_env, "FEDSAGE_HOME": str(listed)},
-                       check=True)
-        times: dict[str, list[float]] = {}
+        for index, venv in enumerate(venvs.values()):
+            env = {"PATH": "/usr/bin:/bin", "FEDSAGE_HOME": str(homes / f"three-{index}")}
+            subprocess.run([str(venv / "bin" / "python"), "-c", _RECORDS], env=env, check=True)
         for run in range(runs):
-            fresh = homes / f"fresh-{run}"
-            fresh.mkdir()
-            cases = {
-                "python -c pass": ([python, "-c", "pass"], fresh),
-                "fedsage --help": ([fedsage, "--help"], fresh),
-                "fedsage endpoints list (fresh home)": ([fedsage, "endpoints", "list"], fresh),
-                "fedsage endpoints list (3 records)": ([fedsage, "endpoints", "list"], listed),
-            }
-            for label, (argv, home) in cases.items():
-                env = {**base_env, "FEDSAGE_HOME": str(home)}
-                times.setdefault(label, []).append(_time(argv, env))
-        return times
+            for index, (name, venv) in enumerate(venvs.items()):
+                fresh = homes / f"fresh-{index}-{run}"
+                fresh.mkdir()
+                listed = homes / f"three-{index}"
+                python, fedsage = str(venv / "bin" / "python"), str(venv / "bin" / "fedsage")
+                cases = {
+                    "python -c pass": ([python, "-c", "pass"], fresh),
+                    "fedsage --help": ([fedsage, "--help"], fresh),
+                    "fedsage endpoints list (fresh home)": ([fedsage, "endpoints", "list"],
+                                                            fresh),
+                    "fedsage endpoints list (3 records)": ([fedsage, "endpoints", "list"],
+                                                           listed),
+                }
+                for label, (argv, home) in cases.items():
+                    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "LANG": "C.UTF-8",
+                           "FEDSAGE_HOME": str(home)}
+                    times[name].setdefault(label, []).append(_time(argv, env))
+    return times
 
 
 def main() -> None:
@@ -104,13 +117,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--no-installed", action="store_true",
                         help="Measure only the editable install in .venv.")
+    parser.add_argument("--compare", metavar="REV",
+                        help="Also measure commit REV, installed (not editable).")
     options = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}  "
           f"(cores: {os.cpu_count()}; runs: {options.runs}; Python {sys.version.split()[0]})")
-    results = {"editable (.venv)": measure(ROOT / ".venv", options.runs)}
-    if not options.no_installed:
-        with installed_venv() as venv:
-            results["installed (uv pip install .)"] = measure(venv, options.runs)
+    with contextlib.ExitStack() as stack:
+        venvs = {"editable (.venv)": ROOT / ".venv"}
+        if not options.no_installed:
+            venvs["installed (uv pip install .)"] = stack.enter_context(installed_venv())
+        if options.compare:
+            venvs[f"installed {options.compare}"] = stack.enter_context(
+                installed_venv(options.compare))
+        results = measure(venvs, options.runs)
     print(f"{'install':<30} {'command':<38} {'median s':>9} {'min s':>7}")
     for install, times in results.items():
         for label, values in times.items():

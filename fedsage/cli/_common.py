@@ -86,6 +86,18 @@ def group(parser: argparse.ArgumentParser, help: str) -> Any:
     """Make ``parser`` a command group; return the action to add its commands to.
 
     Called without a sub-command, the group prints its help and exits with 2.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The group's parser (the root's sub-parser of the group's name).
+    help : str
+        The group's description, shown by its ``--help``.
+
+    Returns
+    -------
+    argparse._SubParsersAction
+        Pass it to :func:`command` for each of the group's commands.
     """
     parser.description = help
     parser.set_defaults(func=None, parser=parser)
@@ -95,7 +107,24 @@ def group(parser: argparse.ArgumentParser, help: str) -> Any:
 def command(
     subparsers: Any, name: str, func: Callable[[argparse.Namespace], int | None]
 ) -> argparse.ArgumentParser:
-    """Add the command ``name`` that runs ``func(args)``; its docstring is its help."""
+    """Add the command ``name`` that runs ``func(args)``.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        What :func:`group` returned.
+    name : str
+        The command's name.
+    func : callable
+        Runs the command with the parsed arguments and returns its exit code (``None``:
+        0).  Its docstring is the command's help (the first paragraph in the group's
+        list).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The command's parser, to add its arguments to.
+    """
     doc = func.__doc__ or ""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=doc.strip().split("\n\n")[0], description=doc
@@ -105,7 +134,20 @@ def command(
 
 
 def number(kind: type, minimum: float | None = None) -> Callable[[str], Any]:
-    """An argparse ``type``: ``kind`` (int or float), at least ``minimum`` if given."""
+    """An argparse ``type``: ``kind`` (int or float), at least ``minimum`` if given.
+
+    Parameters
+    ----------
+    kind : type
+        ``int`` or ``float``.
+    minimum : int or float, optional
+        The smallest value accepted.
+
+    Returns
+    -------
+    callable
+        Converts the text; a bad one is a usage error naming the option.
+    """
 
     def convert(text: str) -> Any:
         try:
@@ -129,7 +171,22 @@ def usage_error(args: argparse.Namespace, message: str) -> NoReturn:
 
 
 def coloured(text: str, colour: str | None, stream: IO[str]) -> str:
-    """``text`` in ``colour`` when ``stream`` is a terminal and NO_COLOR is unset."""
+    """``text`` in ``colour`` when ``stream`` is a terminal and NO_COLOR is unset.
+
+    Parameters
+    ----------
+    text : str
+        What to show.
+    colour : str or None
+        ``red``, ``bold red``, ``green``, ``yellow`` or ``cyan``; ``None``: as it is.
+    stream : file
+        Where ``text`` goes (its ``isatty`` decides).
+
+    Returns
+    -------
+    str
+        ``text``, in ANSI colour codes or not.
+    """
     if not colour or os.environ.get("NO_COLOR") or not _isatty(stream):
         return text
     return f"\x1b[{_ANSI[colour]}m{text}\x1b[0m"
@@ -157,6 +214,16 @@ def fail(message: object) -> SystemExit:
 
     The message is printed as it is: names and values in it (``list[str]``, ``[/]``)
     are shown unchanged.
+
+    Parameters
+    ----------
+    message : object
+        The error (its text).
+
+    Returns
+    -------
+    SystemExit
+        Exit code 1, for ``raise fail(...)``.
     """
     sys.stderr.write(f"{coloured('error:', 'bold red', sys.stderr)} {message}\n")
     sys.stderr.flush()
@@ -237,6 +304,17 @@ def print_records(
     the others even then, every row is printed as a block instead: the kept values on
     lines of their own, the other fields after them.  ``colour(column, value)`` names a
     cell's colour, used only on a terminal without NO_COLOR.
+
+    Parameters
+    ----------
+    headers : list of str
+        The column headers.
+    rows : list of list of str
+        The cells, one list per row, as many as ``headers``.
+    keep : tuple of int, default=(0,)
+        The columns never shortened; the first starts a row's block.
+    colour : callable, optional
+        ``colour(column, value)`` -> a colour name for :func:`coloured`, or ``None``.
     """
     import shutil
 
@@ -272,7 +350,13 @@ def print_records(
 
 
 def print_pairs(pairs: list[tuple[str, str]]) -> None:
-    """Print ``name  value`` lines, the names aligned; values are never cut."""
+    """Print ``name  value`` lines, the names aligned; values are never cut.
+
+    Parameters
+    ----------
+    pairs : list of (str, str)
+        The names and values, in order.
+    """
     width = max((len(name) for name, _ in pairs), default=0)
     for name, value in pairs:
         sys.stdout.write(f"{name.ljust(width)}{_GAP}{value}".rstrip() + "\n")
