@@ -52,6 +52,8 @@ def installed_venv(revision: str | None = None) -> Iterator[Path]:
     """A temporary venv with fedsage installed (not editable) from this checkout or REV."""
     folder = Path(tempfile.mkdtemp(prefix="fedsage-bench-cli-"))
     source = ROOT
+    build = ROOT / "build"  # setuptools builds a checkout in place: leave none behind
+    had_build = build.exists()
     try:
         if revision is not None:
             source = folder / "source"
@@ -70,6 +72,8 @@ def installed_venv(revision: str | None = None) -> Iterator[Path]:
         yield folder / "venv"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if not had_build:
+            shutil.rmtree(build, ignore_errors=True)
 
 
 def _time(argv: list[str], env: dict[str, str]) -> float:
