@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import argparse
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table as RichTable
-
 from ..errors import FedsageError
-from ._common import console, err_console, fail, handle_errors
+from ._common import command, echo, fail, group, handle_errors, number, print_records, warn
 
-app = typer.Typer(
-    help="Browse and export data: Datasphere (config.json), a SQL URL or the embedded warehouse.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
+HELP = "Browse and export data: Datasphere (config.json), a SQL URL or the embedded warehouse."
 
-_CONFIG = typer.Option(None, "--config", "-c",
-                       help="config.json path or a SQLAlchemy URL (default ./config.json).")
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default=None,
+                        help="config.json path or a SQLAlchemy URL (default ./config.json).")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage data`` group's parser."""
+    commands = group(parser, HELP)
+    _config_option(command(commands, "views", views))
+    _config_option(command(commands, "tables", tables))
+    described = command(commands, "describe", describe)
+    described.add_argument("name")
+    _config_option(described)
+    first = command(commands, "head", head)
+    first.add_argument("name")
+    first.add_argument("--rows", "-n", type=number(int, minimum=1), default=10,
+                       help="Rows to show, at least 1.")
+    _config_option(first)
+    exported = command(commands, "export", export)
+    exported.add_argument("query")
+    exported.add_argument("--to", type=Path, required=True, help="The file to write.")
+    exported.add_argument("--format", dest="file_format", default="csv", help="csv or parquet.")
+    _config_option(exported)
+    command(commands, "samples", samples)
 
 
 @contextmanager
@@ -36,48 +52,41 @@ def _connection(config: str | None) -> Iterator[Any]:
             warnings.simplefilter("always")
             db = DbConnection(url=config)
         for warning in said:
-            err_console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+            warn(warning.message)
         with db:
             yield db
     except FedsageError as exc:
         raise fail(exc) from None
 
 
-def _show(rows: list[tuple[Any, ...]], headers: list[str], title: str) -> None:
-    table = RichTable(title=title)
-    for header in headers:
-        table.add_column(str(header))
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
+def _show(rows: list[tuple[Any, ...]], headers: list[str]) -> None:
+    cells = [["" if v is None else str(v) for v in row] for row in rows]
+    print_records([str(h) for h in headers], cells)
 
 
-@app.command()
-def views(config: str | None = _CONFIG) -> None:
+def views(args: argparse.Namespace) -> None:
     """List the views of the configured schema."""
-    with _connection(config) as db:
+    with _connection(args.config) as db:
         rows, headers = db.get_schema_views()
-        _show(rows, headers, title="views")
+        _show(rows, headers)
 
 
-@app.command()
-def tables(config: str | None = _CONFIG) -> None:
+def tables(args: argparse.Namespace) -> None:
     """List your own tables."""
-    with _connection(config) as db:
+    with _connection(args.config) as db:
         rows, headers = db.get_user_tables()
-        _show(rows, headers, title="tables")
+        _show(rows, headers)
 
 
-@app.command()
-def describe(name: str, config: str | None = _CONFIG) -> None:
+def describe(args: argparse.Namespace) -> None:
     """Show the columns of a view or table NAME."""
-    with _connection(config) as db:
-        rows, headers = db.get_view_metadata(name)
+    with _connection(args.config) as db:
+        rows, headers = db.get_view_metadata(args.name)
         if not rows:
-            rows, headers = db.get_table_metadata(name)
+            rows, headers = db.get_table_metadata(args.name)
         if not rows:
-            raise_missing(name)
-        _show(rows, headers, title=name)
+            raise_missing(args.name)
+        _show(rows, headers)
 
 
 def raise_missing(name: str) -> None:
@@ -85,36 +94,33 @@ def raise_missing(name: str) -> None:
     raise fail(f"no view or table named {name!r}")
 
 
-@app.command()
-def head(name: str, rows: int = typer.Option(10, "--rows", "-n", min=1),
-         config: str | None = _CONFIG) -> None:
+def head(args: argparse.Namespace) -> None:
     """Show the first rows of a view or table NAME."""
-    with _connection(config) as db:
-        frame = next(iter(db.table(name).iter_batches(batch_rows=rows)))
-        _show([tuple(r.values()) for r in frame.to_pylist()], frame.schema.names, title=name)
+    with _connection(args.config) as db:
+        frame = next(iter(db.table(args.name).iter_batches(batch_rows=args.rows)))
+        _show([tuple(r.values()) for r in frame.to_pylist()], frame.schema.names)
 
 
-@app.command()
-def export(query: str, to: Path = typer.Option(..., "--to", help="The file to write."),
-           file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
-           config: str | None = _CONFIG) -> None:
+def export(args: argparse.Namespace) -> None:
     """Export QUERY (a SELECT or a table name) to a file, streaming, with progress."""
-    with _connection(config) as db, Progress(
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with _connection(args.config) as db, Progress(
         TextColumn("[bold]export"), BarColumn(), TextColumn("{task.completed:,} rows"),
-        TimeElapsedColumn(), console=err_console,
+        TimeElapsedColumn(), console=Console(stderr=True),
     ) as progress:
         task = progress.add_task("export", total=None)
-        count = db.export(query, to, file_format,
+        count = db.export(args.query, args.to, args.file_format,
                           progress=lambda done: progress.update(task, completed=done))
         progress.update(task, completed=count)
-    console.print(f"wrote {count:,} rows to {to}")
+    echo(f"wrote {count:,} rows to {args.to}")
 
 
-@app.command()
-def samples() -> None:
+def samples(args: argparse.Namespace) -> None:
     """Load the sample data sets (IRIS, BREAST_CANCER, SALES) into the embedded warehouse."""
     from ..data.samples import load_samples
 
     with handle_errors():
         names = load_samples()
-    console.print("loaded: " + ", ".join(names))
+    echo("loaded: " + ", ".join(names))

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import typer
-from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
+import argparse
 
-from ._common import console, handle_errors
+from ._common import handle_errors
 
 _STEPS = {
     "data": "Load sample data into the embedded warehouse, read IRIS through DbConnection",
@@ -18,17 +16,26 @@ _STEPS = {
 }
 
 
-def demo(
-    framework_version: str = typer.Option(
-        None, "--framework-version", help="Runtime to train and serve on (default 0.23-1)."
-    ),
-    keep_endpoint: bool = typer.Option(
-        False, "--keep-endpoint", help="Leave the endpoint running afterwards."
-    ),
-) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage demo`` command's parser."""
+    parser.description = demo.__doc__
+    parser.set_defaults(func=demo, parser=parser)
+    parser.add_argument("--framework-version", default=None,
+                        help="Runtime to train and serve on (default 0.23-1).")
+    parser.add_argument("--keep-endpoint", action="store_true",
+                        help="Leave the endpoint running afterwards.")
+
+
+def demo(args: argparse.Namespace) -> None:
     """Run the main job on the embedded default: data -> train -> deploy -> predict."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
     from ..demo import run_demo
 
+    keep_endpoint: bool = args.keep_endpoint
+    console = Console()
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         tasks: dict[str, TaskID] = {}
@@ -44,7 +51,7 @@ def demo(
 
         with handle_errors():
             result = run_demo(
-                framework_version=framework_version,
+                framework_version=args.framework_version,
                 keep_endpoint=keep_endpoint,
                 progress=report,
             )

@@ -2,36 +2,45 @@
 
 from __future__ import annotations
 
-import logging
+import argparse
 import sys
-import tempfile
-from pathlib import Path
+from typing import Any
 
-import typer
-
-from ..errors import FedsageError
-from ..serving._worker.fedsage_worker import DEFAULT_MAX_BODY  # no numpy, no supervisor
 from ._common import (
-    console,
-    err_console,
+    add_mode_option,
+    backend,
+    command,
+    echo,
     fail,
     format_time,
+    group,
     handle_errors,
-    mode_option,
     print_json,
+    print_pairs,
     print_records,
 )
 
-app = typer.Typer(help="Endpoints: list, describe, show logs, delete.", no_args_is_help=True)
-_backend = mode_option(app, "endpoints")
+HELP = "Endpoints: list, describe, show logs, delete."
 
-_STATUS_COLOR = {"InService": "green", "Failed": "red"}
+_STATUS_COLOUR = {"InService": "green", "Failed": "red"}
 
 
-@app.command("list")
-def list_command(
-    output: str = typer.Option("table", "--output", "-o", help="table or json (whole records)."),
-) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage endpoints`` group's parser."""
+    add_mode_option(parser)
+    commands = group(parser, HELP)
+    listing = command(commands, "list", list_command)
+    listing.add_argument("--output", "-o", default="table", help="table or json (whole records).")
+    command(commands, "describe", describe_command).add_argument("name")
+    logs = command(commands, "logs", logs_command)
+    logs.add_argument("name")
+    logs.add_argument("--follow", "-f", action="store_true", help="Keep printing new lines.")
+    delete = command(commands, "delete", delete_command)
+    delete.add_argument("name", nargs="?", default=None, help="The endpoint to delete.")
+    delete.add_argument("--all", dest="all_", action="store_true", help="Delete every endpoint.")
+
+
+def list_command(args: argparse.Namespace) -> None:
     """List endpoints, oldest first (a local endpoint whose server died shows as Failed).
 
     Local mode also shows each runtime's warm parent: the process that keeps the
@@ -39,10 +48,8 @@ def list_command(
     when its last endpoint is deleted.
     """
     with handle_errors():
-        backend = _backend()
-        rows = backend.list_endpoints()
-        warm = backend.list_warm_parents()
-    if output == "json":
+        rows, warm = _listing(args)
+    if args.output == "json":
         print_json(rows)
         return
     # Local endpoints carry where they listen and what runs them; show it when present.
@@ -50,9 +57,7 @@ def list_command(
     headers = ["Name", "Status", *(["URL", "Workers", "Runtime"] if local else []), "Created"]
     cells = []
     for row in rows:
-        status = row["EndpointStatus"]
-        color = _STATUS_COLOR.get(status, "yellow")
-        line = [row["EndpointName"], f"[{color}]{status}[/{color}]"]
+        line = [row["EndpointName"], row["EndpointStatus"]]
         if local:
             info = row.get("Local") or {}
             line += [
@@ -61,92 +66,121 @@ def list_command(
                 (info.get("runtime") or {}).get("FrameworkVersion", ""),
             ]
         cells.append([*line, format_time(row.get("CreationTime"))])
-    print_records(headers, cells, keep=(0, 2) if local else (0,))
+    print_records(
+        headers,
+        cells,
+        keep=(0, 2) if local else (0,),
+        colour=lambda column, value: _STATUS_COLOUR.get(value, "yellow") if column == 1 else None,
+    )
     for parent in warm:
-        console.print(
+        echo(
             f"warm parent of runtime {parent['Runtime'] or '?'}: pid {parent['Pid']}, "
             f"{parent['Python']} (forks new endpoints' model processes; stops with its "
-            "last endpoint)",
-            highlight=False,
-            soft_wrap=True,
+            "last endpoint)"
         )
 
 
-@app.command("describe")
-def describe_command(name: str) -> None:
-    """Show one endpoint's description."""
-    from rich.table import Table
+def _listing(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The endpoints and warm parents of ``--mode``'s backend.
 
+    Local mode reads them from the registry as :class:`~fedsage.backends.local.LocalBackend`
+    does, without importing the backends (training, storage, channels): they are most of
+    this command's start-up.
+    """
+    import os
+
+    from .._validation import check_mode
+
+    if check_mode(args.mode or os.environ.get("FEDSAGE_MODE") or "local",
+                  "fedsage endpoints") == "local":
+        from ..serving import endpoints, warm
+
+        return endpoints.list_endpoints(), warm.list_warm_parents()
+    chosen = backend(args, "endpoints")
+    return chosen.list_endpoints(), chosen.list_warm_parents()
+
+
+def describe_command(args: argparse.Namespace) -> None:
+    """Show one endpoint's description."""
     with handle_errors():
-        info = _backend().describe_endpoint(name)
-    table = Table("Field", "Value", show_header=False)
+        info = backend(args, "endpoints").describe_endpoint(args.name)
+    pairs: list[tuple[str, str]] = []
     for key, value in info.items():
         if isinstance(value, dict):
-            for sub, subvalue in value.items():
-                table.add_row(f"{key}.{sub}", str(subvalue))
+            pairs += [(f"{key}.{sub}", str(subvalue)) for sub, subvalue in value.items()]
         else:
-            table.add_row(key, str(value))
-    console.print(table)
+            pairs.append((key, str(value)))
+    print_pairs(pairs)
 
 
-@app.command("logs")
-def logs_command(
-    name: str,
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
-) -> None:
+def logs_command(args: argparse.Namespace) -> None:
     """Print an endpoint's log (local: the server log; aws: CloudWatch)."""
     with handle_errors():
-        for line in _backend().endpoint_logs(name, follow=follow):
+        for line in backend(args, "endpoints").endpoint_logs(args.name, follow=args.follow):
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
 
-@app.command("delete")
-def delete_command(
-    name: str = typer.Argument(None, help="The endpoint to delete."),
-    all_: bool = typer.Option(False, "--all", help="Delete every endpoint."),
-) -> None:
+def delete_command(args: argparse.Namespace) -> None:
     """Delete an endpoint and stop what it runs (or all of them with --all)."""
-    if bool(name) == all_:
+    if bool(args.name) == args.all_:
         raise fail("give either an endpoint NAME or --all")
     with handle_errors():
-        backend = _backend()
-        names = [e["EndpointName"] for e in backend.list_endpoints()] if all_ else [name]
+        chosen = backend(args, "endpoints")
+        names = [e["EndpointName"] for e in chosen.list_endpoints()] if args.all_ else [args.name]
         for one in names:
-            backend.delete_endpoint(one)
-            console.print(f"deleted endpoint {one}")
+            chosen.delete_endpoint(one)
+            echo(f"deleted endpoint {one}")
 
 
-def serve_command(
-    model: Path = typer.Argument(..., help="A model folder or model.tar.gz."),
-    host: str = typer.Option(
-        "127.0.0.1",
+def configure_serve(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage serve`` command's parser."""
+    from pathlib import Path
+
+    from ..serving._worker.fedsage_worker import DEFAULT_MAX_BODY  # no numpy, no supervisor
+    from ._common import number
+
+    parser.description = serve_command.__doc__
+    parser.set_defaults(func=serve_command, parser=parser)
+    add = parser.add_argument
+    add("model", type=Path, help="A model folder or model.tar.gz.")
+    add("--host", default="127.0.0.1",
         help="Address to listen on. On loopback only requests for localhost, 127.0.0.1, "
         "[::1] or this host are answered; any other address (0.0.0.0) answers every "
-        "name, without authentication.",
-    ),
-    port: int = typer.Option(8080, help="Port (0 picks a free one)."),
-    workers: int = typer.Option(0, help="Worker processes (0: one per core)."),
-    code_dir: Path = typer.Option(None, help="Folder of the entry point (default: MODEL/code)."),
-    program: str = typer.Option(None, help="Entry point file, e.g. inference.py."),
-    python: Path = typer.Option(None, help="Interpreter for the workers (default: fedsage's)."),
-    timeout: float = typer.Option(60.0, help="Per-request timeout in seconds."),
-    max_body: int = typer.Option(DEFAULT_MAX_BODY, help="Largest request body in bytes."),
-    debug: bool = typer.Option(False, help="Tracebacks in error bodies, debug logging."),
-    preload: bool = typer.Option(
-        True,
+        "name, without authentication.")
+    add("--port", type=number(int), default=8080, help="Port (0 picks a free one).")
+    add("--workers", type=number(int), default=0, help="Worker processes (0: one per core).")
+    add("--code-dir", type=Path, default=None,
+        help="Folder of the entry point (default: MODEL/code).")
+    add("--program", default=None, help="Entry point file, e.g. inference.py.")
+    add("--python", type=Path, default=None,
+        help="Interpreter for the workers (default: fedsage's).")
+    add("--timeout", type=number(float), default=60.0, help="Per-request timeout in seconds.")
+    add("--max-body", type=number(int), default=DEFAULT_MAX_BODY,
+        help="Largest request body in bytes.")
+    add("--debug", action=argparse.BooleanOptionalAction, default=False,
+        help="Tracebacks in error bodies, debug logging.")
+    add("--preload", action=argparse.BooleanOptionalAction, default=True,
         help="Load the model once and fork the workers from it (--no-preload: every "
-        "worker loads its own copy, for models that are not safe to fork).",
-    ),
-) -> None:
+        "worker loads its own copy, for models that are not safe to fork).")
+
+
+def serve_command(args: argparse.Namespace) -> int:
     """Serve a model in the foreground with SageMaker's inference protocol (Ctrl-C stops)."""
-    from rich.text import Text
+    import logging
+    import tempfile
+    from pathlib import Path
 
     from .._archive import extract_safely
+    from ..errors import FedsageError
     from ..serving.supervisor import ServerConfig, is_loopback_host, serve
+    from ._common import warn
 
+    model: Path = args.model
+    host: str = args.host
+    python: Path | None = args.python
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s supervisor %(levelname)s %(message)s",
         force=True,  # a server's log is its output, whatever the root --verbose said
     )
@@ -159,36 +193,32 @@ def serve_command(
                 raise FedsageError(f"{model} is neither a model folder nor a model.tar.gz")
         except FedsageError as exc:
             raise fail(exc) from None
-        code = code_dir or (model / "code" if (model / "code").is_dir() else model)
+        code = args.code_dir or (model / "code" if (model / "code").is_dir() else model)
         config = ServerConfig(
             model_dir=str(model.resolve()),
             python=str(python or sys.executable),
             code_dir=str(Path(code).resolve()),
-            program=program,
+            program=args.program,
             host=host,
-            port=port,
-            workers=workers or None,
-            timeout=timeout,
-            max_body=max_body,
-            debug=debug,
-            preload=preload,
+            port=args.port,
+            workers=args.workers or None,
+            timeout=args.timeout,
+            max_body=args.max_body,
+            debug=args.debug,
+            preload=args.preload,
             warm=True,
             runtime="host" if python is None else "",
         )
         if not is_loopback_host(host):
-            err_console.print(
-                Text.assemble(
-                    ("warning:", "yellow"),
-                    f" {host or 'every address'} is not a loopback address: the endpoint has "
-                    "no authentication, so anyone who can reach this machine on port "
-                    f"{port} can call it. Serve on 127.0.0.1 (the default) and put an "
-                    "authenticating proxy in front to expose it.",
-                ),
-                highlight=False,
-                soft_wrap=True,
+            warn(
+                f"{host or 'every address'} is not a loopback address: the endpoint has "
+                "no authentication, so anyone who can reach this machine on port "
+                f"{args.port} can call it. Serve on 127.0.0.1 (the default) and put an "
+                "authenticating proxy in front to expose it."
             )
         try:
             code_ = serve(config)
         except OSError as exc:
-            raise fail(FedsageError(f"cannot listen on {host}:{port}: {exc.strerror}")) from None
-    raise typer.Exit(code=code_)
+            message = f"cannot listen on {host}:{args.port}: {exc.strerror}"
+            raise fail(FedsageError(message)) from None
+    return int(code_)

@@ -2,101 +2,109 @@
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 import time
 
-import typer
-from rich.table import Table
-
 from ._common import (
-    console,
+    add_mode_option,
+    backend,
+    command,
+    echo,
     format_time,
+    group,
     handle_errors,
-    mode_option,
     print_json,
     print_records,
 )
 
-app = typer.Typer(help="Training jobs: list, describe, logs, stop.", no_args_is_help=True)
-_backend = mode_option(app, "jobs")
+HELP = "Training jobs: list, describe, logs, stop."
 
-_STATUS_STYLE = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}
+_STATUS_COLOUR = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}
 
 
-@app.command("list")
-def list_jobs(
-    output: str = typer.Option("table", "--output", "-o", help="table or json (whole records)."),
-) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage jobs`` group's parser."""
+    add_mode_option(parser)
+    commands = group(parser, HELP)
+    listing = command(commands, "list", list_jobs)
+    listing.add_argument("--output", "-o", default="table", help="table or json (whole records).")
+    command(commands, "describe", describe).add_argument("name")
+    logs_parser = command(commands, "logs", logs)
+    logs_parser.add_argument("name")
+    logs_parser.add_argument(
+        "--follow", "-f", action="store_true", help="Keep printing until the job ends."
+    )
+    command(commands, "stop", stop).add_argument("name")
+    command(commands, "metrics", metrics).add_argument("name")
+
+
+def list_jobs(args: argparse.Namespace) -> None:
     """List training jobs, oldest first."""
     with handle_errors():
-        jobs = _backend().list_training_jobs()
-    if output == "json":
+        jobs = backend(args, "jobs").list_training_jobs()
+    if args.output == "json":
         print_json(jobs)
         return
     rows = []
     for job in jobs:
-        status = job["TrainingJobStatus"]
         rows.append(
             [
                 job["TrainingJobName"],
-                f"[{_STATUS_STYLE.get(status, 'cyan')}]{status}[/]",
+                job["TrainingJobStatus"],
                 job.get("SecondaryStatus", ""),
                 job.get("AlgorithmSpecification", {}).get("TrainingImage", "").rsplit(":", 1)[-1],
                 format_time(job.get("CreationTime")),
                 format_time(job.get("TrainingEndTime")),
             ]
         )
-    print_records(["name", "status", "secondary", "framework", "created", "ended"], rows)
+    print_records(
+        ["name", "status", "secondary", "framework", "created", "ended"],
+        rows,
+        colour=lambda column, value: _STATUS_COLOUR.get(value, "cyan") if column == 1 else None,
+    )
 
 
-@app.command()
-def describe(name: str) -> None:
+def describe(args: argparse.Namespace) -> None:
     """Print the DescribeTrainingJob response of NAME as JSON."""
     with handle_errors():
-        record = _backend().describe_training_job(name)
+        record = backend(args, "jobs").describe_training_job(args.name)
     if record.get("HyperParameters"):
         from ..training.contract import mask_secrets
 
         record["HyperParameters"] = mask_secrets(record["HyperParameters"])
-    console.print_json(json.dumps(record, default=str))
+    print_json(record)
 
 
-@app.command()
-def logs(
-    name: str,
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
-) -> None:
+def logs(args: argparse.Namespace) -> None:
     """Print the log of job NAME."""
     with handle_errors():
-        backend = _backend()
-        if follow:
-            backend.wait_training_job(name, logs="All", raise_on_failure=False)
+        chosen = backend(args, "jobs")
+        if args.follow:
+            chosen.wait_training_job(args.name, logs="All", raise_on_failure=False)
             return
-        for line in backend.training_log(name):
+        for line in chosen.training_log(args.name):
             sys.stdout.write(line + "\n")
 
 
-@app.command()
-def stop(name: str) -> None:
+def stop(args: argparse.Namespace) -> None:
     """Stop the running job NAME (its status becomes Stopped)."""
     with handle_errors():
-        backend = _backend()
-        backend.stop_training_job(name)
+        chosen = backend(args, "jobs")
+        chosen.stop_training_job(args.name)
         deadline = time.monotonic() + 15
-        while not backend.job_has_ended(name) and time.monotonic() < deadline:
+        while not chosen.job_has_ended(args.name) and time.monotonic() < deadline:
             time.sleep(0.1)
-        status = backend.describe_training_job(name)["TrainingJobStatus"]
-    console.print(f"{name}: {status}")
+        status = chosen.describe_training_job(args.name)["TrainingJobStatus"]
+    echo(f"{args.name}: {status}")
 
 
-@app.command()
-def metrics(name: str) -> None:
+def metrics(args: argparse.Namespace) -> None:
     """Print the metric series of job NAME (from its metric_definitions)."""
     with handle_errors():
-        points = _backend().training_metrics(name)
-    table = Table("time", "metric", "value")
-    for point in points:
-        stamp = format_time(point.get("Timestamp"))
-        table.add_row(stamp, point["MetricName"], f"{point['Value']:g}")
-    console.print(table)
+        points = backend(args, "jobs").training_metrics(args.name)
+    rows = [
+        [format_time(point.get("Timestamp")), point["MetricName"], f"{point['Value']:g}"]
+        for point in points
+    ]
+    print_records(["time", "metric", "value"], rows, keep=(1, 2))

@@ -2,112 +2,110 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from functools import wraps
+import argparse
 from pathlib import Path
-from typing import Any, TypeVar
-
-import typer
-from rich.table import Table
 
 from ..errors import ConfigurationError
-from ._common import console, handle_errors
+from ._common import (
+    command,
+    echo,
+    group,
+    handle_errors,
+    number,
+    print_json,
+    print_records,
+    usage_error,
+)
 
-app = typer.Typer(help="Kyma deployments (SAP BTP Kyma, or local replicas).", no_args_is_help=True)
-F = TypeVar("F", bound=Callable[..., Any])
+HELP = "Kyma deployments (SAP BTP Kyma, or local replicas)."
 
 
-def _fails_cleanly(func: F) -> F:
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with handle_errors():
-            return func(*args, **kwargs)
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage kyma`` group's parser."""
+    commands = group(parser, HELP)
+    command(commands, "list", list_)
+    command(commands, "describe", describe).add_argument("name")
+    deleted = command(commands, "delete", delete)
+    deleted.add_argument("name")
+    deleted.add_argument("--kubeconfig", type=Path, default=None,
+                         help="Kubeconfig (default: the one recorded at deploy time).")
+    written = command(commands, "manifests", manifests)
+    add = written.add_argument
+    add("job_or_name", help="A Kyma deployment or a training job.")
+    add("--out", type=Path, required=True, help="Folder to write <name>.yaml into.")
+    add("--image", default=None, help="registry/repo@sha256:... (for a job).")
+    add("--program", default=None, help="SAGEMAKER_PROGRAM (for a job).")
+    add("--namespace", default="fedsage", help="[default: %(default)s]")
+    add("--replicas", type=number(int), default=1, help="[default: %(default)s]")
+    add("--domain", default=None, help="Cluster domain; default: a short host.")
+    add("--jwt-issuer", default=None)
+    add("--jwks-uri", default=None)
+    add("--jwt-audience", action="append", default=[],
+        help="Accept only tokens issued for this audience (repeat for alternatives).")
+    add("--jwt-scope", action="append", default=[],
+        help="Accept only tokens carrying this scope (repeat: all are required).")
+    add("--allow-unauthenticated", action=argparse.BooleanOptionalAction, default=False,
+        help="Expose the model without authentication (noAuth).")
 
-    return wrapper  # type: ignore[return-value]
 
-
-@app.command("list")
-@_fails_cleanly
-def list_() -> None:
+def list_(args: argparse.Namespace) -> None:
     """List Kyma deployments."""
     from ..kyma.records import list_records
 
-    table = Table()
-    table.add_column("name", no_wrap=True)
-    for column in ("target", "namespace", "replicas", "url"):
-        table.add_column(column)
-    for record in list_records():
-        table.add_row(
+    with handle_errors():
+        records = list_records()
+    rows = [
+        [
             record.name,
             record.target,
             record.namespace or "",
             str(record.replicas),
             record.url or record.host or "",
-        )
-    console.print(table)
+        ]
+        for record in records
+    ]
+    print_records(["name", "target", "namespace", "replicas", "url"], rows)
 
 
-@app.command()
-@_fails_cleanly
-def describe(name: str) -> None:
+def describe(args: argparse.Namespace) -> None:
     """Show a deployment's record as JSON (local ones with live gateway/replica status)."""
     from ..kyma.records import get_record
 
-    record = get_record(name)
-    if record.target == "local":
-        from ..kyma.local import describe as describe_local
+    with handle_errors():
+        record = get_record(args.name)
+        if record.target == "local":
+            from ..kyma.local import describe as describe_local
 
-        record = describe_local(name)
-    console.print_json(json.dumps(record.to_dict(), default=str))
+            record = describe_local(args.name)
+    print_json(record.to_dict())
 
 
-@app.command()
-@_fails_cleanly
-def delete(
-    name: str,
-    kubeconfig: Path = typer.Option(
-        None, help="Kubeconfig (default: the one recorded at deploy time)."
-    ),
-) -> None:
+def delete(args: argparse.Namespace) -> None:
     """Delete a deployment: cluster objects (not the namespace), or local processes."""
     from ..kyma.manage import delete_deployment
 
-    for line in delete_deployment(name, kubeconfig):
-        console.print(f"deleted {line}")
-    console.print(f"deleted {name}")
+    with handle_errors():
+        for line in delete_deployment(args.name, args.kubeconfig):
+            echo(f"deleted {line}")
+    echo(f"deleted {args.name}")
 
 
-@app.command()
-@_fails_cleanly
-def manifests(
-    job_or_name: str = typer.Argument(..., help="A Kyma deployment or a training job."),
-    out: Path = typer.Option(..., "--out", help="Folder to write <name>.yaml into."),
-    image: str = typer.Option(None, help="registry/repo@sha256:... (for a job)."),
-    program: str = typer.Option(None, help="SAGEMAKER_PROGRAM (for a job)."),
-    namespace: str = typer.Option("fedsage"),
-    replicas: int = typer.Option(1),
-    domain: str = typer.Option(None, help="Cluster domain; default: a short host."),
-    jwt_issuer: str = typer.Option(None),
-    jwks_uri: str = typer.Option(None),
-    jwt_audience: list[str] = typer.Option(
-        [], help="Accept only tokens issued for this audience (repeat for alternatives)."
-    ),
-    jwt_scope: list[str] = typer.Option(
-        [], help="Accept only tokens carrying this scope (repeat: all are required)."
-    ),
-    allow_unauthenticated: bool = typer.Option(
-        False, help="Expose the model without authentication (noAuth)."
-    ),
-) -> None:
+def manifests(args: argparse.Namespace) -> None:
     """Write the YAML fedsage applies (the pull Secret is left out: it holds a token).
 
     Local deployments have no manifests: naming one is an error.
     """
+    with handle_errors():
+        target = _write_manifests(args)
+    echo(f"wrote {target}")
+
+
+def _write_manifests(args: argparse.Namespace) -> Path:
     from ..kyma.cluster.manifests import KymaSpec, build_manifests, to_yaml
     from ..kyma.names import derive_name
     from ..kyma.records import find_record
 
+    job_or_name: str = args.job_or_name
     record = find_record(job_or_name)
     if record is not None and record.target == "local":
         raise ConfigurationError(
@@ -118,28 +116,27 @@ def manifests(
     if record is not None:
         name, objects = record.name, record.manifests
     else:
-        if image is None:
-            raise typer.BadParameter(
-                "needed when JOB_OR_NAME is a training job", param_hint="--image"
-            )
+        if args.image is None:
+            usage_error(args, "argument --image: needed when JOB_OR_NAME is a training job")
         name = derive_name(job_or_name)
-        env = {"SAGEMAKER_PROGRAM": program, "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/code"}
+        env = {"SAGEMAKER_PROGRAM": args.program, "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/code"}
         spec = KymaSpec(
             name=name,
-            image=image,
-            namespace=namespace,
-            replicas=replicas,
-            env=env if program else {},
-            domain=domain,
-            jwt_issuer=jwt_issuer,
-            jwks_uri=jwks_uri,
-            jwt_audiences=tuple(jwt_audience),
-            jwt_scopes=tuple(jwt_scope),
-            allow_unauthenticated=allow_unauthenticated,
+            image=args.image,
+            namespace=args.namespace,
+            replicas=args.replicas,
+            env=env if args.program else {},
+            domain=args.domain,
+            jwt_issuer=args.jwt_issuer,
+            jwks_uri=args.jwks_uri,
+            jwt_audiences=tuple(args.jwt_audience),
+            jwt_scopes=tuple(args.jwt_scope),
+            allow_unauthenticated=args.allow_unauthenticated,
             job_name=job_or_name,
         )
         objects = build_manifests(spec)
+    out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.yaml"
     target.write_text(to_yaml(objects))
-    console.print(f"wrote {target}")
+    return target

@@ -6,6 +6,7 @@ or ``<framework>-<version>`` for another framework's images (``xgboost-1.7-1``).
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 import warnings
@@ -13,10 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..errors import FedsageError
 from ..runtimes import (
@@ -36,12 +33,27 @@ from ..runtimes.build import (
     runtimes_root,
 )
 from ..runtimes.catalog import load_spec, spec_label
-from ._common import console, err_console, fail
+from ._common import command, echo, fail, group, print_records, usage_error, warn
 
-app = typer.Typer(
-    help="Per-framework_version runtimes (the image's Python and libraries, without Docker).",
-    no_args_is_help=True,
-)
+HELP = "Per-framework_version runtimes (the image's Python and libraries, without Docker)."
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage runtimes`` group's parser."""
+    commands = group(parser, HELP)
+    command(commands, "list", list_runtimes)
+    built = command(commands, "build", build)
+    built.add_argument(
+        "versions", nargs="*", metavar="VERSION",
+        help="Versions to build: 0.23-1 (scikit-learn), xgboost-1.7-1 (the XGBoost image).",
+    )
+    built.add_argument("--all", dest="all_versions", action="store_true",
+                       help="Build every supported version (of --framework, if given).")
+    built.add_argument("--framework", default=None,
+                       help="scikit-learn or xgboost: the framework of bare VERSIONs.")
+    built.add_argument("--strict", action="store_true", help="Refuse approximate runtimes.")
+    command(commands, "path", path).add_argument("version", metavar="VERSION")
+    command(commands, "remove", remove).add_argument("version", metavar="VERSION")
 
 
 def _size(folder: Path) -> int:
@@ -87,8 +99,11 @@ def _built(framework: str, version: str) -> list[Path]:
 
 @contextmanager
 def _progress_bar(label: str) -> Iterator[Callable[[str, float | None], None]]:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(label, total=1.0)
 
         def report(message: str, fraction: float | None) -> None:
@@ -101,24 +116,23 @@ def _progress_bar(label: str) -> Iterator[Callable[[str, float | None], None]]:
         yield report
 
 
-@app.command("list")
-def list_runtimes() -> None:
+def list_runtimes(args: argparse.Namespace) -> None:
     """Show every supported version and whether its runtime is built."""
     try:
         entries: dict[tuple[str, str], list[tuple[Path, dict[str, Any]]]] = {}
         for folder, manifest in built_runtimes():
             key = (manifest_framework(manifest), manifest["framework_version"])
             entries.setdefault(key, []).append((folder, manifest))
-        table = Table("version", "framework", "Python", "library", "size", "built", "kind")
+        rows: list[list[str]] = []
         for framework, version in _every_version(None):
             spec = load_spec(version, framework).exact
             label = spec_label(version, framework)
             if (framework, version) not in entries:
                 library = spec.packages.get(framework, "-")
-                table.add_row(label, framework, spec.python, library, "-", "no", "-")
+                rows.append([label, framework, spec.python, library, "-", "no", "-"])
             for folder, manifest in entries.get((framework, version), []):
                 built = time.strftime("%Y-%m-%d %H:%M", time.localtime(manifest["built_at"]))
-                table.add_row(
+                rows.append([
                     label,
                     framework,
                     manifest["python_version"],
@@ -126,59 +140,43 @@ def list_runtimes() -> None:
                     f"{_size(folder) / 1e6:.0f} MB",
                     built,
                     "approximate" if manifest["approximate"] else "exact",
-                )
-        console.print(table)
+                ])
+        print_records(["version", "framework", "Python", "library", "size", "built", "kind"], rows)
     except FedsageError as exc:
         raise fail(exc) from None
 
 
-@app.command("build")
-def build(
-    versions: list[str] = typer.Argument(
-        None,
-        metavar="VERSION...",
-        help="Versions to build: 0.23-1 (scikit-learn), xgboost-1.7-1 (the XGBoost image).",
-    ),
-    all_versions: bool = typer.Option(
-        False, "--all", help="Build every supported version (of --framework, if given)."
-    ),
-    framework: str = typer.Option(
-        None, "--framework", help="scikit-learn or xgboost: the framework of bare VERSIONs."
-    ),
-    strict: bool = typer.Option(False, "--strict", help="Refuse approximate runtimes."),
-) -> None:
+def build(args: argparse.Namespace) -> None:
     """Build (or reuse) the runtimes of the given versions."""
     try:
-        if all_versions:
-            wanted = _every_version(framework)
+        if args.all_versions:
+            wanted = _every_version(args.framework)
         else:
-            wanted = _versions(versions or [], framework or SKLEARN)
+            wanted = _versions(args.versions, args.framework or SKLEARN)
         if not wanted:
-            raise typer.BadParameter("name at least one VERSION, or use --all")
+            usage_error(args, "name at least one VERSION, or use --all")
         for name, version in wanted:
             label = spec_label(version, name)
             with _progress_bar(label) as report, warnings.catch_warnings(record=True) as said:
                 warnings.simplefilter("always", ApproximateRuntimeWarning)
                 runtime = resolve_runtime(
-                    version, framework=name, strict=strict or None, progress=report
+                    version, framework=name, strict=args.strict or None, progress=report
                 )
             for warning in said:
-                err_console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+                warn(warning.message)
             kind = "approximate" if runtime.approximate else "exact"
-            console.print(
+            echo(
                 f"{label}: Python {runtime.python_version}, {name} "
-                f"{runtime.packages.get(name, '?')} ({kind}) at {runtime.root}",
-                highlight=False,
-                soft_wrap=True,
+                f"{runtime.packages.get(name, '?')} ({kind}) at {runtime.root}"
             )
     except FedsageError as exc:
         raise fail(exc) from None
 
 
-@app.command("path")
-def path(version: str = typer.Argument(..., metavar="VERSION")) -> None:
+def path(args: argparse.Namespace) -> None:
     """Print the folder of a built runtime (exact first, else approximate)."""
     try:
+        version: str = args.version
         ((name, bare),) = _versions([version], SKLEARN)
         matches = _built(name, bare)
         # exact runtimes first
@@ -189,21 +187,21 @@ def path(version: str = typer.Argument(..., metavar="VERSION")) -> None:
                 f"fedsage runtimes build {version}"
             )
         folder = matches[0]
-        console.print(str(folder), highlight=False, soft_wrap=True)
+        echo(str(folder))
     except FedsageError as exc:
         raise fail(exc) from None
 
 
-@app.command("remove")
-def remove(version: str = typer.Argument(..., metavar="VERSION")) -> None:
+def remove(args: argparse.Namespace) -> None:
     """Delete every built runtime of a version (exact and approximate)."""
     try:
+        version: str = args.version
         ((name, bare),) = _versions([version], SKLEARN)
         matches = _built(name, bare)
         if not matches:
             raise FedsageError(f"no {version} runtime is built under {runtimes_root()}")
         for folder in matches:
             remove_entry(folder)
-            console.print(f"removed {folder}", highlight=False, soft_wrap=True)
+            echo(f"removed {folder}")
     except FedsageError as exc:
         raise fail(exc) from None

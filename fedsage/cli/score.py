@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import warnings
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from ..errors import FedsageError
-from ._common import console, err_console, fail
+from ._common import echo, fail, number, warn
 
 _IF_EXISTS = ("fail", "replace", "append")
 
@@ -33,59 +32,49 @@ def _one(option_values: dict[str, Any], what: str) -> str:
     return given[0]
 
 
-def score(
-    model: str = typer.Argument(
-        ..., help="A training job name (its model is served for this run) or an endpoint name."
-    ),
-    table: str | None = typer.Option(None, "--table", help="Score this table or view."),
-    query: str | None = typer.Option(None, "--query", help="Score the rows of this SELECT."),
-    file: Path | None = typer.Option(
-        None, "--file", help="Score a .csv (with header) or .parquet file."
-    ),
-    to_table: str | None = typer.Option(
-        None, "--to-table", help="Write the predictions to this table."
-    ),
-    to_file: Path | None = typer.Option(
-        None, "--to-file", help="Write them to a .csv or .parquet file."
-    ),
-    keep: str | None = typer.Option(
-        None, "--keep", help="Columns written beside the predictions, e.g. ID,REGION."
-    ),
-    features: str | None = typer.Option(
-        None, "--features", help="Columns sent to the model, in its order (default: all not kept)."
-    ),
-    if_exists: str = typer.Option("fail", "--if-exists", help="fail, replace or append."),
-    content_type: str | None = typer.Option(
-        None,
-        "--content-type",
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Fill the ``fedsage score`` command's parser."""
+    parser.description = score.__doc__
+    parser.set_defaults(func=score, parser=parser)
+    add = parser.add_argument
+    add("model",
+        help="A training job name (its model is served for this run) or an endpoint name.")
+    add("--table", default=None, help="Score this table or view.")
+    add("--query", default=None, help="Score the rows of this SELECT.")
+    add("--file", type=Path, default=None, help="Score a .csv (with header) or .parquet file.")
+    add("--to-table", default=None, help="Write the predictions to this table.")
+    add("--to-file", type=Path, default=None, help="Write them to a .csv or .parquet file.")
+    add("--keep", default=None, help="Columns written beside the predictions, e.g. ID,REGION.")
+    add("--features", default=None,
+        help="Columns sent to the model, in its order (default: all not kept).")
+    add("--if-exists", default="fail", help="fail, replace or append.")
+    add("--content-type", default=None,
         help="text/csv, application/json or application/x-npy (default: npy for a model "
-        "with the image's default input_fn and numeric features, else text/csv).",
-    ),
-    accept: str | None = typer.Option(
-        None, "--accept", help="The answer type to ask for (default: the model's default)."
-    ),
-    workers: int | None = typer.Option(
-        None, "--workers", help="Model server workers (default: one per core)."
-    ),
-    batch_rows: int = typer.Option(
-        50_000, "--batch-rows", help="Rows per request (fewer when over --max-payload)."
-    ),
-    max_payload: float = typer.Option(6.0, "--max-payload", help="Largest request in MB."),
-    prediction_column: str = typer.Option(
-        "prediction", "--prediction-column", help="Name of the prediction column."
-    ),
-    config: str | None = typer.Option(
-        None, "--config", "-c", help="config.json path or a SQLAlchemy URL (default ./config.json)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-) -> None:
+        "with the image's default input_fn and numeric features, else text/csv).")
+    add("--accept", default=None,
+        help="The answer type to ask for (default: the model's default).")
+    add("--workers", type=number(int), default=None,
+        help="Model server workers (default: one per core).")
+    add("--batch-rows", type=number(int), default=50_000,
+        help="Rows per request (fewer when over --max-payload).")
+    add("--max-payload", type=number(float), default=6.0, help="Largest request in MB.")
+    add("--prediction-column", default="prediction", help="Name of the prediction column.")
+    add("--config", "-c", default=None,
+        help="config.json path or a SQLAlchemy URL (default ./config.json).")
+    add("--quiet", "-q", action="store_true", help="No progress display.")
+
+
+def score(args: argparse.Namespace) -> int | None:
     """Score a table, query or file with MODEL and write the predictions in one commit."""
+    model: str = args.model
+    table, query, file = args.table, args.query, args.file
+    to_table, to_file, if_exists = args.to_table, args.to_file, args.if_exists
     source = _one({"--table": table, "--query": query, "--file": file}, "input")
     sink = _one({"--to-table": to_table, "--to-file": to_file}, "target")
     if if_exists not in _IF_EXISTS:
         raise fail(f"--if-exists must be one of {', '.join(_IF_EXISTS)}; got {if_exists!r}")
-    keep_columns = _split(keep, "--keep")
-    chosen = _split(features, "--features")
+    keep_columns = _split(args.keep, "--keep")
+    chosen = _split(args.features, "--features")
     db: Any = None
     try:
         from ..dwc_sagemaker import DwcSagemaker
@@ -96,9 +85,9 @@ def score(
 
             with warnings.catch_warnings(record=True) as said:
                 warnings.simplefilter("always")
-                db = DbConnection(url=config)
+                db = DbConnection(url=args.config)
             for warning in said:
-                err_console.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+                warn(warning.message)
         if source == "--table":
             data: Any = db.table(table)
         elif source == "--query":
@@ -113,26 +102,29 @@ def score(
             target,
             keep_columns=keep_columns,
             features=chosen,
-            content_type=content_type,
-            accept=accept,
+            content_type=args.content_type,
+            accept=args.accept,
             if_exists=if_exists,
-            workers=workers,
-            batch_rows=batch_rows,
-            max_payload=max_payload,
-            prediction_column=prediction_column,
+            workers=args.workers,
+            batch_rows=args.batch_rows,
+            max_payload=args.max_payload,
+            prediction_column=args.prediction_column,
             connection=db,
-            progress=not quiet,
+            progress=not args.quiet,
         )
     except FedsageError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
-        err_console.print("interrupted: nothing was written; the target is as it was")
-        raise typer.Exit(code=130) from None
+        import sys
+
+        sys.stderr.write("interrupted: nothing was written; the target is as it was\n")
+        return 130
     finally:
         if db is not None:
             db.close()
-    console.print(
+    echo(
         f"wrote {summary.rows_written:,} rows to {summary.target} in {summary.seconds:.1f}s "
         f"({summary.rows_per_second:,.0f} rows/s; columns: {', '.join(summary.columns)}; "
         f"requests {summary.content_type}: {summary.content_type_reason})"
     )
+    return None

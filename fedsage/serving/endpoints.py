@@ -21,15 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._archive import extract_safely
 from .._home import Records, home_dir, write_private
 from .._process import ProcessIdentity, start_service, stop_process
 from ..errors import ConfigurationError, EndpointError, InvocationError
-from ..runtimes.base import Runtime
 from ._worker.fedsage_worker import DEFAULT_MAX_BODY  # the supervisor only when one starts
 
 if TYPE_CHECKING:
     import httpx
+
+    from ..runtimes.base import Runtime
 
 __all__ = [
     "Invocation",
@@ -232,6 +232,8 @@ def create_endpoint(
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(mode=0o700)
+        from .._archive import extract_safely  # tarfile: only when an endpoint is made
+
         extract_safely(Path(model_tar), folder / "model", error=EndpointError)
         if code_tar is not None:
             extract_safely(Path(code_tar), folder / "code", error=EndpointError)

@@ -9,10 +9,9 @@ from typing import Any
 
 import boto3
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage import DwcSagemaker
-from fedsage.cli import app
 
 from .test_training import train
 
@@ -20,17 +19,16 @@ from .test_training import train
 def test_jobs_cli_in_aws_mode(sm: Any, train_script: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "250")
     handle = train(DwcSagemaker(mode="aws"), train_script)
-    runner = CliRunner()
-    listed = runner.invoke(app, ["jobs", "--mode", "aws", "list"])
+    listed = invoke(["jobs", "--mode", "aws", "list"])
     assert listed.exit_code == 0, listed.output
     assert handle.latest_training_job.name in listed.output
-    described = runner.invoke(app, ["jobs", "--mode", "aws", "describe", handle.latest_training_job.name])
+    described = invoke(["jobs", "--mode", "aws", "describe", handle.latest_training_job.name])
     assert described.exit_code == 0, described.output
     assert sm.describe_training_job(TrainingJobName=handle.latest_training_job.name)["TrainingJobArn"] in (
         described.output
     )
     # The local registry knows nothing of it.
-    local = runner.invoke(app, ["jobs", "--mode", "local", "describe", handle.latest_training_job.name])
+    local = invoke(["jobs", "--mode", "local", "describe", handle.latest_training_job.name])
     assert local.exit_code == 1
 
 
@@ -43,13 +41,12 @@ def test_endpoints_cli_in_aws_mode(
     monkeypatch.setenv("FEDSAGE_MODE", "aws")
     canned_answer(os.environ["AWS_ENDPOINT_URL"], "[1.0]")
     name, _ = run_notebook(DwcSagemaker(), train_script)
-    runner = CliRunner()
-    listed = runner.invoke(app, ["endpoints", "list"])
+    listed = invoke(["endpoints", "list"])
     assert listed.exit_code == 0, listed.output
     assert name in listed.output and "InService" in listed.output
-    described = runner.invoke(app, ["endpoints", "describe", name])
+    described = invoke(["endpoints", "describe", name])
     assert described.exit_code == 0 and "EndpointArn" in described.output
-    logs = runner.invoke(app, ["endpoints", "logs", name])
+    logs = invoke(["endpoints", "logs", name])
     assert logs.exit_code == 0 and logs.output == ""  # no log group yet
     cloudwatch = boto3.client("logs")
     group, stream = f"/aws/sagemaker/Endpoints/{name}", "AllTraffic/i-0123456789"
@@ -61,10 +58,10 @@ def test_endpoints_cli_in_aws_mode(
         logStreamName=stream,
         logEvents=[{"timestamp": now + i, "message": f"served {i}"} for i in range(2)],
     )
-    logs = runner.invoke(app, ["endpoints", "logs", name])
+    logs = invoke(["endpoints", "logs", name])
     assert logs.exit_code == 0 and logs.output == "served 0\nserved 1\n", logs.output
-    missing = runner.invoke(app, ["endpoints", "logs", "no-such-endpoint"])
+    missing = invoke(["endpoints", "logs", "no-such-endpoint"])
     assert missing.exit_code == 1 and "no-such-endpoint" in missing.output
-    deleted = runner.invoke(app, ["endpoints", "--mode", "aws", "delete", name])
+    deleted = invoke(["endpoints", "--mode", "aws", "delete", name])
     assert deleted.exit_code == 0, deleted.output
     assert sm.list_endpoints()["Endpoints"] == []

@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage.builtin import INSIDE
 from fedsage.builtin import xgboost as builtin_xgb
-from fedsage.cli.runtimes import app
 from fedsage.errors import ConfigurationError
 from fedsage.runtimes import SUPPORTED_VERSIONS, XGBOOST_VERSIONS, Runtime
 from fedsage.runtimes.build import RUNTIMES_DIR_ENV
@@ -163,7 +162,6 @@ def test_final_metrics_from_a_log() -> None:
     assert image_regex == ".*\\[[0-9]+\\].*#011validation-rmse:(\\S+)"
 
 
-runner = CliRunner()
 
 
 @pytest.mark.slow
@@ -172,17 +170,17 @@ def test_cli_lists_builds_and_locates_xgboost_runtimes(
 ) -> None:
     assert xgb171.root is not None and xgb305.root is not None
     monkeypatch.setenv(RUNTIMES_DIR_ENV, str(xgb171.root.parent))
-    result = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+    result = invoke(["runtimes", "list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.output.splitlines() if " xgboost-1.7-1 " in line)
+    row = next(line for line in result.output.splitlines() if line.startswith("xgboost-1.7-1 "))
     assert "xgboost" in row and "3.9.18" in row and "1.7.4" in row and "exact" in row
-    result = runner.invoke(app, ["build", "xgboost-3.0-5"])
+    result = invoke(["runtimes", "build", "xgboost-3.0-5"])
     assert result.exit_code == 0, result.output
     assert "xgboost-3.0-5: Python 3.10.13, xgboost 3.0.5 (exact)" in result.output
-    result = runner.invoke(app, ["build", "--framework", "xgboost", "1.7-1"])
+    result = invoke(["runtimes", "build", "--framework", "xgboost", "1.7-1"])
     assert result.exit_code == 0, result.output
     assert "xgboost-1.7-1: Python 3.9.18, xgboost 1.7.4 (exact)" in result.output
-    result = runner.invoke(app, ["path", "xgboost-1.7-1"])
+    result = invoke(["runtimes", "path", "xgboost-1.7-1"])
     assert result.exit_code == 0 and result.output.strip() == str(xgb171.root)
-    result = runner.invoke(app, ["build", "xgboost-latest"])
+    result = invoke(["runtimes", "build", "xgboost-latest"])
     assert result.exit_code == 1 and "0.72" in result.output

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
-from fedsage.cli.data import app
 from fedsage.data import DbConnection
 from fedsage.data.config import EmbeddedWarehouseWarning
 from fedsage.data.samples import load_samples, sample_frames
 
-runner = CliRunner(env={"COLUMNS": "250"})
+_ENV = {"COLUMNS": "250"}
 
 
 def test_samples_are_deterministic_and_idempotent() -> None:
@@ -29,31 +28,31 @@ def test_samples_are_deterministic_and_idempotent() -> None:
 
 
 def test_cli_commands(tmp_path: Path) -> None:
-    assert runner.invoke(app, ["samples"]).exit_code == 0
-    result = runner.invoke(app, ["tables"])
+    assert invoke(["data", "samples"], env=_ENV).exit_code == 0
+    result = invoke(["data", "tables"], env=_ENV)
     assert result.exit_code == 0 and "SALES" in result.output
     # No config.json: one warning line, once per process, naming where it looked.
     assert result.output.count("warning: no config.json found") == 1
-    assert str(tmp_path / "config.json") in "".join(result.output.split())  # rich wraps lines
-    assert "warning:" not in runner.invoke(app, ["views"]).output
-    assert runner.invoke(app, ["views"]).exit_code == 0
-    result = runner.invoke(app, ["describe", "IRIS"])
+    assert str(tmp_path / "config.json") in "".join(result.output.split())
+    assert "warning:" not in invoke(["data", "views"], env=_ENV).output
+    assert invoke(["data", "views"], env=_ENV).exit_code == 0
+    result = invoke(["data", "describe", "IRIS"], env=_ENV)
     assert result.exit_code == 0 and "SPECIES" in result.output
-    result = runner.invoke(app, ["head", "IRIS", "-n", "2"])
+    result = invoke(["data", "head", "IRIS", "-n", "2"], env=_ENV)
     assert result.exit_code == 0 and "setosa" in result.output
     out = tmp_path / "sales.csv"
-    result = runner.invoke(app, ["export", 'SELECT * FROM "SALES"', "--to", str(out)])
+    result = invoke(["data", "export", 'SELECT * FROM "SALES"', "--to", str(out)], env=_ENV)
     assert result.exit_code == 0 and "5,000 rows" in result.output
     assert len(out.read_text().splitlines()) == 5000
-    result = runner.invoke(app, ["export", "SALES", "--to", str(tmp_path / "s.parquet"),
-                                 "--format", "parquet"])
+    result = invoke(["data", "export", "SALES", "--to", str(tmp_path / "s.parquet"),
+                                 "--format", "parquet"], env=_ENV)
     assert result.exit_code == 0
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["export", "DELETE FROM x", "--to", str(tmp_path / "x.csv")])
+    result = invoke(["data", "export", "DELETE FROM x", "--to", str(tmp_path / "x.csv")], env=_ENV)
     assert result.exit_code == 1 and "read-only" in result.output
     assert "Traceback" not in result.output
-    result = runner.invoke(app, ["tables", "--config", str(tmp_path / "missing.json")])
+    result = invoke(["data", "tables", "--config", str(tmp_path / "missing.json")], env=_ENV)
     assert result.exit_code == 1 and "not found" in result.output
-    assert runner.invoke(app, ["describe", "nope"]).exit_code == 1
+    assert invoke(["data", "describe", "nope"], env=_ENV).exit_code == 1

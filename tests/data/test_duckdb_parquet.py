@@ -24,9 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
-from fedsage.cli.data import app
 from fedsage.data import DbConnection
 from fedsage.data.dialects.duckdb import PARQUET_SAME_TYPES
 from fedsage.data.export import write_batches
@@ -246,18 +245,18 @@ def test_the_file_is_private(duck: DbConnection, tmp_path: Path) -> None:
 
 
 def test_the_cli_exports_parquet_and_reports_errors(duck: DbConnection, tmp_path: Path) -> None:
-    runner = CliRunner(env={"COLUMNS": "250"})
+    _ENV = {"COLUMNS": "250"}
     url = f"duckdb:///{tmp_path / 'types.duckdb'}"
     duck.close()
     out = tmp_path / "cli.parquet"
-    result = runner.invoke(app, ["export", "numbers", "--to", str(out), "--format", "parquet",
-                                 "--config", url])
+    result = invoke(["data", "export", "numbers", "--to", str(out), "--format", "parquet",
+                                 "--config", url], env=_ENV)
     assert result.exit_code == 0, result.output
     assert "300,000 rows" in result.output
     assert _writer(out).startswith("DuckDB") and pq.read_metadata(out).num_rows == 300000
-    result = runner.invoke(app, ["export", "SELECT * FROM nope", "--to",
+    result = invoke(["data", "export", "SELECT * FROM nope", "--to",
                                  str(tmp_path / "bad.parquet"), "--format", "parquet",
-                                 "--config", url])
+                                 "--config", url], env=_ENV)
     assert result.exit_code == 1 and "nope" in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "bad.parquet").exists()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+from _cli import invoke
 
-from fedsage.cli.kyma import app
 from fedsage.kyma.cluster.manifests import KymaSpec, build_manifests, deployment_record
 from fedsage.kyma.records import get_record, save_record
 
 from .k8s_peer import recording_peer
 
 IMAGE = "127.0.0.1:5000/models/churn@sha256:" + "c" * 64
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -22,9 +20,7 @@ def home(tmp_path, monkeypatch):
 
 
 def test_manifests_for_a_job(tmp_path):
-    result = runner.invoke(
-        app,
-        [
+    result = invoke(["kyma",
             "manifests",
             "churn-2024-05-01-10-00-00-1",
             "--out",
@@ -53,7 +49,7 @@ def test_manifests_for_a_job(tmp_path):
 
 
 def test_manifests_refuses_open_rule_without_opt_in(tmp_path):
-    result = runner.invoke(app, ["manifests", "churn-1", "--out", str(tmp_path), "--image", IMAGE])
+    result = invoke(["kyma", "manifests", "churn-1", "--out", str(tmp_path), "--image", IMAGE])
     assert result.exit_code == 1
     assert result.output.startswith("error:") and "allow_unauthenticated" in result.output
     assert "Traceback" not in result.output
@@ -70,18 +66,18 @@ def test_list_describe_manifests_delete(tmp_path):
             allow_unauthenticated=True,
         )
         save_record(deployment_record(spec, build_manifests(spec), kubeconfig=kubeconfig))
-        listed = runner.invoke(app, ["list"], env={"COLUMNS": "200"})
+        listed = invoke(["kyma", "list"], env={"COLUMNS": "200"})
         assert listed.exit_code == 0 and "churn-2025-01-02-03-04-05" in listed.output
-        described = runner.invoke(app, ["describe", spec.name])
+        described = invoke(["kyma", "describe", spec.name])
         assert described.exit_code == 0 and '"replicas": 2' in described.output
-        out = runner.invoke(app, ["manifests", spec.name, "--out", str(tmp_path / "m")])
+        out = invoke(["kyma", "manifests", spec.name, "--out", str(tmp_path / "m")])
         assert out.exit_code == 0, out.output
-        deleted = runner.invoke(app, ["delete", spec.name])
+        deleted = invoke(["kyma", "delete", spec.name])
         assert deleted.exit_code == 0, deleted.output
         deletes = [r.path for r in peer.requests if r.method == "DELETE"]
     assert "/api/v1/namespaces/fedsage/secrets/fedsage-ecr" in deletes
     assert len(deletes) == 4  # APIRule, Deployment, Service, Secret; not the Namespace
-    missing = runner.invoke(app, ["describe", spec.name])
+    missing = invoke(["kyma", "describe", spec.name])
     assert missing.exit_code == 1 and "no Kyma deployment named" in missing.output
     with pytest.raises(Exception, match=r"no Kyma deployment"):
         get_record(spec.name)
@@ -92,7 +88,7 @@ def test_manifests_of_a_local_deployment_is_a_clear_error(tmp_path):
     from fedsage.kyma.records import KIND
 
     registry().add(KIND, "churn-local", {"name": "churn-local", "target": "local", "manifests": []})
-    result = runner.invoke(app, ["manifests", "churn-local", "--out", str(tmp_path / "m")])
+    result = invoke(["kyma", "manifests", "churn-local", "--out", str(tmp_path / "m")])
     assert result.exit_code == 1
     assert "local deployment" in result.output and "no Kubernetes manifests" in result.output
     assert "Traceback" not in result.output

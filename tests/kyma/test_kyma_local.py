@@ -18,10 +18,9 @@ import httpx
 import joblib
 import numpy as np
 import pytest
+from _cli import invoke
 from sklearn.linear_model import LogisticRegression
-from typer.testing import CliRunner
 
-from fedsage.cli.kyma import app
 from fedsage.errors import ConfigurationError, DeploymentError, EndpointError
 from fedsage.kyma import local
 from fedsage.kyma.invoke import invocation_url, invoke_kyma_endpoint
@@ -35,7 +34,6 @@ import joblib
 def model_fn(model_dir):
     return joblib.load(os.path.join(model_dir, "model.joblib"))
 """
-runner = CliRunner()
 ROWS = np.array([[0.0, 0.0, 0.0, 0.0], [5.0, 5.0, 5.0, 5.0]])
 
 
@@ -243,12 +241,12 @@ def test_dead_replica_is_restarted_and_requests_still_answered(deployment):
 def test_delete_leaves_no_process(deployment):
     pids = _pids("churn-local")
     assert len(pids) >= 5 and not any(_gone(p) for p in pids)
-    listed = runner.invoke(app, ["list"])
+    listed = invoke(["kyma", "list"])
     assert listed.exit_code == 0 and "churn-local" in listed.output and "local" in listed.output
-    described = runner.invoke(app, ["describe", "churn-local"])
+    described = invoke(["kyma", "describe", "churn-local"])
     assert described.exit_code == 0, described.output
     assert json.loads(described.output)["status"] == "InService"
-    deleted = runner.invoke(app, ["delete", "churn-local"])
+    deleted = invoke(["kyma", "delete", "churn-local"])
     assert deleted.exit_code == 0, deleted.output
     assert "deleted gateway pid" in deleted.output
     _wait(lambda: all(_gone(p) for p in pids), 10, "every process to stop")

@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage._home import registry
 from fedsage._process import ProcessIdentity
-from fedsage.cli.kyma import app
 from fedsage.errors import DeploymentError
 from fedsage.kyma import local
 from fedsage.kyma.records import (
@@ -23,8 +22,6 @@ from fedsage.kyma.records import (
     list_records,
     reserve_record,
 )
-
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -118,7 +115,7 @@ def test_an_old_record_in_the_registry_can_be_listed_described_and_deleted():
         gateway = ProcessIdentity.of(stand_in.pid)
         registry().add(KIND, "churn-old", _old_local_record("churn-old", gateway.pid, gateway.start))
         assert [r.name for r in list_records()] == ["churn-old"]
-        described = runner.invoke(app, ["describe", "churn-old"])
+        described = invoke(["kyma", "describe", "churn-old"])
         assert described.exit_code == 0, described.output
         shown = json.loads(described.output)
         assert shown["status"] == "Degraded"  # gateway alive, its replica gone

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage._archive import extract_safely
 from fedsage._process import alive
-from fedsage.cli.endpoints import app
 from fedsage.errors import ConfigurationError, EndpointError, InvocationError
 from fedsage.runtimes.base import Runtime, host_runtime
 from fedsage.serving import (
@@ -110,7 +109,7 @@ def test_code_tar_and_stale_detection(home: Path, tmp_path: Path, np_model_dir: 
     assert "no longer running" in described["FailureReason"]
     with pytest.raises(EndpointError):
         invoke_endpoint("stale", "[[1, 2]]")
-    result = CliRunner().invoke(app, ["list"])
+    result = invoke(["endpoints", "list"])
     assert result.exit_code == 0 and "Failed" in result.output
 
 
@@ -249,7 +248,6 @@ def test_unsafe_model_tar_leaves_nothing(home: Path, tmp_path: Path) -> None:
 
 
 def test_cli(home: Path, np_tar: Path) -> None:
-    runner = CliRunner()
     create_endpoint(
         "cli-ep",
         model_tar=np_tar,
@@ -258,20 +256,20 @@ def test_cli(home: Path, np_tar: Path) -> None:
         runtime=host_runtime(),
         workers=1,
     )
-    listed = runner.invoke(app, ["list"])
+    listed = invoke(["endpoints", "list"])
     assert listed.exit_code == 0 and "cli-ep" in listed.output and "InService" in listed.output
-    described = runner.invoke(app, ["describe", "cli-ep"])
+    described = invoke(["endpoints", "describe", "cli-ep"])
     assert described.exit_code == 0 and "EndpointStatus" in described.output
-    logs = runner.invoke(app, ["logs", "cli-ep"])
+    logs = invoke(["endpoints", "logs", "cli-ep"])
     assert logs.exit_code == 0 and "ready" in logs.output
-    missing = runner.invoke(app, ["describe", "nope"])
+    missing = invoke(["endpoints", "describe", "nope"])
     assert missing.exit_code == 1 and "no endpoint named 'nope'" in missing.output
     assert "Traceback" not in missing.output
     # names in messages are printed as they are, never read as rich markup
-    odd = runner.invoke(app, ["describe", "x[/]y[bold]z"])
+    odd = invoke(["endpoints", "describe", "x[/]y[bold]z"])
     assert odd.exit_code == 1 and "no endpoint named 'x[/]y[bold]z'" in odd.output
-    both = runner.invoke(app, ["delete"])
+    both = invoke(["endpoints", "delete"])
     assert both.exit_code == 1
-    deleted = runner.invoke(app, ["delete", "--all"])
+    deleted = invoke(["endpoints", "delete", "--all"])
     assert deleted.exit_code == 0 and "deleted endpoint cli-ep" in deleted.output
     assert list_endpoints() == []

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage._process import alive, process_start
-from fedsage.cli.endpoints import app
 from fedsage.runtimes.base import host_runtime
 from fedsage.serving import create_endpoint, delete_endpoint, list_endpoints
 from fedsage.serving._worker.fedsage_worker import warm as warm_worker
@@ -201,7 +200,7 @@ def _seen_or_none(described: dict) -> dict | None:
 def test_endpoints_list_shows_the_warm_parent(home: Path, model_tar: Path) -> None:
     _deploy("warm-h", model_tar)
     warm = list_warm_parents()[0]["Pid"]
-    result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
+    result = invoke(["endpoints", "list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "warm-h" in result.output
     assert f"warm parent of runtime host: pid {warm}" in result.output

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage import DwcSagemaker
-from fedsage.cli import app
 
 SCRIPT = """
 import os
@@ -39,19 +38,18 @@ def test_names_and_urls_are_never_cut(tmp_path: Path, monkeypatch: pytest.Monkey
     )
     endpoint = dwc.deploy(handle, 1, "local", cleanup_resources=False)
     try:
-        runner = CliRunner()
-        jobs = runner.invoke(app, ["jobs", "list"])
+        jobs = invoke(["jobs", "list"])
         assert jobs.exit_code == 0, jobs.output
         assert handle.job_name in jobs.output
-        endpoints = runner.invoke(app, ["endpoints", "list"])
+        endpoints = invoke(["endpoints", "list"])
         assert endpoints.exit_code == 0, endpoints.output
         url = dwc._backend.describe_endpoint(endpoint)["Local"]["url"]
         assert endpoint in endpoints.output and url in endpoints.output
-        whole = runner.invoke(app, ["jobs", "list", "--output", "json"])
+        whole = invoke(["jobs", "list", "--output", "json"])
         (record,) = json.loads(whole.output)
         assert record["TrainingJobName"] == handle.job_name
         assert record["Fedsage"]["Program"] == "train.py"
-        listed = json.loads(runner.invoke(app, ["endpoints", "list", "-o", "json"]).output)
+        listed = json.loads(invoke(["endpoints", "list", "-o", "json"]).output)
         assert [e["EndpointName"] for e in listed] == [endpoint]
     finally:
         dwc.delete_endpoint(endpoint)

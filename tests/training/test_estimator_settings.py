@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage import DwcSagemaker
-from fedsage.cli import app
 from fedsage.errors import ConfigurationError
 from fedsage.storage import LocalStore
 from fedsage.storage.local import store_root
@@ -102,7 +101,7 @@ def test_metric_definitions_are_matched_against_the_log(
     assert frame[frame.metric_name == "accuracy"].value.tolist() == [0.5, 0.75]
     assert (frame.timestamp >= 0).all()
     monkeypatch.setenv("COLUMNS", "200")
-    printed = CliRunner().invoke(app, ["jobs", "metrics", handle.job_name])
+    printed = invoke(["jobs", "metrics", handle.job_name])
     assert printed.exit_code == 0, printed.output
     assert printed.output.count("accuracy") == 2 and "0.35452" in printed.output
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage import DwcSagemaker
 from fedsage._home import Registry
-from fedsage.cli import app
 
 
 def _bump(path: str, worker: int, rounds: int) -> None:
@@ -48,17 +47,16 @@ def test_jobs_cli(tmp_path, monkeypatch):
     handle = DwcSagemaker().train_sklearn_model(
         frame, train_script=str(script), framework_version="host", wait=True, logs="None"
     )
-    runner = CliRunner()
-    listed = runner.invoke(app, ["jobs", "list"], terminal_width=200)
+    listed = invoke(["jobs", "list"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0, listed.output
     assert handle.job_name in listed.output and "Completed" in listed.output
-    described = runner.invoke(app, ["jobs", "describe", handle.job_name])
+    described = invoke(["jobs", "describe", handle.job_name])
     assert described.exit_code == 0
     assert '"TrainingJobStatus": "Completed"' in described.output
-    logs = runner.invoke(app, ["jobs", "logs", handle.job_name])
+    logs = invoke(["jobs", "logs", handle.job_name])
     assert "line one" in logs.output and "line two" in logs.output
-    missing = runner.invoke(app, ["jobs", "describe", "no-such-job"])
+    missing = invoke(["jobs", "describe", "no-such-job"])
     assert missing.exit_code == 1
     assert "no local training job named 'no-such-job'" in missing.output
-    stopped = runner.invoke(app, ["jobs", "stop", handle.job_name])
+    stopped = invoke(["jobs", "stop", handle.job_name])
     assert stopped.exit_code == 0 and "Completed" in stopped.output

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from _cli import invoke
 
 from fedsage import DwcSagemaker
-from fedsage.cli import app
 from fedsage.errors import TrainingError
 
 SCRIPT = textwrap.dedent(
@@ -50,7 +49,7 @@ def test_secret_hyperparameters_are_masked_where_shown(
     log = "\n".join(dwc._backend.training_log(job))
     assert "script got 14 10 3" in log  # the script had the real values
     assert "--db-password ****" in log and "--api_token ****" in log and "--count 3" in log
-    described = CliRunner().invoke(app, ["jobs", "describe", job])
+    described = invoke(["jobs", "describe", job])
     assert described.exit_code == 0, described.output
     shown = log + failed.value.reason + str(failed.value) + described.output
     assert "hunter2-secret" not in shown and "tok-123456" not in shown
