@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data._arrow import empty_batch
 from ..errors import ConfigurationError, DataError
 
 if TYPE_CHECKING:
@@ -250,7 +251,7 @@ def _open_file(path: Path, fmt: str, columns: list[str] | None = None) -> Input:
             batches: Iterator[pa.RecordBatch] = parquet.iter_batches(
                 batch_size=READ_ROWS, columns=columns
             )
-            first = list(itertools.islice(batches, 1)) or [pa.RecordBatch.from_pylist([], schema)]
+            first = list(itertools.islice(batches, 1)) or [empty_batch(schema)]
             return Input(
                 str(path), schema, parquet.metadata.num_rows, itertools.chain(first, batches)
             )
@@ -273,7 +274,7 @@ def _csv_batches(reader: Any, path: Path) -> Iterator[pa.RecordBatch]:
     except pa.ArrowInvalid as exc:
         raise DataError(f"cannot read CSV file {str(path)!r}: {exc}") from exc
     if empty:
-        yield pa.RecordBatch.from_pylist([], reader.schema)
+        yield empty_batch(reader.schema)
 
 
 @dataclass

@@ -731,9 +731,9 @@ def rebatch(batches: Iterable[pa.RecordBatch], batch_rows: int,
             empty = False
             yield batch.slice(start, batch_rows)
     if empty:
-        import pyarrow as pa
+        from .._arrow import empty_batch
 
-        yield pa.RecordBatch.from_pylist([], schema=schema)
+        yield empty_batch(schema)
 
 
 def _shorten(sql: str, limit: int = 300) -> str:

@@ -288,7 +288,7 @@ class DuckDBDialect(Dialect):
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream the one SELECT parsed from ``sql`` through DuckDB's own Arrow export."""
-        import pyarrow as pa
+        from .._arrow import empty_batch
 
         statement = self._one_select(conn, sql)
         cursor = conn.cursor()
@@ -301,7 +301,7 @@ class DuckDBDialect(Dialect):
                     empty = False
                     yield batch
             if empty:
-                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+                yield empty_batch(reader.schema)
         finally:
             cursor.close()
 
