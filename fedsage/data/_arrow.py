@@ -16,7 +16,17 @@ import pyarrow as pa
 
 from ..errors import DataError
 
-__all__ = ["rows_to_batch"]
+__all__ = ["empty_batch", "rows_to_batch"]
+
+
+def empty_batch(schema: pa.Schema) -> pa.RecordBatch:
+    """A batch without rows of ``schema``.
+
+    Built from ``pa.nulls(0, type)``: ``RecordBatch.from_pylist([])``, ``pa.array([])``
+    and ``Schema.empty_table()`` import pandas when it is installed (about a second and
+    40 MB the first time), which a streaming read of an empty result never needs.
+    """
+    return pa.RecordBatch.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
 def _decimal_scale(values: Sequence[Any]) -> int:

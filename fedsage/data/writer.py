@@ -11,12 +11,17 @@ before the first row: the ``if_exists`` value, the names, a target that exists w
 How a dialect stages is its ``staging`` attribute.  On PostgreSQL (``"transaction"``)
 the staging table is created inside the writer's own open transaction and renamed to
 the target at commit, so a rollback, a killed process or a lost connection removes it
-with everything loaded; on DuckDB and SQLite (``"temporary"``) it is a ``TEMPORARY``
-table of the writer's session (it dies with the session), copied into the target by one
-``INSERT … SELECT`` in the commit's transaction; elsewhere (SAP HANA, ``"table"``) it is a
-table named ``<target>__fedsage_stage_<hex>`` dropped on abort (a killed process leaves
-it behind).  The bulk paths are the dialects' (:mod:`fedsage.data.dialects`): DuckDB
-scans the Arrow batch, PostgreSQL ``COPY … FROM STDIN``, others ``executemany``.
+with everything loaded; on SQLite (``"temporary"``) it is a ``TEMPORARY`` table of the
+writer's session (it dies with the session), copied into the target by one ``INSERT …
+SELECT`` in the commit's transaction; on DuckDB (``"spool"``),
+which runs in this process and would hold a staging table in its memory, it is an Arrow
+IPC stream in an unnamed temporary file (:func:`tempfile.TemporaryFile`, in ``TMPDIR``:
+on Linux it never has a name, so it goes with the process however that ends), scanned
+by one ``INSERT … SELECT`` in the commit's transaction; elsewhere (SAP HANA,
+``"table"``) it is a table named ``<target>__fedsage_stage_<hex>`` dropped on abort (a
+killed process leaves it behind).  The bulk paths are the dialects'
+(:mod:`fedsage.data.dialects`): PostgreSQL ``COPY … FROM STDIN``, DuckDB a scan of the
+Arrow stream, others ``executemany``.
 """
 
 from __future__ import annotations
@@ -226,6 +231,8 @@ class TableWriter:
         self.staging = self._staging_name()
         self._session: Any = None
         self._close_session: Any = None
+        self._spool: Any = None  # staging = "spool": the file and its Arrow stream writer
+        self._spool_writer: Any = None
 
         def reopen() -> tuple[Any, Any]:
             from .dialects import open_connection
@@ -248,13 +255,29 @@ class TableWriter:
             if self._in_transaction:
                 with self.dialect.translate_errors("BEGIN", "starting the transaction"):
                     self.dialect.begin_write(self._session)
-            self._run(self.dialect.staging_table(self.staging, self.schema, self._columns),
-                      "creating the staging table")
+            if self.dialect.staging == "spool":
+                self._open_spool()
+            else:
+                self._run(self.dialect.staging_table(self.staging, self.schema,
+                                                     self._columns),
+                          "creating the staging table")
         except BaseException:
             self._state = "aborted"
             self._close()
             raise
         logger.info("writing %s through staging table %s", self.target, self.staging)
+
+    def _open_spool(self) -> None:
+        """The staging file of ``staging = "spool"``: unnamed, private, gone with us."""
+        try:
+            # Closed by _close (commit, abort), not by a with block: it outlives this call.
+            self._spool = tempfile.TemporaryFile(prefix="fedsage-stage-")  # noqa: SIM115
+            self._spool_writer = pa.ipc.new_stream(pa.PythonFile(self._spool, mode="w"),
+                                                   self.arrow_schema)
+        except OSError as exc:
+            raise DataError(f"cannot open a staging file for {self.target} in "
+                            f"{tempfile.gettempdir()!r}: {exc}; set TMPDIR to a folder "
+                            "with room") from exc
 
     # -- names and statements --------------------------------------------------------
 
@@ -382,6 +405,14 @@ class TableWriter:
         first, last = self._loaded, self._loaded + data.num_rows - 1
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
         try:
+            if self._spool_writer is not None:
+                try:
+                    self._spool_writer.write_table(data)
+                except OSError as exc:
+                    raise DataError(f"writing the staging file in {tempfile.gettempdir()!r} "
+                                    f"failed: {exc}; set TMPDIR to a folder with room") from exc
+                self._loaded += data.num_rows
+                return
             self.dialect.load_arrow(self._session, self.staging,
                                     self.dialect.staging_schema(self.schema), data)
             if not self._in_transaction:
@@ -444,6 +475,8 @@ class TableWriter:
         return staged
 
     def _count(self) -> int:
+        if self._spool is not None:
+            return self._loaded  # the spool's rows; the INSERT's own count is checked too
         from sqlalchemy import func, select
 
         stmt = select(func.count()).select_from(
@@ -460,12 +493,31 @@ class TableWriter:
         try:
             for stmt, action in self._publish_statements():
                 self._run(stmt, action)
+            if self._spool is not None:
+                self._insert_spool()
             ok = True
         finally:
             self._in_transaction = False
             with self.dialect.translate_errors("COMMIT" if ok else "ROLLBACK",
                                                "ending the transaction"):
                 self.dialect.end_write(self._session, ok)
+
+    def _insert_spool(self) -> None:
+        """Insert the spooled rows into the target (in the commit's transaction) and
+        check that the engine inserted as many as were staged."""
+        self._spool_writer.close()
+        self._spool.flush()
+        self._spool.seek(0)
+        action = f"copying the staged rows into {self.target}"
+        with self.dialect.translate_errors(f"INSERT INTO {self.target} SELECT … FROM "
+                                           "<staging file>", action):
+            reader = pa.ipc.open_stream(pa.PythonFile(self._spool, mode="r"))
+            inserted = self.dialect.insert_from_reader(self._session, self.table,
+                                                       self.schema, self.staging, reader)
+        if inserted != self._loaded:
+            raise DataError(f"row count check failed for {self.target}: {self._loaded} rows "
+                            f"staged, {inserted} inserted; nothing was written, the target "
+                            "is untouched")
 
     def _publish_statements(self) -> list[tuple[Any, str]]:
         """What the commit runs, decided inside its transaction (no ``IF [NOT] EXISTS``:
@@ -488,6 +540,8 @@ class TableWriter:
             statements.append((self.dialect.create_target(self.table, self.schema,
                                                           self._columns),
                                f"creating {self.target}"))
+        if self.dialect.staging == "spool":
+            return statements  # then _insert_spool
         statements += [
             (self.dialect.insert_select(self.table, self.schema, self.staging,
                                         staging_schema, names),
@@ -514,7 +568,7 @@ class TableWriter:
             staged_in_transaction, self._in_transaction = self._in_transaction, False
             with contextlib.suppress(Exception):
                 self.dialect.end_write(self._session, False)
-            if not staged_in_transaction and self.dialect.staging != "transaction":
+            if not staged_in_transaction and self.dialect.staging in ("temporary", "table"):
                 with contextlib.suppress(Exception):
                     self._run(self.dialect.drop_table(self.staging,
                                                       self.dialect.staging_schema(self.schema)),
@@ -523,6 +577,10 @@ class TableWriter:
         logger.info("aborted writing %s after %d rows", self.target, self._rows)
 
     def _close(self) -> None:
+        spool, self._spool, self._spool_writer = self._spool, None, None
+        if spool is not None:
+            with contextlib.suppress(Exception):
+                spool.close()
         close, self._close_session = self._close_session, None
         if close is not None:
             with contextlib.suppress(Exception):

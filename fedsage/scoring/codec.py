@@ -65,6 +65,43 @@ def check_features(schema: pa.Schema, features: list[str], content_type: str) ->
             )
 
 
+def to_numpy(column: pa.Array) -> Any:
+    """``column`` as a numpy array, without pyarrow's pandas shim where it can.
+
+    pyarrow's ``Array.to_numpy`` imports pandas when it is installed (a second and
+    40 MB the first time); an integer or floating point column without NULLs (every
+    feature column here: NULLs are refused first) is its data buffer, viewed as is.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    dtype = column.type
+    kind = "i" if pa.types.is_signed_integer(dtype) else \
+        "u" if pa.types.is_unsigned_integer(dtype) else \
+        "f" if pa.types.is_floating(dtype) else None
+    if kind is None or column.null_count:
+        return column.to_numpy(zero_copy_only=False)
+    width = dtype.bit_width // 8
+    return np.frombuffer(column.buffers()[1], dtype=np.dtype(f"<{kind}{width}"),
+                         count=len(column), offset=column.offset * width)
+
+
+def from_numpy(values: Any) -> pa.Array:
+    """A 1-D numpy array as an Arrow array, without pyarrow's pandas shim where it can.
+
+    ``pa.array(ndarray)`` imports pandas when it is installed; integers and floats (the
+    usual answers) are wrapped as a buffer instead, the same values and type.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    if values.dtype.kind in "iuf" and values.dtype.isnative:
+        data = np.ascontiguousarray(values)
+        return pa.Array.from_buffers(pa.from_numpy_dtype(data.dtype), len(data),
+                                     [None, pa.py_buffer(data)])
+    return pa.array(values)
+
+
 def _matrix(batch: pa.RecordBatch) -> Any:
     """The batch's columns as one 2-D numpy array (float64 unless all are integers)."""
     import numpy as np
@@ -74,7 +111,7 @@ def _matrix(batch: pa.RecordBatch) -> Any:
     for column in batch.columns:
         if pa.types.is_decimal(column.type):
             column = column.cast(pa.float64())
-        columns.append(column.to_numpy(zero_copy_only=False))
+        columns.append(to_numpy(column))
     if not columns:
         return np.empty((batch.num_rows, 0))
     return np.column_stack(columns)
@@ -191,7 +228,7 @@ def decode(body: bytes, content_type: str, rows: int) -> list[pa.Array]:
             )
         found = array.shape[0]
         matrix = array.reshape(found, 1) if array.ndim == 1 else array
-        columns = [pa.array(matrix[:, i]) for i in range(matrix.shape[1])]
+        columns = [from_numpy(matrix[:, i]) for i in range(matrix.shape[1])]
     if found != rows:
         raise DecodeError(f"the model answered {found} predictions for {rows} rows")
     return columns

@@ -214,7 +214,7 @@ def csv_like_matrix(batch: pa.RecordBatch) -> Any:
             text = column.cast(pa.string()).to_numpy(zero_copy_only=False)
             columns.append(np.asarray(text, dtype=object).astype(np.float64))
         else:
-            columns.append(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
+            columns.append(codec.to_numpy(column).astype(np.float64, copy=False))
     if not columns:
         return np.empty((batch.num_rows, 0), dtype=np.float32)
     matrix = np.empty((batch.num_rows, len(columns)), dtype=np.float32)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..data._arrow import empty_batch
 from ..errors import ConfigurationError, DataError
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ class Input:
     #: A whole table read (a scan, no query of the caller's): its engine needs little
     #: working memory of its own.
     table_scan: bool = False
+    #: The whole "table" read is a view (or may be one): its query may join or aggregate.
+    view: bool = False
 
     def close(self) -> None:
         """Stop reading (ends the database read's transaction)."""
@@ -90,6 +93,23 @@ def _projected(data: Any, columns: list[str] | None) -> Any:
     if len(columns) == len(names) or not set(columns) <= set(names):
         return data
     return conn.query(f"SELECT {', '.join(map(conn.dialect.quote, columns))} FROM {qualified}")
+
+
+def _is_view(table: Any) -> bool:
+    """Whether ``db.table(name)`` names a view (True too when it cannot tell cheaply: a
+    table of another schema than the connection's)."""
+    from ..data import DbConnection
+
+    conn = table.connection
+    if not isinstance(conn, DbConnection):
+        return False
+    if table.schema not in (None, conn.schema):
+        return True
+    try:
+        rows, _ = conn.get_view_by_name(table.name)
+    except DataError:  # a catalog it may not read: the larger room, to be safe
+        return True
+    return any(row[0] == table.name for row in rows)
 
 
 def check_input_kind(data: Any, connection: DbConnection | None, param: str = "data") -> None:
@@ -167,6 +187,7 @@ def open_input(
     if isinstance(data, str) and connection is not None and _file_format(data) is None:
         data = connection._source(data)  # a Table or a Query on the connection
     scan = isinstance(data, Table)
+    view = scan and _is_view(data)
     data = _projected(data, columns)
     if isinstance(data, Query):
         reader = data.connection
@@ -175,7 +196,7 @@ def open_input(
         from ..data import DbConnection
 
         conn = reader if isinstance(reader, DbConnection) else None
-        return Input(repr(data), schema, None, _closing(stream, batches), conn, scan)
+        return Input(repr(data), schema, None, _closing(stream, batches), conn, scan, view)
     fmt = _file_format(data)
     if fmt is not None:
         return _open_file(Path(data), fmt, columns)
@@ -250,7 +271,7 @@ def _open_file(path: Path, fmt: str, columns: list[str] | None = None) -> Input:
             batches: Iterator[pa.RecordBatch] = parquet.iter_batches(
                 batch_size=READ_ROWS, columns=columns
             )
-            first = list(itertools.islice(batches, 1)) or [pa.RecordBatch.from_pylist([], schema)]
+            first = list(itertools.islice(batches, 1)) or [empty_batch(schema)]
             return Input(
                 str(path), schema, parquet.metadata.num_rows, itertools.chain(first, batches)
             )
@@ -273,7 +294,7 @@ def _csv_batches(reader: Any, path: Path) -> Iterator[pa.RecordBatch]:
     except pa.ArrowInvalid as exc:
         raise DataError(f"cannot read CSV file {str(path)!r}: {exc}") from exc
     if empty:
-        yield pa.RecordBatch.from_pylist([], reader.schema)
+        yield empty_batch(reader.schema)
 
 
 @dataclass

@@ -477,16 +477,26 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _kill_writer_process(tmp_path: Path, url: str, schema: str | None) -> str:
-    """Run a writer in a real process, SIGKILL it mid-write; return its staging table."""
+def _kill_writer_process(tmp_path: Path, url: str, schema: str | None,
+                         spool_dir: Path | None = None) -> str:
+    """Run a writer in a real process, SIGKILL it mid-write; return its staging table.
+
+    With ``spool_dir`` (``TMPDIR`` of the child): check that the child holds its
+    staging file open there, with no name, before it is killed."""
     script = tmp_path / "child.py"
     script.write_text(_CHILD)
+    env = dict(os.environ, TMPDIR=str(spool_dir)) if spool_dir else None
     child = subprocess.Popen([sys.executable, str(script), url, schema or ""],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         staging = child.stdout.readline().strip() if child.stdout else ""
         assert "__fedsage_stage_" in staging, child.stderr.read() if child.stderr else ""
+        if spool_dir is not None:
+            fds = Path(f"/proc/{child.pid}/fd")
+            opened = [os.readlink(fd) for fd in fds.iterdir()]
+            assert [f for f in opened if f.startswith(str(spool_dir))], opened
+            assert list(spool_dir.iterdir()) == []  # open, but without a name
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=60)
@@ -499,11 +509,36 @@ def test_sigkilled_writer_process_duckdb(tmp_path: Path) -> None:
     with DbConnection.from_url(url) as db:
         _write(db, "fail", 0)
     # The writer process holds DuckDB's file lock: this process lets go while it runs.
-    staging = _kill_writer_process(tmp_path, url, None)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    staging = _kill_writer_process(tmp_path, url, None, spool)
     with DbConnection.from_url(url) as db:
         assert _rows(db) == _expected(0)
         every, _ = db.execute_query("SELECT database_name, table_name FROM duckdb_tables()")
         assert every == [(tmp_path.joinpath("killed").name, "SCORES")], staging
+    assert list(spool.iterdir()) == []  # the staging file went with the process
+
+
+def test_duckdb_stages_outside_its_memory(tmp_path: Path) -> None:
+    """DuckDB runs in this process: staged rows go to a file, not to a table in its
+    buffer pool (where they would stay until the commit)."""
+    schema = pa.schema([("id", pa.int64()), ("prediction", pa.float64())])
+    ids = pa.array(range(300_000), pa.int64())
+    data = pa.table({"id": ids, "prediction": ids.cast(pa.float64())}, schema=schema)
+    with DbConnection.from_url(f"duckdb:///{tmp_path / 'm.duckdb'}") as db:
+        with TableWriter(db, "SCORES", arrow_schema=schema, buffer_rows=50_000) as writer:
+            writer.write(data)
+            writer.write(data)
+            held, _ = db.execute_query(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                "WHERE tag IN ('IN_MEMORY_TABLE', 'OVERFLOW_STRINGS')")
+            assert all(used == 0 for _, used in held), held
+            temporary, _ = db.execute_query("SELECT table_name FROM duckdb_tables() "
+                                            "WHERE temporary")
+            assert temporary == []
+            assert writer.commit(600_000) == 600_000
+        rows, _ = db.execute_query('SELECT count(*), sum("id") FROM "SCORES"')
+        assert rows == [(600_000, 2 * sum(range(300_000)))]
 
 
 def _pg_leftovers(dsn: str) -> tuple[list, list]:

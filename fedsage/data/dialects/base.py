@@ -532,6 +532,12 @@ class Dialect:
     #: ``"table"``
     #:     a named table beside the target, committed as it is loaded, dropped on abort
     #:     (a killed process leaves it behind).
+    #: ``"spool"``
+    #:     no table: an Arrow IPC stream in an unnamed temporary file of the writer's
+    #:     process (gone with it, however it ends), read back at commit by one
+    #:     ``INSERT … SELECT`` from it (:meth:`insert_from_reader`) in the publishing
+    #:     transaction.  For an engine in the caller's process (DuckDB), whose staged
+    #:     rows would otherwise sit in its memory until the commit.
     staging = "table"
     #: Schema of session-private ``TEMPORARY`` tables (``staging = "temporary"``).
     temp_schema: str | None = None
@@ -686,6 +692,12 @@ class Dialect:
         ``DEFAULT_VALUE`` among :data:`COLUMN_HEADERS`); no row: no such table."""
         return self.columns(name, schema, "table")
 
+    def insert_from_reader(self, conn: Any, name: str, schema: str | None, view: str,
+                           reader: pa.RecordBatchReader) -> int:
+        """``INSERT INTO`` the table every row of ``reader`` (``staging = "spool"``);
+        return the rows the engine inserted.  ``view`` is a free name to scan it under."""
+        raise NotImplementedError(f"{self.name} does not stage in a spool file")
+
     def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """Bulk-load ``data`` into the staging table: ``executemany`` in chunks of rows.
 
@@ -731,9 +743,9 @@ def rebatch(batches: Iterable[pa.RecordBatch], batch_rows: int,
             empty = False
             yield batch.slice(start, batch_rows)
     if empty:
-        import pyarrow as pa
+        from .._arrow import empty_batch
 
-        yield pa.RecordBatch.from_pylist([], schema=schema)
+        yield empty_batch(schema)
 
 
 def _shorten(sql: str, limit: int = 300) -> str:

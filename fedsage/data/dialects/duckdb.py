@@ -288,7 +288,7 @@ class DuckDBDialect(Dialect):
     def iter_arrow(self, conn: Any, sql: str, params: Any,
                    batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Stream the one SELECT parsed from ``sql`` through DuckDB's own Arrow export."""
-        import pyarrow as pa
+        from .._arrow import empty_batch
 
         statement = self._one_select(conn, sql)
         cursor = conn.cursor()
@@ -301,7 +301,7 @@ class DuckDBDialect(Dialect):
                     empty = False
                     yield batch
             if empty:
-                yield pa.RecordBatch.from_pylist([], schema=reader.schema)
+                yield empty_batch(reader.schema)
         finally:
             cursor.close()
 
@@ -370,12 +370,14 @@ class DuckDBDialect(Dialect):
 
     # -- writing (fedsage.data.writer) --------------------------------------------
 
-    # A TEMPORARY table, each load committed, and one INSERT ... SELECT at commit: rows
-    # staged inside one open transaction are held in memory until its commit (5M rows of
-    # scores kept ~320 MB more at the end), while a temporary table's blocks are the
-    # buffer pool's, and DuckDB writes a single large INSERT's row groups out as it goes.
-    staging = "temporary"
-    temp_schema = "temp"
+    # A spool file, and one INSERT ... SELECT from it at commit.  DuckDB runs in the
+    # caller's process, so wherever it staged, the caller held the rows: inside one open
+    # transaction until its commit (5M rows of scores kept ~320 MB more at the end), in a
+    # TEMPORARY table as in-memory blocks of the buffer pool (~100 MB for 5M rows, which
+    # pushed the scanned table's blocks out, then spilled to the temp directory once
+    # over memory_limit).  An Arrow IPC file costs a write to the page cache per load
+    # and is read back once, as the temporary table was.
+    staging = "spool"
 
     def writer_session(self, conn: Any,
                        reopen: Callable[[], tuple[Any, Callable[[], None]]]
@@ -420,6 +422,20 @@ class DuckDBDialect(Dialect):
         ).where(c.c.database_name == func.current_database(),
                 c.c.schema_name == self._schema_filter(schema),
                 c.c.table_name == name).order_by(c.c.column_index)
+
+    def insert_from_reader(self, conn: Any, name: str, schema: str | None, view: str,
+                           reader: pa.RecordBatchReader) -> int:
+        """Scan ``reader`` registered as ``view``: one ``INSERT … SELECT``, in the order
+        read; the count is the one DuckDB's ``INSERT`` returns."""
+        sql, params = self.compile(self.insert_select(name, schema, view, None,
+                                                      reader.schema.names))
+        conn.register(view, reader)
+        try:
+            row = conn.execute(sql, params).fetchone()
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                conn.unregister(view)
+        return int(row[0]) if row else 0
 
     def load_arrow(self, conn: Any, name: str, schema: str | None, data: pa.Table) -> None:
         """Insert by scanning the registered Arrow table: one statement per batch."""
