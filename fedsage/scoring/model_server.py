@@ -179,6 +179,9 @@ def temporary_endpoint(
             workers=workers,
             env=env,
             max_body=max_body,
+            # Its warm parent would stop with it: a running one saves the imports, a new
+            # one would cost its start (0.7 s here) and its memory for nothing.
+            warm_start=False,
         )
         created = True
         client = _client_for(description)

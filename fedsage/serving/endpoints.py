@@ -168,6 +168,7 @@ def create_endpoint(
     max_body: int = DEFAULT_MAX_BODY,
     ready_timeout: float = 120.0,
     preload: bool | None = None,
+    warm_start: bool = True,
 ) -> dict[str, Any]:
     """Unpack a model, start a detached model server for it and wait until it is healthy.
 
@@ -200,6 +201,9 @@ def create_endpoint(
         Load the model once in a zygote and fork the workers from it; ``False`` makes
         every worker load its own copy (for models that are not safe to fork).  Default:
         true unless the environment variable ``FEDSAGE_SERVING_PRELOAD`` is ``0``.
+    warm_start : bool, default=True
+        Start the runtime's warm parent if none runs (see :mod:`fedsage.serving.warm`);
+        ``False`` uses a running one only, for a server that lives as long as one task.
 
     Returns
     -------
@@ -255,6 +259,7 @@ def create_endpoint(
             state_file=str(folder / "state.json"),
             preload=_preload() if preload is None else preload,
             warm=True,
+            warm_start=warm_start,
             runtime=runtime.framework_version,
         )
         from .warm import with_address

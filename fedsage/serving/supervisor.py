@@ -107,6 +107,11 @@ class ServerConfig:
         :mod:`fedsage.serving.warm`), so that the libraries are imported once per
         runtime instead of once per endpoint.  Only with ``preload``; a zygote that a
         warm parent cannot give is started as a fresh interpreter.
+    warm_start : bool
+        Start the warm parent when none runs (default).  ``False``: use the runtime's
+        warm parent only if one is running, else start the zygote cold; for a server
+        that lives only as long as one task (batch scoring), whose warm parent would
+        stop with it: starting one would cost its start and memory for nothing.
     warm_address : dict or None
         Where that warm parent lives (``key``, ``socket``, ``modules``), filled in by
         :func:`fedsage.serving.warm.with_address` where the config is written; when it is
@@ -130,6 +135,7 @@ class ServerConfig:
     state_file: str | None = None
     preload: bool = True
     warm: bool = False
+    warm_start: bool = True
     warm_address: dict[str, str] | None = None
     runtime: str = ""
 
@@ -432,7 +438,8 @@ class Supervisor:
         try:
             address = WarmAddress(**given) if given else None
             found = ensure_warm_parent(
-                self.config.python, env, self.config.runtime, WORKER_PATH, address
+                self.config.python, env, self.config.runtime, WORKER_PATH, address,
+                start=self.config.warm_start,
             )
         except Exception as exc:  # a broken home or registry must not stop the endpoint
             log.warning("no warm parent (%s)", exc)

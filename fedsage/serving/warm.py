@@ -235,6 +235,8 @@ def ensure_warm_parent(
     runtime: str,
     worker_path: Path,
     address: WarmAddress | None = None,
+    *,
+    start: bool = True,
 ) -> tuple[str, subprocess.Popen[bytes] | None] | None:
     """The socket of the warm parent for ``python`` and ``env``, started now if none runs.
 
@@ -251,13 +253,16 @@ def ensure_warm_parent(
     address : WarmAddress, optional
         Where the warm parent lives, as :func:`warm_address` gave it to the process that
         wrote the config; worked out here when missing.
+    start : bool, default=True
+        Start one when none runs; ``False``: only a running one is used.
 
     Returns
     -------
     tuple or None
         ``(socket path, process)``: the process when this call started it (the caller
         reaps it), else None; or None when warm parents are off or cannot be used here
-        (the caller starts its zygote as a fresh interpreter).
+        (the caller starts its zygote as a fresh interpreter), or when none runs and
+        ``start`` is false.
     """
     if address is None:
         address = warm_address(python, env)
@@ -268,6 +273,9 @@ def ensure_warm_parent(
     path = Path(address.socket)
     if _owner(path) is not None:
         return str(path), None
+    if not start:
+        log.info("no warm parent runs for %s; starting the zygote cold", runtime or python)
+        return None
     folder = home_dir("warm", address.key)
     with open_private(folder / "warm.log", "ab") as out:
         proc = subprocess.Popen(

@@ -24,6 +24,7 @@ from fedsage.serving.supervisor import ServerConfig
 from fedsage.serving.warm import list_warm_parents, warm_key, with_address
 
 from .conftest import make_tar, wait_until
+from .test_warm import _parent, _zygote
 
 SCRIPT = """
 def model_fn(model_dir):
@@ -78,6 +79,25 @@ def _zygote_env(config: dict) -> dict[str, str]:
 
     server = ServerConfig.from_json(json.dumps(config))
     return worker_env(server, worker_count(server))
+
+
+def test_a_temporary_server_uses_a_running_warm_parent_but_starts_none(
+    home: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    tar = make_tar(model_dir, tmp_path / "model.tar.gz")
+
+    def deploy(name: str, **extra: bool) -> dict:
+        return create_endpoint(name, model_tar=tar, code_tar=None, program="serve.py",
+                               runtime=host_runtime(), workers=1, **extra)
+
+    alone = deploy("alone", warm_start=False)
+    assert list_warm_parents() == []
+    assert _parent(_zygote(alone)) == alone["Local"]["pid"]  # a cold zygote of its own
+    deploy("keeper")
+    (warm,) = list_warm_parents()
+    joined = deploy("joined", warm_start=False)
+    assert _parent(_zygote(joined)) == warm["Pid"]
+    assert [p["Pid"] for p in list_warm_parents()] == [warm["Pid"]]
 
 
 def test_a_config_without_an_address_still_gets_its_warm_parent(
