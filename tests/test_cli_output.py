@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -84,3 +87,19 @@ def test_pairs_are_aligned_and_values_never_cut(capsys: pytest.CaptureFixture[st
     print_pairs([("EndpointName", "e"), ("Local.dir", long)])
     assert capsys.readouterr().out.splitlines() == [
         "EndpointName   e", f"Local.dir      {long}"]
+
+
+def test_a_reader_that_goes_away_stops_the_output_without_a_traceback(tmp_path: Path) -> None:
+    # ``fedsage runtimes list | head -1``: the pipe closes before fedsage writes.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fedsage", "runtimes", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"FEDSAGE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    error = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141, error
+    assert error == ""

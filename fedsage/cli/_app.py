@@ -119,10 +119,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit code: 0 done, 1 a fedsage error (``error: ...`` on stderr), 2 a usage
-        error (the usage line and ``fedsage ...: error: ...`` on stderr).
+        error (the usage line and ``fedsage ...: error: ...`` on stderr), 141 when the
+        reader of the output went away (``fedsage runtimes list | head -3``), as for a
+        program stopped by ``SIGPIPE``, without a traceback.
     """
     try:
-        return _run(list(sys.argv[1:] if argv is None else argv))
+        try:
+            return _run(list(sys.argv[1:] if argv is None else argv))
+        finally:
+            sys.stdout.flush()
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
@@ -131,5 +136,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("Aborted!\n")
         return 1
+    except BrokenPipeError:
+        _drop_stdout()
+        return _SIGPIPE_EXIT
+
+
+_SIGPIPE_EXIT = 128 + 13
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's own flush at exit, which
+    would hit the closed pipe again, writes nowhere instead of printing an error."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (a test's capture)
+        pass
     finally:
-        sys.stdout.flush()
+        os.close(devnull)
