@@ -6,6 +6,7 @@ instead``, followed by the fix where there is one.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,12 @@ __all__ = [
     "check_logs",
     "check_mode",
     "check_positive_int",
+    "resolve_mode",
 ]
 
 MODES = ("local", "aws")
+#: The environment variable that picks the mode when none is passed.
+MODE_ENV = "FEDSAGE_MODE"
 LOG_CHOICES = ("All", "None", "Training", "Rules")
 _ML_INSTANCE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 _GPU_FAMILIES = ("ml.p2.", "ml.p3.", "ml.p4", "ml.p5", "ml.g4", "ml.g5", "ml.g6")
@@ -39,6 +43,11 @@ def check_mode(mode: str | None, caller: str) -> str:
             "mode", caller, "'local' or 'aws' (or set FEDSAGE_MODE)", mode,
         )
     return mode
+
+
+def resolve_mode(mode: str | None, caller: str = "DwcSagemaker") -> str:
+    """``mode`` if given, else ``FEDSAGE_MODE``, else ``local``; checked."""
+    return check_mode(mode or os.environ.get(MODE_ENV) or "local", caller)
 
 
 def check_bool(value: Any, param: str, caller: str) -> bool:

@@ -6,9 +6,7 @@ the demo all go through it and then only call the :class:`Backend` interface.
 
 from __future__ import annotations
 
-import os
-
-from .._validation import check_mode
+from .._validation import MODE_ENV, resolve_mode
 from .base import Backend, Capabilities, KymaInputs, TrainingRequest
 
 __all__ = [
@@ -20,13 +18,6 @@ __all__ = [
     "get",
     "resolve_mode",
 ]
-
-MODE_ENV = "FEDSAGE_MODE"
-
-
-def resolve_mode(mode: str | None, caller: str = "DwcSagemaker") -> str:
-    """``mode`` if given, else ``FEDSAGE_MODE``, else ``local``; checked."""
-    return check_mode(mode or os.environ.get(MODE_ENV) or "local", caller)
 
 
 def get(

@@ -87,12 +87,9 @@ def _listing(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[
     does, without importing the backends (training, storage, channels): they are most of
     this command's start-up.
     """
-    import os
+    from .._validation import resolve_mode
 
-    from .._validation import check_mode
-
-    if check_mode(args.mode or os.environ.get("FEDSAGE_MODE") or "local",
-                  "fedsage endpoints") == "local":
+    if resolve_mode(args.mode, "fedsage endpoints") == "local":
         from ..serving import endpoints, warm
 
         return endpoints.list_endpoints(), warm.list_warm_parents()
