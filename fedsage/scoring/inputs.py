@@ -49,6 +49,7 @@ class Input:
     #: working memory of its own.
     table_scan: bool = False
     #: The whole "table" read is a view (or may be one): its query may join or aggregate.
+    #: Looked up only where it matters, on an engine whose memory is capped (DuckDB).
     view: bool = False
 
     def close(self) -> None:
@@ -97,11 +98,12 @@ def _projected(data: Any, columns: list[str] | None) -> Any:
 
 def _is_view(table: Any) -> bool:
     """Whether ``db.table(name)`` names a view (True too when it cannot tell cheaply: a
-    table of another schema than the connection's)."""
+    table of another schema than the connection's).  False without a catalog query on
+    an engine whose memory is not capped while scoring: nothing depends on it there."""
     from ..data import DbConnection
 
     conn = table.connection
-    if not isinstance(conn, DbConnection):
+    if not isinstance(conn, DbConnection) or not conn.dialect.caps_memory:
         return False
     if table.schema not in (None, conn.schema):
         return True

@@ -71,6 +71,8 @@ class Dialect:
     has_copy_csv = False
     #: Whether :meth:`write_parquet` writes Parquet with the engine's own writer.
     has_native_parquet = False
+    #: Whether the engine runs in this process and :meth:`bounded_memory` caps its memory.
+    caps_memory = False
     #: The identifier quote when it is ``"`` doubled inside names (as the SQLAlchemy
     #: preparer of PostgreSQL, DuckDB, SQLite and HANA quotes); ``None``: ask the preparer.
     quote_char: str | None = None

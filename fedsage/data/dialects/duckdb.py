@@ -216,6 +216,8 @@ class DuckDBDialect(Dialect):
     def end(self, conn: Any, ok: bool) -> None:
         """Nothing to do: fedsage runs DuckDB statements in autocommit mode."""
 
+    caps_memory = True
+
     @contextlib.contextmanager
     def bounded_memory(self, conn: Any, limit: int) -> Iterator[bool]:
         """Lower ``memory_limit`` to ``limit`` bytes while the block runs, then ``RESET`` it.
