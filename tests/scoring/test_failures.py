@@ -142,13 +142,25 @@ def test_lost_database_connection(pg_server, pg_schema, dwc, trained):
         dsn = f"host=127.0.0.1 port={pg_server.port} user=fedsage password=fedsage dbname=postgres"
 
         def cut(_: dict[str, Any]) -> None:
+            # Cut once the writer has written (a session holds a transaction id): a cut
+            # timed only from "in service" can land, under load, while the whole 50-row
+            # input is read and before the writer has connected, and then nothing fails.
             with psycopg.connect(dsn, autocommit=True) as admin:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    writing = admin.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                        " AND backend_type = 'client backend' AND backend_xid IS NOT NULL"
+                    ).fetchone()
+                    if writing and writing[0]:
+                        break
+                    time.sleep(0.02)
                 admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
                 )
 
-        thread = _while_scoring(cut, 1.0)
+        thread = _while_scoring(cut, 0.0)
         with pytest.raises((DataError, ScoringError)):
             _score(dwc, trained, db)
         thread.join(5)
