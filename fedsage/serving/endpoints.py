@@ -213,7 +213,8 @@ def create_endpoint(
     Raises
     ------
     ConfigurationError
-        If the name or a count is invalid.
+        If the name or a count is invalid, or ``FEDSAGE_READ_TIMEOUT`` /
+        ``FEDSAGE_KEEPALIVE_TIMEOUT`` (in ``env`` or ours) is not a positive number.
     EndpointError
         If the name is in use, an archive is unsafe, or the server does not become healthy
         (the message carries the end of the server log).
@@ -221,6 +222,12 @@ def create_endpoint(
     _check_name(name)
     if instance_count < 1 or (workers is not None and workers < 1):
         raise ConfigurationError("instance_count and workers must be at least 1")
+    from ._worker.fedsage_worker.protocol import connection_limits
+
+    try:  # the workers read these; refuse a bad value here rather than in the server log
+        connection_limits({**os.environ, **runtime.env, **(env or {})})
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
     per_instance = workers or max(1, (os.cpu_count() or 1) // instance_count)
     now = time.time()
     try:

@@ -5,9 +5,10 @@ Settings come from the SageMaker serving variables (``SAGEMAKER_PROGRAM``,
 ``SAGEMAKER_SUBMIT_DIRECTORY``, ``SAGEMAKER_MODEL_SERVER_TIMEOUT``,
 ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``, ``SAGEMAKER_CONTAINER_LOG_LEVEL``) plus
 ``FEDSAGE_MAX_BODY`` (bytes), ``FEDSAGE_DEBUG``, ``FEDSAGE_ALLOWED_HOSTS`` (the ``Host``
-names answered, ``*`` for any; see ``protocol.allowed_hosts``) and ``FEDSAGE_HANG_GRACE``
+names answered, ``*`` for any; see ``protocol.allowed_hosts``), ``FEDSAGE_HANG_GRACE``
 (seconds beyond the request timeout after which the zygote kills a worker whose event
-loop stopped beating; default 10).
+loop stopped beating; default 10), ``FEDSAGE_READ_TIMEOUT`` and
+``FEDSAGE_KEEPALIVE_TIMEOUT`` (see ``protocol.ConnectionLimits``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 from typing import Callable, Mapping
 
 from . import DEFAULT_MAX_BODY
-from .protocol import allowed_hosts, run
+from .protocol import allowed_hosts, connection_limits, run
 from .service import freeze_heap, load_service
 from .zygote import Zygote
 
@@ -50,7 +51,10 @@ def run_zygote(
     max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
     hosts = allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS"))
     hang_grace = float(env.get("FEDSAGE_HANG_GRACE", "10"))
-    zygote = Zygote(control, model_dir, timeout, max_body, hang_grace, hosts, on_loaded=on_loaded)
+    limits = connection_limits(env)
+    zygote = Zygote(
+        control, model_dir, timeout, max_body, hang_grace, hosts, on_loaded=on_loaded, limits=limits
+    )
     return zygote.serve()
 
 
@@ -81,8 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(env)
     timeout = float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
     max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
+    limits = connection_limits(env)
     sock = socket.socket(fileno=args.fd)
     service = load_service(args.model_dir, env)
     freeze_heap()
-    run(sock, service, timeout, max_body, hosts=allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS")))
+    run(
+        sock,
+        service,
+        timeout,
+        max_body,
+        hosts=allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS")),
+        limits=limits,
+    )
     return 0

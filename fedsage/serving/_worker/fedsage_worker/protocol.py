@@ -4,9 +4,14 @@
 order), ``Content-Length`` and chunked bodies, ``Expect: 100-continue``.  Every part of a
 request is bounded before it is buffered: a line (request line, header, chunk size,
 trailer) at ``MAX_LINE`` bytes, the head at ``MAX_HEAD`` bytes, the body (the sum of the
-chunks when chunked) at the server's ``max_body``.  A server on a loopback address
-answers only requests whose ``Host`` names it (``WorkerServer.hosts``), so that a web
-page cannot reach it through DNS rebinding.
+chunks when chunked) at the server's ``max_body``.  So is the time a client may hold a
+connection (``ConnectionLimits``): a request must arrive whole within the read timeout
+of its first byte (408 after), and a connection with nothing in progress closes after
+the keep-alive timeout.  A client that sends requests without reading the answers
+stops being read once the answers waiting for it pass asyncio's write-buffer mark, so
+a worker never holds more than about one request and that buffer for it.  A server on
+a loopback address answers only requests whose ``Host`` names it
+(``WorkerServer.hosts``), so that a web page cannot reach it through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import signal
 import socket
 import struct
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 from . import DEFAULT_MAX_BODY
 from .framing import recv_message
@@ -63,6 +68,7 @@ _ROUTES = {
 }
 _ERROR_NAMES = {
     400: "BadRequest",
+    408: "RequestTimeout",
     413: "PayloadTooLarge",
     421: "MisdirectedRequest",
     431: "HeadersTooLarge",
@@ -70,6 +76,59 @@ _ERROR_NAMES = {
 }
 _SINGLE = frozenset((b"host", b"content-length", b"transfer-encoding"))
 _HEX = b"0123456789abcdefABCDEF"
+
+
+#: Seconds from a request's first byte to its last (``FEDSAGE_READ_TIMEOUT``).
+READ_TIMEOUT = 60.0
+#: Seconds a connection may wait for its next request (``FEDSAGE_KEEPALIVE_TIMEOUT``);
+#: longer than the 60 s idle time of common client pools, so a pool rarely reuses a
+#: connection the server is closing.
+KEEPALIVE_TIMEOUT = 75.0
+
+
+class ConnectionLimits(NamedTuple):
+    """How long a worker waits on a client (seconds).
+
+    Attributes
+    ----------
+    read_timeout : float
+        From the first byte of a request to its last; a request still incomplete then
+        is answered 408 and its connection closed.  It bounds a client that trickles a
+        request a byte at a time, which a timeout between reads would not.
+    keepalive_timeout : float
+        How long a connection with no request in progress (or whose client reads none
+        of the answers) stays open.
+    """
+
+    read_timeout: float = READ_TIMEOUT
+    keepalive_timeout: float = KEEPALIVE_TIMEOUT
+
+
+def connection_limits(env: Mapping[str, str]) -> ConnectionLimits:
+    """The limits set by ``FEDSAGE_READ_TIMEOUT`` and ``FEDSAGE_KEEPALIVE_TIMEOUT``.
+
+    Raises
+    ------
+    ValueError
+        When a variable is set to anything but a positive number of seconds.
+    """
+    values = []
+    for name, default in (
+        ("FEDSAGE_READ_TIMEOUT", READ_TIMEOUT),
+        ("FEDSAGE_KEEPALIVE_TIMEOUT", KEEPALIVE_TIMEOUT),
+    ):
+        text = env.get(name, "").strip()
+        try:
+            value = float(text) if text else default
+        except ValueError:
+            value = -1.0
+        if not value > 0 or value == float("inf"):
+            raise ValueError(
+                f"{name} must be a positive number of seconds, not {text!r}; "
+                f"unset it for {default:g}s"
+            )
+        values.append(value)
+    return ConnectionLimits(*values)
 
 
 def allowed_hosts(setting: str | None) -> frozenset[bytes] | None:
@@ -282,6 +341,9 @@ class HttpProtocol(asyncio.Protocol):
         self.server = server
         self.transport: Any = None
         self.buf = bytearray()
+        self.last = time.monotonic()  # when the client last sent or read something
+        self.began: float | None = None  # when the request in progress began to arrive
+        self.paused = False  # the client is not reading: neither read nor answer more
         self.continued = False
         self.scanned = 0  # where in buf to go on looking for the end of the head
         self.host: bytes | None = None  # the last Host value accepted on this connection
@@ -303,19 +365,65 @@ class HttpProtocol(asyncio.Protocol):
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
+        self.last = now = time.monotonic()
+        if self.began is None:
+            self.began = now
         self.buf += data
+        self._serve()
+
+    def pause_writing(self) -> None:
+        # The answers waiting for this client passed the transport's mark: stop reading
+        # its requests (and answering them) until it has read them.
+        self.paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.last = time.monotonic()
+        if self.transport is not None:
+            self.transport.resume_reading()
+            self._serve()
+
+    def _serve(self) -> None:
+        """Answer the complete requests in the buffer, in order, while the client reads."""
         try:
-            while self.transport is not None and self.buf and self._one_request():
+            while (
+                self.transport is not None and self.buf and not self.paused and self._one_request()
+            ):
                 pass
         except HttpError as exc:
             self._send_error(exc.status, exc.message)
         except Exception:
             log.exception("cannot parse a request")
             self._send_error(400, "malformed request")
+        if self.idle():
+            self.began = None
 
     def idle(self) -> bool:
         """True between requests (nothing buffered, no body on its way)."""
         return not self.buf and self.request is None
+
+    def expire(self, now: float, limits: ConnectionLimits) -> None:
+        """Close the connection if its client has overstayed ``limits`` at ``now``."""
+        transport = self.transport
+        if transport is None:
+            return
+        if self.paused:
+            if now - self.last > limits.keepalive_timeout:
+                log.info("closing a connection whose client reads no answers")
+                transport.abort()  # close() would wait for the client to read
+                self.transport = None
+        elif self.began is not None:
+            if now - self.began > limits.read_timeout:
+                self._send_error(
+                    408,
+                    f"the request did not arrive within {limits.read_timeout:g}s of its "
+                    "first byte; send it whole, or raise FEDSAGE_READ_TIMEOUT",
+                )
+        elif now - self.last > limits.keepalive_timeout:
+            transport.close()
+            self.transport = None
 
     def _send_error(self, status: int, message: str) -> None:
         if self.transport is not None:
@@ -353,6 +461,7 @@ class HttpProtocol(asyncio.Protocol):
         keep_alive = keep_alive and not self.server.draining
         response = self.server.dispatch(method, target, headers, body)
         self.transport.write(render(response, keep_alive, method == b"HEAD"))
+        self.last = self.began = time.monotonic()  # the next request, if any, begins now
         _yield_cpu()
         if not keep_alive:
             self.transport.close()
@@ -453,6 +562,8 @@ class WorkerServer:
         The largest request body in bytes (413 above).
     hosts : frozenset of bytes or None
         The ``Host`` names answered (see ``allowed_hosts``); None: any name.
+    limits : ConnectionLimits
+        How long a client may take to send a request, and keep a connection idle.
     """
 
     def __init__(
@@ -461,14 +572,21 @@ class WorkerServer:
         timeout: float = 60.0,
         max_body: int = DEFAULT_MAX_BODY,
         hosts: frozenset[bytes] | None = allowed_hosts(None),
+        limits: ConnectionLimits = ConnectionLimits(),
     ) -> None:
         self.service = service
         self.timeout = timeout
         self.max_body = max_body
         self.hosts = hosts
+        self.limits = limits
         self.host_list = sorted(f"[{n.decode()}]" if b":" in n else n.decode() for n in hosts or ())
         self.connections: set[HttpProtocol] = set()
         self.draining = False
+
+    def expire(self, now: float) -> None:
+        """Close the connections whose clients overstayed the limits."""
+        for proto in list(self.connections):
+            proto.expire(now, self.limits)
 
     def dispatch(
         self, method: bytes, target: bytes, headers: dict[bytes, bytes], body: bytes
@@ -573,6 +691,7 @@ def run(
     heartbeat: tuple[mmap.mmap, int] | None = None,
     channel: socket.socket | None = None,
     hosts: frozenset[bytes] | None = allowed_hosts(None),
+    limits: ConnectionLimits = ConnectionLimits(),
 ) -> None:
     """Serve until SIGTERM/SIGINT or the parent's death.
 
@@ -581,11 +700,12 @@ def run(
     which hands each accepted connection over that socket.  ``heartbeat`` is
     ``(shared_mmap, slot)``: the time written there every 0.5 s lets the zygote tell a
     hung worker from a busy one, and hand new connections to idle workers first.
-    ``hosts`` are the ``Host`` names answered (None: any).
+    ``hosts`` are the ``Host`` names answered (None: any); ``limits`` how long a client
+    may take (checked with the heartbeat, so up to 0.5 s late).
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    server = WorkerServer(service, timeout, max_body, hosts)
+    server = WorkerServer(service, timeout, max_body, hosts, limits)
     stop = loop.create_future()
     parent = os.getppid()
 
@@ -599,6 +719,7 @@ def run(
             request_stop()
             return
         beat(heartbeat)
+        server.expire(time.monotonic())
         loop.call_later(0.5, tick)
 
     signal.signal(signal.SIGALRM, _on_alarm)

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .framing import recv_message, send_message
-from .protocol import allowed_hosts, run
+from .protocol import ConnectionLimits, allowed_hosts, run
 from .service import freeze_heap, load_service
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ class Zygote:
     on_loaded : callable, optional
         Called once the model is loaded, before the first worker is forked (a warm
         parent's zygote reports the modules it imported).
+    limits : ConnectionLimits
+        How long the workers wait on a client.
     """
 
     def __init__(
@@ -88,8 +90,10 @@ class Zygote:
         hang_grace: float = 10.0,
         hosts: frozenset[bytes] | None = allowed_hosts(None),
         on_loaded: Callable[[], None] | None = None,
+        limits: ConnectionLimits = ConnectionLimits(),
     ) -> None:
         self.on_loaded = on_loaded
+        self.limits = limits
         self.control: socket.socket | None = control
         self.model_dir = model_dir
         self.timeout = timeout
@@ -196,6 +200,7 @@ class Zygote:
                     heartbeat=(self.beats, slot),
                     channel=theirs,
                     hosts=self.hosts,
+                    limits=self.limits,
                 )
                 code = 0
             except BaseException:
