@@ -52,6 +52,8 @@ def predict_fn(data, model):
         raise RuntimeError("the model blew up")
     if data[0, 0] == 777:
         time.sleep(30)
+    if data[0, 0] == 555:
+        time.sleep(0.6)
     return model.predict_proba(data)
 
 def output_fn(prediction, accept):

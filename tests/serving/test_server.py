@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,21 @@ def test_timeout_is_504_and_worker_survives(custom_server: Server) -> None:
     answer = httpx.post(custom_server.url + "/invocations", content=b"777|1|1|1", headers=headers)
     assert answer.status_code == 504
     assert httpx.get(custom_server.url + "/ping").status_code == 200
+
+
+def test_alarm_of_an_earlier_request_does_not_end_the_next(custom_server: Server) -> None:
+    """The per-request alarm outlives the request that armed it: when it goes off during
+    a later request that is within its own time (1 s here), that request goes on."""
+    headers = {"Content-Type": "application/vnd.pipe"}
+    time.sleep(1.1)  # whatever alarm an earlier test left has gone off
+    with httpx.Client(base_url=custom_server.url) as client:
+        assert client.post("/invocations", content=b"1|1|1|1", headers=headers).status_code == 200
+        time.sleep(0.6)  # the alarm armed just now goes off 0.4 s into the next request
+        began = time.monotonic()
+        answer = client.post("/invocations", content=b"555|1|1|1", headers=headers)
+        took = time.monotonic() - began
+    assert answer.status_code == 200, answer.text
+    assert took >= 0.6
 
 
 def test_configured_body_limit(custom_server: Server) -> None:

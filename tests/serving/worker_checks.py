@@ -392,6 +392,24 @@ def check_csv_decoder_matches_the_image():
     assert fast > 600, fast  # many generated bodies took the fast path
 
 
+def check_csv_one_row_matches_the_image():
+    """One-line bodies (the one-row request's short road) decode as the image's do."""
+    import random
+
+    rng = random.Random(20261202)
+    short = 0
+    for _ in range(3000):
+        fields = [_number(rng) for _ in range(rng.randrange(1, 7))]
+        if rng.random() < 0.3:
+            fields[rng.randrange(len(fields))] = rng.choice(_ODD_FIELDS)
+        text = ",".join(fields) + rng.choice(["", "", "\n", "\n\n", "\r\n"])
+        if rng.random() < 0.03:
+            text = "\ufeff" + text
+        assert _outcome(W.codecs.csv_to_numpy, text) == _outcome(_image_csv, text), repr(text)
+        short += W.codecs._one_row(text) is not None
+    assert short > 1000, short  # most took the short road
+
+
 def check_csv_decoder_long_fields():
     limit = W.codecs._CSV_FIELD_LIMIT
     for text in (

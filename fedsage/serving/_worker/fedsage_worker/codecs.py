@@ -36,8 +36,8 @@ def csv_rows(text: str) -> list[list[str]]:
     )
 
 
-# Bodies shorter than this take the general path: below it, numpy's fixed cost per call
-# is more than the general path's whole cost (a one-row request stays as fast as it was).
+# Bodies shorter than this skip _numeric_csv, whose numpy calls cost more than they save
+# there: one line of numbers takes _one_row, anything else the general path.
 _FAST_MIN = 256
 # numpy 1.x converts a nested list row by row, several times slower than a flat list;
 # numpy 2 converts the nested list faster than flattening it first costs.
@@ -46,11 +46,32 @@ _FLATTEN_JSON = int(np.__version__.split(".")[0]) < 2
 
 def csv_to_numpy(text: str, dtype: Any = None) -> np.ndarray:
     """``np.array(rows).squeeze().astype(dtype)`` of the CSV rows, as the image decodes CSV."""
-    if dtype is None and len(text) >= _FAST_MIN:
-        array = _numeric_csv(text)
+    if dtype is None:
+        array = _numeric_csv(text) if len(text) >= _FAST_MIN else _one_row(text)
         if array is not None:
             return array
     return np.array(csv_rows(text)).squeeze().astype(dtype)
+
+
+def _one_row(text: str) -> np.ndarray | None:
+    """What ``csv_to_numpy(text)`` returns for one line of numbers; None: not sure.
+
+    The short road of a one-row request: the fields of a line the general path would
+    split with ``str.split`` (see ``_numeric_csv``) go through ``float()``, as numpy's
+    cast of the strings would; anything else, and a field ``float()`` refuses, takes
+    the general path.
+    """
+    line = text[:-1] if text.endswith("\n") else text
+    if not line or not line.isascii() or "\n" in line or '"' in line or "\r" in line:
+        return None
+    if "\0" in line:
+        return None
+    try:
+        values = [float(field) for field in line.split(",")]
+    except ValueError:
+        return None
+    # squeeze() of the general path: one field is a 0-d array, a row a 1-d one
+    return np.array(values if len(values) > 1 else values[0])
 
 
 def _numeric_csv(text: str) -> np.ndarray | None:

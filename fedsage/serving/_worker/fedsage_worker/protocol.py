@@ -334,6 +334,41 @@ def _check_repeats(lines: list[bytes]) -> None:
 _yield_cpu: Callable[[], Any] = getattr(os, "sched_yield", lambda: None)
 
 
+#: How many distinct request heads a worker keeps parsed, each of at most
+#: ``_HEAD_CACHE_BYTES`` (a client's usual head is 100-400 bytes): 256 KiB at most.
+_HEAD_CACHE = 256
+_HEAD_CACHE_BYTES = 1024
+
+
+def parse_head(raw: bytes) -> tuple[bytes, bytes, bytes, dict[bytes, bytes]]:
+    """``(method, target, version, headers)`` of a request head (CRLFs, no blank line).
+
+    Header names are lower case, values stripped.
+
+    Raises
+    ------
+    HttpError
+        400 for a malformed request line or header line, or a repeated ``Host``,
+        ``Content-Length`` or ``Transfer-Encoding``; 400/431 for a line over ``MAX_LINE``.
+    """
+    lines = raw.split(b"\r\n")
+    if len(raw) > MAX_LINE:  # only then can a line be too long
+        _check_line_lengths(lines)
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
+        raise HttpError(400, "malformed request line")
+    method, target, version = parts
+    headers: dict[bytes, bytes] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip():
+            raise HttpError(400, "malformed header line")
+        headers[name.lower()] = value.strip()
+    if len(headers) < len(lines) - 1:  # some name came twice
+        _check_repeats(lines)
+    return method, target, version, headers
+
+
 class HttpProtocol(asyncio.Protocol):
     """One keep-alive connection; requests are answered in order, synchronously."""
 
@@ -490,21 +525,16 @@ class HttpProtocol(asyncio.Protocol):
         self.scanned = 0
         if head_end + 4 > MAX_HEAD:
             raise HttpError(431, f"the request head is larger than {MAX_HEAD} bytes")
-        lines = bytes(buf[:head_end]).split(b"\r\n")
-        if head_end > MAX_LINE:  # only then can a line be too long
-            _check_line_lengths(lines)
-        parts = lines[0].split(b" ")
-        if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-            raise HttpError(400, "malformed request line")
-        method, target, version = parts
-        headers: dict[bytes, bytes] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name != name.strip():
-                raise HttpError(400, "malformed header line")
-            headers[name.lower()] = value.strip()
-        if len(headers) < len(lines) - 1:  # some name came twice
-            _check_repeats(lines)
+        raw = bytes(buf[:head_end])
+        heads = self.server.heads
+        parsed = heads.get(raw)
+        if parsed is None:
+            parsed = parse_head(raw)
+            if len(raw) <= _HEAD_CACHE_BYTES:
+                if len(heads) >= _HEAD_CACHE:
+                    heads.clear()
+                heads[raw] = parsed
+        method, target, version, headers = parsed
         host = headers.get(b"host")
         if host is None or host != self.host:  # checked once per connection and name
             self._check_host(host, version)
@@ -582,6 +612,11 @@ class WorkerServer:
         self.host_list = sorted(f"[{n.decode()}]" if b":" in n else n.decode() for n in hosts or ())
         self.connections: set[HttpProtocol] = set()
         self.draining = False
+        self.deadline: float | None = None  # of the request being answered
+        self.armed = False  # a SIGALRM is pending
+        # Parsed request heads by their bytes: a keep-alive client sends the same head
+        # again and again (only Content-Length changes with the body).  Never mutated.
+        self.heads: dict[bytes, tuple[bytes, bytes, bytes, dict[bytes, bytes]]] = {}
 
     def expire(self, now: float) -> None:
         """Close the connections whose clients overstayed the limits."""
@@ -605,7 +640,13 @@ class WorkerServer:
             response = error_response(405, "MethodNotAllowed", f"use {names}")
             response.headers["Allow"] = ", ".join(m.decode() for m in allowed)
             return response
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        # One alarm serves many requests: it is armed only when none is pending, and
+        # on_alarm re-arms it for the request then running (two system calls a request
+        # saved, a tenth of a one-row request's own time).
+        self.deadline = time.monotonic() + self.timeout
+        if not self.armed:
+            self.armed = True
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
             if path == b"/invocations":
                 content_type = headers.get(b"contenttype") or headers.get(b"content-type")
@@ -624,15 +665,24 @@ class WorkerServer:
                 504, "Timeout", f"the model did not answer within {self.timeout}s"
             )
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            self.deadline = None
+
+    def on_alarm(self, signum: int, frame: Any) -> None:
+        """SIGALRM: end the running request if it is past its deadline, else wait on."""
+        self.armed = False
+        deadline = self.deadline
+        if deadline is None:  # armed by a request that has ended
+            return
+        left = deadline - time.monotonic()
+        if left > 0:
+            self.armed = True
+            signal.setitimer(signal.ITIMER_REAL, left)
+            return
+        raise Timeout()
 
 
 class Timeout(BaseException):
     """Raised by SIGALRM in the middle of a request that took too long."""
-
-
-def _on_alarm(signum: int, frame: Any) -> None:
-    raise Timeout()
 
 
 async def _drain(server: WorkerServer, grace: float) -> None:
@@ -722,7 +772,7 @@ def run(
         server.expire(time.monotonic())
         loop.call_later(0.5, tick)
 
-    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGALRM, server.on_alarm)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop)
     stop_accepting: Callable[[], None]
