@@ -37,11 +37,10 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._process import alive, process_start
+from .._pid import alive, process_start
 from ._worker.fedsage_worker import DEFAULT_MAX_BODY
 from ._worker.fedsage_worker.framing import recv_json, recv_message, send_json, send_message
 
@@ -68,9 +67,14 @@ _WARM_TIMEOUT = 120.0  # seconds to wait for a warm parent's zygote (it may be i
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-@dataclass
 class ServerConfig:
     """Everything a model server needs; JSON-serialisable so a detached server can read it.
+
+    A plain class, not a dataclass: the supervisor process keeps what it imports for its
+    endpoint's whole life, and ``dataclasses`` brings ``inspect``, ``ast``, ``dis`` and
+    ``tokenize`` (about 1 MiB of private memory).  The constructor takes the attributes
+    below as arguments, ``model_dir`` first (``env`` defaults to a new empty dict); ``==``
+    compares them all.
 
     Attributes
     ----------
@@ -121,32 +125,72 @@ class ServerConfig:
         The runtime's name in listings (its framework version).
     """
 
-    model_dir: str
-    python: str = sys.executable
-    code_dir: str | None = None
-    program: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 0
-    workers: int | None = None
-    timeout: float = 60.0
-    max_body: int = DEFAULT_MAX_BODY
-    debug: bool = False
-    env: dict[str, str] = field(default_factory=dict)
-    state_file: str | None = None
-    preload: bool = True
-    warm: bool = False
-    warm_start: bool = True
-    warm_address: dict[str, str] | None = None
-    runtime: str = ""
+
+    def __init__(
+        self,
+        model_dir: str,
+        python: str = sys.executable,
+        code_dir: str | None = None,
+        program: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        workers: int | None = None,
+        timeout: float = 60.0,
+        max_body: int = DEFAULT_MAX_BODY,
+        debug: bool = False,
+        env: dict[str, str] | None = None,
+        state_file: str | None = None,
+        preload: bool = True,
+        warm: bool = False,
+        warm_start: bool = True,
+        warm_address: dict[str, str] | None = None,
+        runtime: str = "",
+    ) -> None:
+        self.model_dir = model_dir
+        self.python = python
+        self.code_dir = code_dir
+        self.program = program
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.timeout = timeout
+        self.max_body = max_body
+        self.debug = debug
+        self.env: dict[str, str] = {} if env is None else env
+        self.state_file = state_file
+        self.preload = preload
+        self.warm = warm
+        self.warm_start = warm_start
+        self.warm_address = warm_address
+        self.runtime = runtime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a dict of plain values (the constructor's keyword arguments)."""
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in vars(self).items()}
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with ``changes`` applied (as :func:`dataclasses.replace` would)."""
+        return type(self)(**{**vars(self), **changes})
 
     def to_json(self) -> str:
         """Serialise to JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ServerConfig:
         """Build from :meth:`to_json` output."""
         return cls(**json.loads(text))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
 
 
 def is_loopback_host(host: str) -> bool:
