@@ -22,7 +22,7 @@ so a supervisor, which lives as long as its endpoint, imports neither ``hashlib`
 (OpenSSL) nor the registry (SQLite): about 3 MiB less for every endpoint.  For the same
 reason :mod:`fedsage._home` (``tempfile``, ``shutil`` ...) and :mod:`fedsage._process`
 (``dataclasses``) are imported inside the functions that need them: a supervisor that joins
-a running warm parent needs neither, only the one that starts it does.
+a running warm parent needs neither, and the one that starts it only ``_home``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .._pid import process_start
 
 if TYPE_CHECKING:
     from .supervisor import ServerConfig
@@ -282,7 +284,6 @@ def ensure_warm_parent(
         log.info("no warm parent runs for %s; starting the zygote cold", runtime or python)
         return None
     from .._home import PRIVATE_UMASK, home_dir, open_private, write_json_atomic
-    from .._process import ProcessIdentity
 
     folder = home_dir("warm", address.key)
     with open_private(folder / "warm.log", "ab") as out:
@@ -316,7 +317,8 @@ def ensure_warm_parent(
         "Runtime": runtime,
         "Python": python,
         "Pid": owner,
-        "Process": ProcessIdentity.of(owner).to_dict(),
+        # ProcessIdentity.of(owner).to_dict(), without importing dataclasses here
+        "Process": {"pid": owner, "start": process_start(owner)},
         "CreationTime": time.time(),
         "Socket": str(path),
         "Log": str(folder / "warm.log"),
