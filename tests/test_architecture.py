@@ -25,7 +25,7 @@ IN_RUNTIME = ("serving/_worker", "runtimes/_inside", "builtin/_inside", "demo_as
 LAYERS = {
     "errors": 0,
     "_validation": 1, "_home": 1, "_archive": 1, "_log": 1, "_html": 1, "_progress": 1,
-    "_aws_errors": 1,
+    "_aws_errors": 1, "_pid": 1,
     "_process": 2,
     "storage": 3, "runtimes": 3, "data": 3,
     "channels": 4, "training": 4, "serving": 4,

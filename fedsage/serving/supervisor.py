@@ -24,7 +24,6 @@ main loop then asks every worker to drain and stops the stragglers by PID.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import json
@@ -37,11 +36,10 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._process import alive, process_start
+from .._pid import alive, process_start
 from ._worker.fedsage_worker import DEFAULT_MAX_BODY
 from ._worker.fedsage_worker.framing import recv_json, recv_message, send_json, send_message
 
@@ -68,9 +66,14 @@ _WARM_TIMEOUT = 120.0  # seconds to wait for a warm parent's zygote (it may be i
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-@dataclass
 class ServerConfig:
     """Everything a model server needs; JSON-serialisable so a detached server can read it.
+
+    A plain class, not a dataclass: the supervisor process keeps what it imports for its
+    endpoint's whole life, and ``dataclasses`` brings ``inspect``, ``ast``, ``dis`` and
+    ``tokenize`` (about 1 MiB of private memory).  The constructor takes the attributes
+    below as arguments, ``model_dir`` first (``env`` defaults to a new empty dict); ``==``
+    compares them all.
 
     Attributes
     ----------
@@ -121,32 +124,72 @@ class ServerConfig:
         The runtime's name in listings (its framework version).
     """
 
-    model_dir: str
-    python: str = sys.executable
-    code_dir: str | None = None
-    program: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 0
-    workers: int | None = None
-    timeout: float = 60.0
-    max_body: int = DEFAULT_MAX_BODY
-    debug: bool = False
-    env: dict[str, str] = field(default_factory=dict)
-    state_file: str | None = None
-    preload: bool = True
-    warm: bool = False
-    warm_start: bool = True
-    warm_address: dict[str, str] | None = None
-    runtime: str = ""
+
+    def __init__(
+        self,
+        model_dir: str,
+        python: str = sys.executable,
+        code_dir: str | None = None,
+        program: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        workers: int | None = None,
+        timeout: float = 60.0,
+        max_body: int = DEFAULT_MAX_BODY,
+        debug: bool = False,
+        env: dict[str, str] | None = None,
+        state_file: str | None = None,
+        preload: bool = True,
+        warm: bool = False,
+        warm_start: bool = True,
+        warm_address: dict[str, str] | None = None,
+        runtime: str = "",
+    ) -> None:
+        self.model_dir = model_dir
+        self.python = python
+        self.code_dir = code_dir
+        self.program = program
+        self.host = host
+        self.port = port
+        self.workers = workers
+        self.timeout = timeout
+        self.max_body = max_body
+        self.debug = debug
+        self.env: dict[str, str] = {} if env is None else env
+        self.state_file = state_file
+        self.preload = preload
+        self.warm = warm
+        self.warm_start = warm_start
+        self.warm_address = warm_address
+        self.runtime = runtime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a dict of plain values (the constructor's keyword arguments)."""
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in vars(self).items()}
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with ``changes`` applied (as :func:`dataclasses.replace` would)."""
+        return type(self)(**{**vars(self), **changes})
 
     def to_json(self) -> str:
         """Serialise to JSON text."""
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ServerConfig:
         """Build from :meth:`to_json` output."""
         return cls(**json.loads(text))
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
 
 
 def is_loopback_host(host: str) -> bool:
@@ -711,12 +754,28 @@ def serve(config: ServerConfig) -> int:
     return Supervisor(config).run()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m fedsage.serving.supervisor --config FILE``."""
+def _config_arg(argv: list[str]) -> str:
+    """FILE of ``--config FILE``; any other command line goes to :mod:`argparse`.
+
+    The command line fedsage writes, exactly ``--config FILE`` (FILE not starting with
+    ``-``), is read directly: argparse, with the ``shutil`` (``bz2``, ``lzma``) and
+    ``gettext`` its help formatter imports, would stay in the supervisor for its
+    endpoint's whole life (about 0.4 MiB).  Everything else (``--help``, ``--config=FILE``,
+    mistakes) gets argparse's answers and errors, as before.
+    """
+    if len(argv) == 2 and argv[0] == "--config" and not argv[1].startswith("-"):
+        return argv[1]  # what argparse returns for this command line
+    import argparse
+
     parser = argparse.ArgumentParser(description="fedsage model-server supervisor")
     parser.add_argument("--config", required=True, help="a ServerConfig as JSON")
-    args = parser.parse_args(argv)
-    config = ServerConfig.from_json(Path(args.config).read_text(encoding="utf-8"))
+    return str(parser.parse_args(argv).config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fedsage.serving.supervisor --config FILE``."""
+    path = _config_arg(sys.argv[1:] if argv is None else argv)
+    config = ServerConfig.from_json(Path(path).read_text(encoding="utf-8"))
     logging.basicConfig(
         level=logging.DEBUG if config.debug else logging.INFO,
         stream=sys.stderr,

@@ -19,13 +19,15 @@ learned module lists live beside those folders.  ``FEDSAGE_WARM=0`` turns them o
 
 The process that writes an endpoint's config decides the address (:func:`with_address`),
 so a supervisor, which lives as long as its endpoint, imports neither ``hashlib``
-(OpenSSL) nor the registry (SQLite): about 3 MiB less for every endpoint.
+(OpenSSL) nor the registry (SQLite): about 3 MiB less for every endpoint.  For the same
+reason :mod:`fedsage._home` (``tempfile``, ``shutil`` ...) and :mod:`fedsage._process`
+(``dataclasses``) are imported inside the functions that need them: a supervisor that joins
+a running warm parent needs neither, and the one that starts it only ``_home``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import os
@@ -37,8 +39,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .._home import PRIVATE_UMASK, fedsage_home, home_dir, open_private, write_json_atomic
-from .._process import ProcessIdentity
+from .._pid import process_start
 
 if TYPE_CHECKING:
     from .supervisor import ServerConfig
@@ -149,6 +150,8 @@ def warm_address(python: str, env: Mapping[str, str]) -> WarmAddress | None:
     """
     if not warm_enabled():
         return None
+    from .._home import home_dir
+
     key = warm_key(python, env)
     path = _socket_path(home_dir("warm", key), key)
     if path is None:
@@ -178,10 +181,12 @@ def with_address(config: ServerConfig) -> ServerConfig:
     address = warm_address(config.python, worker_env(config, worker_count(config)))
     if address is None:
         return config
-    return dataclasses.replace(config, warm_address=address._asdict())
+    return config.replace(warm_address=address._asdict())
 
 
 def _record_path(key: str) -> Path:
+    from .._home import home_dir
+
     return home_dir("warm", key) / _RECORD
 
 
@@ -211,6 +216,8 @@ def _socket_path(folder: Path, key: str) -> Path | None:
         return path
     import stat
     import tempfile
+
+    from .._home import fedsage_home
 
     private = Path(tempfile.gettempdir()) / f"fedsage-{os.getuid()}"
     with contextlib.suppress(FileExistsError):
@@ -276,6 +283,8 @@ def ensure_warm_parent(
     if not start:
         log.info("no warm parent runs for %s; starting the zygote cold", runtime or python)
         return None
+    from .._home import PRIVATE_UMASK, home_dir, open_private, write_json_atomic
+
     folder = home_dir("warm", address.key)
     with open_private(folder / "warm.log", "ab") as out:
         proc = subprocess.Popen(
@@ -308,7 +317,8 @@ def ensure_warm_parent(
         "Runtime": runtime,
         "Python": python,
         "Pid": owner,
-        "Process": ProcessIdentity.of(owner).to_dict(),
+        # ProcessIdentity.of(owner).to_dict(), without importing dataclasses here
+        "Process": {"pid": owner, "start": process_start(owner)},
         "CreationTime": time.time(),
         "Socket": str(path),
         "Log": str(folder / "warm.log"),
@@ -331,6 +341,9 @@ def list_warm_parents() -> list[dict[str, Any]]:
         ``Name`` (the key), ``Runtime``, ``Python``, ``Pid``, ``CreationTime`` (epoch
         seconds), ``Log``.
     """
+    from .._home import home_dir
+    from .._process import ProcessIdentity
+
     running = []
     for path in home_dir("warm").glob(f"*/{_RECORD}"):
         try:

@@ -2,18 +2,21 @@
 
 A supervisor lives as long as its endpoint; what it imports it keeps.  These tests check
 that a deployed endpoint's supervisor maps neither OpenSSL's hashing nor SQLite, that a
-config without an address still gets its warm parent, and that the listing of warm
-parents reads their ``parent.json`` files safely.
+supervisor imports neither ``dataclasses`` nor ``argparse`` (and one that joins a running warm parent not
+fedsage's home helpers either), that a config without an address still gets its warm
+parent, and that the listing of warm parents reads their ``parent.json`` files safely.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,6 +82,64 @@ def _zygote_env(config: dict) -> dict[str, str]:
 
     server = ServerConfig.from_json(json.dumps(config))
     return worker_env(server, worker_count(server))
+
+
+# What ServerConfig as a dataclass (about 1 MiB) and argparse's help formatter (shutil,
+# bz2, lzma, gettext: about 0.4 MiB) brought into every supervisor, for its whole life.
+_HEAVY = {"dataclasses", "inspect", "ast", "dis", "argparse", "gettext"}
+# What starting a warm parent needs (fedsage._home: tempfile, which imports shutil).
+_HOME = {"fedsage._home", "fedsage._process", "tempfile", "shutil"}
+
+
+@contextlib.contextmanager
+def _supervisor(folder: Path, **settings: Any) -> Iterator[Callable[[], set[str]]]:
+    """A real supervisor under ``-X importtime``, in service; yields: the modules it imported.
+
+    ``-X importtime`` is a flag of this interpreter only (not of the zygote or workers it
+    starts), so every ``import time:`` line in the log is the supervisor's, lazy imports
+    included.
+    """
+    folder.mkdir()
+    state = folder / "state.json"
+    config = ServerConfig(state_file=str(state), **settings)
+    (folder / "config.json").write_text(with_address(config).to_json())
+    log = folder / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-X", "importtime", "-m", "fedsage.serving.supervisor",
+             "--config", str(folder / "config.json")], stdout=out, stderr=subprocess.STDOUT,
+        )
+
+    def imported() -> set[str]:
+        lines = log.read_text(errors="replace").splitlines()
+        return {line.rsplit("|", 1)[1].strip() for line in lines
+                if line.startswith("import time:") and "|" in line}
+
+    try:
+        wait_until(lambda: state.exists() and json.loads(state.read_text())["status"] == "InService",
+                   60)
+        yield imported
+    finally:
+        stop_process(proc.pid, None, grace=10.0)
+        proc.wait(timeout=15)
+
+
+def test_a_supervisor_imports_no_dataclasses_nor_argparse_and_one_joining_a_warm_parent_no_home(
+    home: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    settings = {"model_dir": str(model_dir), "code_dir": str(model_dir), "program": "serve.py",
+                "workers": 1, "env": dict(host_runtime().env), "warm": True, "runtime": "host"}
+    with _supervisor(tmp_path / "first", **settings) as first:
+        (warm,) = list_warm_parents()  # the first supervisor started it
+        with _supervisor(tmp_path / "joining", **settings) as joining:
+            assert [p["Pid"] for p in list_warm_parents()] == [warm["Pid"]]
+            joined = joining()
+        started = first()
+    # the log is read right: the warm module is imported only once the zygote is asked for
+    assert "fedsage.serving.warm" in started & joined
+    assert not started & _HEAVY, sorted(started & _HEAVY)
+    assert not joined & (_HEAVY | _HOME), sorted(joined & (_HEAVY | _HOME))
+    wait_until(lambda: not alive(warm["Pid"]), 15)  # it stops with its last supervisor
 
 
 def test_a_temporary_server_uses_a_running_warm_parent_but_starts_none(
@@ -150,3 +211,28 @@ def test_warm_parent_listing_skips_stopped_and_unreadable_records(home: Path) ->
     (listed,) = list_warm_parents()
     assert listed["Pid"] == os.getpid() and "Socket" not in listed and "Process" not in listed
     assert (stopped / "parent.json").exists()  # skipped, not removed
+
+
+@pytest.mark.parametrize(
+    "argv", [["--config", "c.json"], ["--config", ""], ["--config=c.json"], ["--conf", "c.json"]]
+)
+def test_the_supervisors_command_line_reads_as_argparse_reads_it(argv: list[str]) -> None:
+    import argparse
+
+    from fedsage.serving.supervisor import _config_arg
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    assert _config_arg(argv) == parser.parse_args(argv).config
+
+
+@pytest.mark.parametrize("argv", [[], ["--config"], ["--config", "-x"], ["c.json"]])
+def test_a_wrong_supervisor_command_line_gets_argparses_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fedsage.serving.supervisor import _config_arg
+
+    with pytest.raises(SystemExit) as exited:
+        _config_arg(argv)
+    assert exited.value.code == 2
+    assert "usage:" in capsys.readouterr().err
