@@ -59,6 +59,11 @@ def csv_to_numpy(text: str, dtype: Any = None) -> np.ndarray:
     return np.array(csv_rows(text)).squeeze().astype(dtype)
 
 
+def _plain_ascii(text: str) -> bool:
+    """ASCII without quotes, CRs or NULs: text ``csv.reader`` cuts as ``str.split`` does."""
+    return text.isascii() and '"' not in text and "\r" not in text and "\0" not in text
+
+
 def _one_row(text: str) -> np.ndarray | None:
     """What ``csv_to_numpy(text)`` returns for one line of numbers; None: not sure.
 
@@ -68,9 +73,7 @@ def _one_row(text: str) -> np.ndarray | None:
     the general path.
     """
     line = text[:-1] if text.endswith("\n") else text
-    if not line or not line.isascii() or "\n" in line or '"' in line or "\r" in line:
-        return None
-    if "\0" in line:
+    if not line or "\n" in line or not _plain_ascii(line):
         return None
     try:
         values = [float(field) for field in line.split(",")]
@@ -92,7 +95,7 @@ def _numeric_csv(text: str) -> np.ndarray | None:
     general path, so every error (ragged rows, a header, NaN text, a BOM) is the one it
     always was.
     """
-    if not text.isascii() or '"' in text or "\r" in text or "\0" in text:
+    if not _plain_ascii(text):
         return None
     raw = text.encode("ascii")
     size = len(raw) - 1 if raw.endswith(b"\n") else len(raw)  # csv drops one final newline
