@@ -18,10 +18,10 @@ import logging
 import os
 import socket
 import sys
-from typing import Callable, Mapping
+from typing import Callable, Mapping, NamedTuple
 
 from . import DEFAULT_MAX_BODY
-from .protocol import allowed_hosts, connection_limits, run
+from .protocol import ConnectionLimits, allowed_hosts, connection_limits, run
 from .service import freeze_heap, load_service
 from .zygote import Zygote
 
@@ -39,6 +39,25 @@ def configure_logging(env: Mapping[str, str]) -> None:
     )
 
 
+class ServerSettings(NamedTuple):
+    """What every worker of an endpoint reads from its environment."""
+
+    timeout: float
+    max_body: int
+    hosts: frozenset[bytes] | None
+    limits: ConnectionLimits
+
+
+def server_settings(env: Mapping[str, str]) -> ServerSettings:
+    """The request timeout, body limit, ``Host`` names and connection limits of ``env``."""
+    return ServerSettings(
+        float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60")),
+        int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY))),
+        allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS")),
+        connection_limits(env),
+    )
+
+
 def run_zygote(
     control: socket.socket,
     model_dir: str,
@@ -47,13 +66,17 @@ def run_zygote(
 ) -> int:
     """Run a zygote on ``control`` with the settings of ``env``; return the exit code."""
     configure_logging(env)
-    timeout = float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
-    max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
-    hosts = allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS"))
+    settings = server_settings(env)
     hang_grace = float(env.get("FEDSAGE_HANG_GRACE", "10"))
-    limits = connection_limits(env)
     zygote = Zygote(
-        control, model_dir, timeout, max_body, hang_grace, hosts, on_loaded=on_loaded, limits=limits
+        control,
+        model_dir,
+        settings.timeout,
+        settings.max_body,
+        hang_grace,
+        settings.hosts,
+        on_loaded=on_loaded,
+        limits=settings.limits,
     )
     return zygote.serve()
 
@@ -83,18 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.control is not None:
         return run_zygote(socket.socket(fileno=args.control), args.model_dir, env)
     configure_logging(env)
-    timeout = float(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "60"))
-    max_body = int(env.get("FEDSAGE_MAX_BODY", str(DEFAULT_MAX_BODY)))
-    limits = connection_limits(env)
+    settings = server_settings(env)
     sock = socket.socket(fileno=args.fd)
     service = load_service(args.model_dir, env)
     freeze_heap()
     run(
         sock,
         service,
-        timeout,
-        max_body,
-        hosts=allowed_hosts(env.get("FEDSAGE_ALLOWED_HOSTS")),
-        limits=limits,
+        settings.timeout,
+        settings.max_body,
+        hosts=settings.hosts,
+        limits=settings.limits,
     )
     return 0
