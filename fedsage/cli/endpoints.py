@@ -170,7 +170,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from .._archive import extract_safely
     from ..errors import FedsageError
-    from ..serving.supervisor import ServerConfig, is_loopback_host, serve
+    from ..serving.supervisor import ServerConfig, check_worker_env, is_loopback_host, serve
     from ._common import warn
 
     model: Path = args.model
@@ -206,6 +206,10 @@ def serve_command(args: argparse.Namespace) -> int:
             warm=True,
             runtime="host" if python is None else "",
         )
+        try:
+            check_worker_env(config.env)
+        except FedsageError as exc:
+            raise fail(exc) from None
         if not is_loopback_host(host):
             warn(
                 f"{host or 'every address'} is not a loopback address: the endpoint has "

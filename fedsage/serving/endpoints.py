@@ -222,12 +222,9 @@ def create_endpoint(
     _check_name(name)
     if instance_count < 1 or (workers is not None and workers < 1):
         raise ConfigurationError("instance_count and workers must be at least 1")
-    from ._worker.fedsage_worker.protocol import connection_limits
+    from .supervisor import check_worker_env
 
-    try:  # the workers read these; refuse a bad value here rather than in the server log
-        connection_limits({**os.environ, **runtime.env, **(env or {})})
-    except ValueError as exc:
-        raise ConfigurationError(str(exc)) from None
+    check_worker_env({**runtime.env, **(env or {})})  # here, not in the server's log
     per_instance = workers or max(1, (os.cpu_count() or 1) // instance_count)
     now = time.time()
     try:

@@ -235,6 +235,28 @@ def worker_count(config: ServerConfig) -> int:
     return max(1, int(config.workers or os.cpu_count() or 1))
 
 
+def check_worker_env(extra: dict[str, str]) -> None:
+    """Refuse, before a server starts, a setting its workers would fail on.
+
+    The workers read ``FEDSAGE_READ_TIMEOUT`` and ``FEDSAGE_KEEPALIVE_TIMEOUT`` from
+    our environment with ``extra`` (a config's ``env``) over it, as :func:`worker_env`
+    builds theirs.  Called by the process that starts a server, never by a supervisor
+    (the worker's protocol module imports asyncio).
+
+    Raises
+    ------
+    ConfigurationError
+        When one of them is not a positive number of seconds (the message names it).
+    """
+    from ..errors import ConfigurationError
+    from ._worker.fedsage_worker.protocol import connection_limits
+
+    try:
+        connection_limits({**os.environ, **extra})
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
 def worker_env(config: ServerConfig, workers: int) -> dict[str, str]:
     """The environment of a worker: ours minus Python path variables, plus serving settings.
 

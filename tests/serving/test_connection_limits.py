@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,6 +104,21 @@ def test_create_endpoint_refuses_a_bad_setting(
         )
     assert list_endpoints() == []
     assert not (tmp_path / "home" / "endpoints" / "bad-limits").exists()
+
+
+def test_serve_refuses_a_bad_setting(np_model_dir: Path) -> None:
+    """``fedsage serve`` checks them as ``create_endpoint`` does, before it listens."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fedsage", "serve", str(np_model_dir), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "FEDSAGE_READ_TIMEOUT": "-5"},
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FEDSAGE_READ_TIMEOUT must be a positive number" in done.stderr, done.stderr
+    assert "worker" not in done.stderr, done.stderr  # refused before any process started
 
 
 # ---------------------------------------------------------------- timeouts
